@@ -1,0 +1,350 @@
+"""`mm`: the platform's command line for data engineers, analysts and ops."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mm_pipelines.config import ConfigError, Settings, repo_root
+
+app = typer.Typer(help="Market & Media data platform.", no_args_is_help=True, add_completion=False)
+events_app = typer.Typer(help="Generate and load canonical events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+# Readable tables when piped too (rich falls back to 80 columns without a terminal).
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+
+class UserError(Exception):
+    """A failure the user can fix: printed as one line plus what to do, exit code 1."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    )
+
+
+def _platform():
+    from mm_pipelines.platform import Platform
+
+    return Platform(Settings.from_env())
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME with the checkout's dagster.yaml, so runs from the CLI show up in `mm dev`."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    root = repo_root()
+    if root and (root / "dagster.yaml").exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(root / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@events_app.command("generate")
+def events_generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write ('-' for stdout).")] = Path("-"),
+    events: Annotated[int, typer.Option(help="Approximate number of events.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same events.")] = 7,
+    days: Annotated[int, typer.Option(help="Days of activity, from 2026-10-01.")] = 28,
+) -> None:
+    """Generate a realistic synthetic dataset of canonical events."""
+    from mm_pipelines.events.generator import generate_events, to_jsonl
+
+    data = generate_events(events=events, seed=seed, days=days)
+    if str(out) == "-":
+        sys.stdout.buffer.writelines(to_jsonl(data))
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        f.writelines(to_jsonl(data))
+    err.print(f"Wrote {len(data):,} events to {out}")
+
+
+@events_app.command("load")
+def events_load(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file of canonical events.")],
+    strict: Annotated[bool, typer.Option(help="Exit non-zero if any line was quarantined.")] = False,
+    force: Annotated[bool, typer.Option(help="Load even if this exact file was loaded before.")] = False,
+) -> None:
+    """Produce a file's valid events to the event bus; quarantine invalid lines with their reason."""
+    report = _load(file, force)
+    if report.quarantined and strict:
+        raise typer.Exit(1)
+
+
+def _load(file: Path, force: bool):
+    from mm_pipelines.events.loader import load_file
+
+    if not file.is_file():
+        raise UserError(f"{file}: no such file", "give the path of a JSON Lines file of canonical events")
+    platform = _platform()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"Loading {file.name}", total=None)
+            report = load_file(platform, file, force=force, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    finally:
+        platform.close()
+    if report.already_loaded_at:
+        err.print(f"{file}: already loaded at {report.already_loaded_at:%Y-%m-%d %H:%M:%S %Z} (sha256 {report.sha256[:12]}…); nothing produced. Use --force to load it again.")
+        return report
+    table = Table(title=f"Loaded {file}")
+    for col in ("lines", "produced", "quarantined", "topic"):
+        table.add_column(col, justify="right" if col != "topic" else "left")
+    table.add_row(f"{report.lines:,}", f"{report.produced:,}", f"{len(report.quarantined):,}", platform.settings.events_topic)
+    err.print(table)
+    if report.quarantined:
+        reasons = Table(title="Quarantined lines (raw.dead_letters)")
+        reasons.add_column("reason")
+        reasons.add_column("lines", justify="right")
+        reasons.add_column("first line numbers")
+        by_reason: dict[str, list[int]] = {}
+        for line, reason in report.quarantined:
+            by_reason.setdefault(reason, []).append(line)
+        for reason, lines in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            reasons.add_row(reason, f"{len(lines):,}", ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else ""))
+        err.print(reasons)
+        err.print(f"Inspect them with: mm sql \"SELECT line, error, raw FROM raw.dead_letters WHERE file = '{report.file}' ORDER BY line\"")
+    return report
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run on the analytics store.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+) -> None:
+    """Run SQL on the analytics store and print the result."""
+    if format not in ("table", "csv", "json"):
+        raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
+    result = _platform().warehouse.query_arrow(query)
+    rows = result.to_pylist()
+    names = result.column_names
+    if format == "json":
+        sys.stdout.write(json.dumps(rows, default=str, indent=None) + "\n")
+    elif format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(names)
+        writer.writerows([[r[n] for n in names] for r in rows])
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*names)
+        for r in rows:
+            table.add_row(*("" if r[n] is None else str(r[n]) for n in names))
+        console.print(table)
+        err.print(f"{len(rows):,} row{'s' if len(rows) != 1 else ''}")
+
+
+# Step logs go to the run's event log (the UI shows them); the terminal gets warnings and errors only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@contextmanager
+def _stdout_to(path: Path):
+    """Send this process's stdout (dbt's log lines among it) to a file, at the descriptor level."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _execute(job_name: str | None, selection: str | None = None) -> bool:
+    """Run a job (or an asset selection) in this process on the local Dagster instance."""
+    from dagster import DagsterInstance, materialize
+
+    settings = Settings.from_env()
+    ensure_dagster_home(settings)
+    from mm_pipelines.definitions import defs
+
+    log = settings.home / "logs" / f"{job_name or 'materialize'}.log"
+    err.print(f"  step output: {log}")
+    with DagsterInstance.get() as instance, _stdout_to(log):
+        if job_name:
+            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+        else:
+            assets = list(defs.assets or []) + list(defs.asset_checks or [])
+            result = materialize(assets, selection=selection, instance=instance, resources=defs.resources, raise_on_error=False, run_config=QUIET)
+        failed_checks = [
+            e.event_specific_data
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+        ]
+        for check in failed_checks:
+            err.print(f"[red]check failed[/red] {check.asset_key.to_user_string()}:{check.check_name} {check.description or ''}")
+        if not result.success:
+            for e in result.all_events:
+                if e.is_step_failure:
+                    err.print(f"[red]step failed[/red] {e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}")
+        return result.success and not failed_checks
+
+
+@app.command("materialize")
+def materialize_cmd(
+    selection: Annotated[str, typer.Argument(help="Asset selection, e.g. '*', 'raw/events', 'marts/campaign_performance_daily', 'group:marts'.")] = "*",
+) -> None:
+    """Materialize assets (and run their checks) without the UI."""
+    if not _execute(None, selection):
+        raise UserError(f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs")
+
+
+def _summary(settings: Settings) -> Table:
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    rows = Warehouse(settings.clickhouse_url).query_rows(
+        """SELECT channel, sum(impressions), sum(clicks), sum(conversions), sum(revenue), any(revenue_currency)
+        FROM marts.campaign_performance_daily GROUP BY channel ORDER BY sum(revenue) DESC, channel"""
+    )
+    currency = rows[0][5] if rows else "USD"
+    table = Table(title="Campaign performance per channel (marts.campaign_performance_daily)")
+    for col in ("channel", "impressions", "clicks", "CTR", "conversions", f"revenue {currency}", "per conv."):
+        table.add_column(col, justify="left" if col == "channel" else "right", no_wrap=True)
+
+    def cells(imp, clk, conv, rev):
+        return (f"{imp:,}", f"{clk:,}", f"{clk / imp:.2%}" if imp else "–", f"{conv:,}", f"{rev:,.2f}", f"{rev / conv:,.2f}" if conv else "–")
+
+    totals = [0, 0, 0, Decimal(0)]
+    for channel, imp, clk, conv, rev, _ in rows:
+        totals = [totals[0] + imp, totals[1] + clk, totals[2] + conv, totals[3] + rev]
+        table.add_row(channel, *cells(imp, clk, conv, rev))
+    table.add_section()
+    table.add_row("total", *cells(*totals), style="bold")
+    return table
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="Approximate number of synthetic events.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same dataset, same numbers.")] = 7,
+) -> None:
+    """Generate a dataset, land it on the event bus, run the platform job, print campaign performance."""
+    from mm_pipelines.events.generator import generate_events, to_jsonl
+
+    settings = Settings.from_env()
+    config = Table(title="Platform", show_header=False)
+    for k, v in settings.describe().items():
+        config.add_row(k, v)
+    err.print(config)
+    dataset = settings.home / "demo" / f"events-seed{seed}-n{events}.jsonl"
+    started = time.perf_counter()
+    if not dataset.exists():
+        with err.status(f"Generating {events:,} synthetic events…"):
+            data = generate_events(events=events, seed=seed)
+            dataset.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dataset.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                f.writelines(to_jsonl(data))
+            tmp.replace(dataset)
+    err.print(f"[green]✓[/green] dataset {dataset}")
+    _load(dataset, force=False)
+    with err.status("Running platform_job: ingest → dbt build → data-quality checks…"):
+        ok = _execute("platform_job")
+    if not ok:
+        raise UserError("platform_job failed", "see the errors above; `mm dev` shows the run's logs")
+    err.print(f"[green]✓[/green] platform_job succeeded in {time.perf_counter() - started:.1f}s (all checks passed)")
+    console.print(_summary(settings))
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Open the Dagster UI (and daemon) on this platform."""
+    settings = Settings.from_env()
+    ensure_dagster_home(settings)
+    root = repo_root()
+    workspace = ["-w", str(root / "workspace.yaml")] if root else ["-m", "mm_pipelines.definitions"]
+    err.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
+    dagster = Path(sys.executable).parent / "dagster"
+    raise typer.Exit(subprocess.call([str(dagster), "dev", *workspace, "-h", host, "-p", str(port)], cwd=root or None))
+
+
+@app.command()
+def docs(
+    port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8580,
+    serve: Annotated[bool, typer.Option(help="Serve the site after generating it.")] = True,
+) -> None:
+    """Generate the dbt docs (model catalog and lineage) for analysts, and serve them."""
+    from mm_pipelines.config import dbt_project_dir
+    from mm_pipelines.resources import mm_dbt_executable
+
+    project = dbt_project_dir()
+    base = [mm_dbt_executable()]
+    flags = ["--project-dir", str(project), "--profiles-dir", str(project)]
+    if subprocess.call([*base, "docs", "generate", *flags]) != 0:
+        raise UserError("dbt docs generate failed", "run `mm materialize` first so every model exists, then retry")
+    err.print(f"Docs generated in {project / 'target'}")
+    if serve:
+        raise typer.Exit(subprocess.call([*base, "docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser", *flags]))
+
+
+@app.command()
+def config() -> None:
+    """Show where each backend lives (secrets redacted)."""
+    table = Table("backend", "location")
+    for k, v in Settings.from_env().describe().items():
+        table.add_row(k, v)
+    console.print(table)
+
+
+def main() -> None:
+    import click
+
+    from mm_pipelines.events.bus import EventBusError
+    from mm_pipelines.stores.clickhouse import WarehouseLockTimeout
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    try:
+        code = app(standalone_mode=False)
+    except click.ClickException as e:  # usage errors: click names the bad argument or option
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except UserError as e:
+        err.print(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""))
+        sys.exit(1)
+    except ConfigError as e:
+        err.print(f"[red]configuration error:[/red] {e}")
+        sys.exit(1)
+    except (EventBusError, WarehouseLockTimeout) as e:
+        err.print(f"[red]error:[/red] {e}")
+        sys.exit(1)
+    except Exception as e:
+        # A database error on user SQL is the user's to fix: one line, not a traceback.
+        if type(e).__module__.startswith("clickhouse_connect"):
+            first = str(e).strip().splitlines()[0]
+            err.print(f"[red]ClickHouse error:[/red] {first}\n  fix: check the SQL and table names (mm sql \"SHOW TABLES FROM marts\")")
+            sys.exit(1)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,23 @@
+"""The code location: every asset, check, job, sensor and resource of the platform."""
+
+from dagster import Definitions
+
+from mm_pipelines.assets.dbt import build_dbt_assets
+from mm_pipelines.assets.ingest import raw_events
+from mm_pipelines.checks.quality import quality_checks
+from mm_pipelines.jobs import ingest_job, platform_job
+from mm_pipelines.resources import build_resources
+from mm_pipelines.sensors.events import raw_events_sensor
+
+
+def build_definitions() -> Definitions:
+    return Definitions(
+        assets=[raw_events, build_dbt_assets()],
+        asset_checks=quality_checks,
+        jobs=[platform_job, ingest_job],
+        sensors=[raw_events_sensor],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,159 @@
+"""The canonical analytics event, and its validation as ClickHouse SQL.
+
+Validation runs inside ClickHouse over a whole batch of raw messages (ClickHouse parses JSON at
+millions of rows per CPU-second), so no Python object is built per event. The same expressions
+validate Kafka batches and files loaded with `mm events load`.
+"""
+
+from __future__ import annotations
+
+EVENT_TYPES = ("impression", "click", "conversion")
+SCHEMA_VERSION = 1
+
+KNOWN_FIELDS = (
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "user_id",
+    "channel",
+    "campaign_id",
+    "creative_id",
+    "asset_id",
+    "order_id",
+    "revenue",
+    "currency",
+    "sku",
+    "schema_version",
+)
+
+# Every field an event of any type must carry; touches also need their ad, conversions their order.
+REQUIRED_FIELDS = ("event_id", "event_type", "occurred_at", "user_id", "channel")
+REQUIRED_FOR_TOUCHES = ("campaign_id", "creative_id")
+REQUIRED_FOR_CONVERSIONS = ("order_id", "revenue", "currency")
+
+# Active ISO 4217 codes.
+CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
+    GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD
+    KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK
+    NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD
+    SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD
+    XOF XPF YER ZAR ZMW ZWG""".split()
+)
+
+# How far in the future an occurred_at may be (clock skew between producers and us).
+FUTURE_TOLERANCE_S = 300
+
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+# International (+CC …) or North-American ((555) 123-4567) phone numbers inside a JSON string.
+_PHONE = r"\"[^\"]*(\+\d{1,3}[ .-]?\(?\d{1,4}\)?([ .-]?\d{2,4}){2,4}|\(\d{3}\) ?\d{3}-\d{4})[^\"]*\""
+# Card numbers: 13–19 digits, optionally grouped by spaces or dashes, inside a JSON string.
+_CARD_CANDIDATES = r"\"[^\"]*?((?:\d[ -]?){12,18}\d)[^\"]*\""
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _luhn_valid_sql(digits: str) -> str:
+    """ClickHouse expression: does the digit string `digits` pass the Luhn check?"""
+    rev = f"arrayMap(c -> toUInt8OrZero(c), reverse(splitByString('', {digits})))"
+    summed = f"arraySum(arrayMap((d, i) -> if(i % 2 = 0, if(d * 2 > 9, d * 2 - 9, d * 2), d), {rev}, arrayEnumerate({rev})))"
+    return f"({summed} % 10 = 0)"
+
+
+def field_sql(col: str, name: str) -> str:
+    """A field as text: strings unquoted, numbers as written (never through a float)."""
+    return f"if(JSONType({col}, {_sql_str(name)}) = 'String', JSONExtractString({col}, {_sql_str(name)}), JSONExtractRaw({col}, {_sql_str(name)}))"
+
+
+def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
+    """ClickHouse expression giving '' for a valid event, else the first reason it is invalid."""
+    f = lambda name: field_sql(col, name)  # noqa: E731
+    has = lambda name: f"JSONHas({col}, {_sql_str(name)})"  # noqa: E731
+    present = lambda name: f"({has(name)} AND JSONType({col}, {_sql_str(name)}) != 'Null' AND {f(name)} != '')"  # noqa: E731
+    types = ", ".join(_sql_str(t) for t in EVENT_TYPES)
+    currencies = ", ".join(_sql_str(c) for c in sorted(CURRENCIES))
+    ts = f"parseDateTime64BestEffortOrNull({f('occurred_at')}, 3, 'UTC')"
+    revenue = f"toDecimal128OrNull({f('revenue')}, 10)"
+    card_digits = f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), extractAll({col}, {_sql_str(_CARD_CANDIDATES)}))"
+    clauses: list[tuple[str, str]] = [
+        (f"NOT isValidJSON({col})", "'malformed JSON: the message is not a JSON document'"),
+        (f"JSONType({col}) != 'Object'", "'malformed event: the message is JSON but not an object'"),
+    ]
+    for name in REQUIRED_FIELDS:
+        clauses.append((f"NOT {present(name)}", _sql_str(f"missing required field {name}")))
+    clauses += [
+        (
+            f"{f('event_type')} NOT IN ({types})",
+            f"concat('event_type ', {f('event_type')}, ' is not one of {', '.join(EVENT_TYPES)}')",
+        ),
+        (
+            f"NOT match({f('occurred_at')}, {_sql_str(_RFC3339)}) OR {ts} IS NULL",
+            f"concat('occurred_at ', {f('occurred_at')}, ' is not an RFC 3339 timestamp with a time zone')",
+        ),
+        (
+            f"{ts} > {now} + INTERVAL {FUTURE_TOLERANCE_S} SECOND",
+            f"concat('occurred_at ', {f('occurred_at')}, ' is in the future')",
+        ),
+    ]
+    for name in REQUIRED_FOR_TOUCHES:
+        clauses.append(
+            (f"{f('event_type')} != 'conversion' AND NOT {present(name)}", _sql_str(f"missing required field {name} for a touch event"))
+        )
+    for name in REQUIRED_FOR_CONVERSIONS:
+        clauses.append(
+            (f"{f('event_type')} = 'conversion' AND NOT {present(name)}", _sql_str(f"missing required field {name} for a conversion"))
+        )
+    clauses += [
+        (
+            f"{has('revenue')} AND JSONType({col}, 'revenue') != 'Null' AND ({revenue} IS NULL OR {revenue} < 0)",
+            f"concat('revenue ', {f('revenue')}, ' is not a non-negative decimal amount')",
+        ),
+        (
+            f"{present('currency')} AND {f('currency')} NOT IN ({currencies})",
+            f"concat('currency ', {f('currency')}, ' is not an ISO 4217 code')",
+        ),
+        (
+            f"{has('schema_version')} AND toUInt16OrNull({f('schema_version')}) IS NULL",
+            f"concat('schema_version ', {f('schema_version')}, ' is not a whole number')",
+        ),
+        (f"match({col}, {_sql_str(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
+        (f"match({col}, {_sql_str(_PHONE)})", "'PII: a phone number appears in the event'"),
+        (
+            f"arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
+            "'PII: a payment card number appears in the event'",
+        ),
+    ]
+    parts = []
+    for cond, reason in clauses:
+        parts += [cond, reason]
+    return f"multiIf({', '.join(parts)}, '')"
+
+
+def typed_columns_sql(col: str = "raw") -> str:
+    """SELECT list that turns a valid raw message into the columns of raw.events."""
+    f = lambda name: field_sql(col, name)  # noqa: E731
+    opt = lambda name: f"if(JSONHas({col}, {_sql_str(name)}) AND JSONType({col}, {_sql_str(name)}) != 'Null', {f(name)}, NULL)"  # noqa: E731
+    known = ", ".join(_sql_str(k) for k in KNOWN_FIELDS)
+    return ",\n".join(
+        [
+            f"{f('event_id')} AS event_id",
+            f"{f('event_type')} AS event_type",
+            f"parseDateTime64BestEffort({f('occurred_at')}, 3, 'UTC') AS occurred_at",
+            f"{f('user_id')} AS user_id",
+            f"{f('channel')} AS channel",
+            f"{f('campaign_id')} AS campaign_id",
+            f"{f('creative_id')} AS creative_id",
+            f"{f('asset_id')} AS asset_id",
+            f"{opt('order_id')} AS order_id",
+            f"toDecimal128OrNull({opt('revenue')}, 10) AS revenue",
+            f"{opt('currency')} AS currency",
+            f"{opt('sku')} AS sku",
+            f"toUInt16OrDefault({f('schema_version')}, toUInt16({SCHEMA_VERSION})) AS schema_version",
+            # Unknown fields are kept, each as its raw JSON text.
+            f"CAST(arrayFilter(kv -> kv.1 NOT IN ({known}), JSONExtractKeysAndValuesRaw({col})), 'Map(String, String)') AS extra",
+        ]
+    )

@@ -1,0 +1,255 @@
+"""Landing raw events in ClickHouse: exact offset ranges in, typed rows and dead letters out.
+
+A batch is identified by its offset range; every insert it makes carries a dedup token derived
+from that range, and the tables deduplicate retried inserts, so re-running a batch after a crash
+at any point neither loses nor doubles a row. The recorded range is written last.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+
+from mm_pipelines.events.bus import Batch
+from mm_pipelines.events.contract import error_sql, typed_columns_sql
+from mm_pipelines.stores.clickhouse import Session
+
+# Retried inserts are recognised by token within this many most recent blocks per table.
+DEDUP_WINDOW = 10_000
+
+RAW_TABLES = {
+    "raw.events": f"""
+        CREATE TABLE IF NOT EXISTS raw.events (
+            event_id String,
+            event_type LowCardinality(String),
+            occurred_at DateTime64(3, 'UTC'),
+            user_id String,
+            channel LowCardinality(String),
+            campaign_id String,
+            creative_id String,
+            asset_id String,
+            order_id Nullable(String),
+            revenue Nullable(Decimal(38, 10)),
+            currency LowCardinality(Nullable(String)),
+            sku Nullable(String),
+            schema_version UInt16,
+            extra Map(String, String),
+            topic LowCardinality(String),
+            partition UInt32,
+            offset UInt64,
+            ingested_at DateTime64(3, 'UTC')
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(occurred_at)
+        ORDER BY (toDate(occurred_at), event_type, user_id, event_id)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+    "raw.dead_letters": f"""
+        CREATE TABLE IF NOT EXISTS raw.dead_letters (
+            source LowCardinality(String),
+            topic LowCardinality(String),
+            partition UInt32,
+            offset UInt64,
+            file String,
+            line UInt64,
+            raw String,
+            error String,
+            dead_at DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (source, topic, partition, offset, file, line)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+    "raw.ingested_ranges": f"""
+        CREATE TABLE IF NOT EXISTS raw.ingested_ranges (
+            topic LowCardinality(String),
+            partition UInt32,
+            start_offset UInt64,
+            end_offset UInt64,
+            events UInt64,
+            dead_letters UInt64,
+            min_occurred_at Nullable(DateTime64(3, 'UTC')),
+            max_occurred_at Nullable(DateTime64(3, 'UTC')),
+            ingested_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree
+        ORDER BY (topic, partition, start_offset)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+    # Scratch space for a batch being validated; one partition per batch, dropped when done.
+    "raw.event_landing": f"""
+        CREATE TABLE IF NOT EXISTS raw.event_landing (
+            batch_id String,
+            partition UInt32,
+            offset UInt64,
+            raw String,
+            error String MATERIALIZED {error_sql('raw')}
+        ) ENGINE = MergeTree
+        PARTITION BY batch_id
+        ORDER BY (partition, offset)""",
+}
+
+
+def ensure_raw_tables(session: Session) -> None:
+    session.command("CREATE DATABASE IF NOT EXISTS raw")
+    for ddl in RAW_TABLES.values():
+        session.command(ddl)
+    # Keep validation in step with the code when the table predates a change to the rules.
+    session.command(f"ALTER TABLE raw.event_landing MODIFY COLUMN error String MATERIALIZED {error_sql('raw')}")
+
+
+def batch_token(topic: str, partition: int, start: int, end: int) -> str:
+    return f"{topic}:{partition}:{start}-{end}"
+
+
+@dataclass
+class IngestResult:
+    topic: str
+    partition: int
+    start: int
+    end: int
+    events: int
+    dead_letters: int
+    dates: list[date] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _land(session: Session, batch_id: str, partition: int, offsets: list[int], values: list[bytes]) -> None:
+    session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {_quote(batch_id)}")
+    table = pa.table(
+        {
+            "batch_id": pa.array([batch_id] * len(values), pa.string()).dictionary_encode(),
+            "partition": pa.array([partition] * len(values), pa.uint32()),
+            "offset": pa.array(offsets, pa.uint64()),
+            "raw": pa.array(values, pa.binary()),
+        }
+    )
+    session.insert_arrow("raw.event_landing", table)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ingest_batch(session: Session, batch: Batch) -> IngestResult:
+    """Validate and insert one offset range; safe to repeat for the same range."""
+    token = batch_token(batch.topic, batch.partition, batch.start, batch.end)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    _land(session, token, batch.partition, batch.offsets, batch.values)
+    seconds["land"] = time.perf_counter() - t0
+    params = {"batch": token, "topic": batch.topic}
+    # Late events may span hundreds of months; ClickHouse's per-block partition cap must not fail them.
+    insert_settings = {"max_partitions_per_insert_block": 0, "insert_deduplicate": 1}
+    t0 = time.perf_counter()
+    session.command(
+        f"""INSERT INTO raw.events
+        SELECT {typed_columns_sql('raw')}, {{topic:String}}, partition, offset, now64(3, 'UTC')
+        FROM raw.event_landing WHERE batch_id = {{batch:String}} AND error = ''""",
+        params,
+        {**insert_settings, "insert_deduplication_token": f"{token}:events"},
+    )
+    session.command(
+        """INSERT INTO raw.dead_letters
+        SELECT 'bus', {topic:String}, partition, offset, '', 0, raw, error, now64(3, 'UTC')
+        FROM raw.event_landing WHERE batch_id = {batch:String} AND error != ''""",
+        params,
+        {**insert_settings, "insert_deduplication_token": f"{token}:dead_letters"},
+    )
+    seconds["validate_insert"] = time.perf_counter() - t0
+    good, dead, lo, hi = session.query_rows(
+        f"""SELECT countIf(error = ''), countIf(error != ''),
+                   minIf(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 3, 'UTC'), error = ''),
+                   maxIf(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 3, 'UTC'), error = '')
+            FROM raw.event_landing WHERE batch_id = {{batch:String}}""",
+        params,
+    )[0]
+    dates = [
+        r[0]
+        for r in session.query_rows(
+            """SELECT DISTINCT toDate(parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC')) AS d
+            FROM raw.event_landing WHERE batch_id = {batch:String} AND error = '' ORDER BY d""",
+            params,
+        )
+    ]
+    session.command(
+        """INSERT INTO raw.ingested_ranges VALUES
+        ({topic:String}, {partition:UInt32}, {start:UInt64}, {end:UInt64}, {good:UInt64}, {dead:UInt64},
+         {lo:Nullable(DateTime64(3, 'UTC'))}, {hi:Nullable(DateTime64(3, 'UTC'))}, now64(3, 'UTC'))""",
+        {**params, "partition": batch.partition, "start": batch.start, "end": batch.end,
+         "good": good, "dead": dead, "lo": lo, "hi": hi},
+        {"insert_deduplication_token": f"{token}:range"},
+    )
+    session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {_quote(token)}")
+    return IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
+
+
+def ingested_offsets(session: Session, topic: str) -> dict[int, int]:
+    """The next offset to ingest per partition (the end of the last recorded range)."""
+    rows = session.query_rows(
+        "SELECT partition, max(end_offset) FROM raw.ingested_ranges WHERE topic = {topic:String} GROUP BY partition",
+        {"topic": topic},
+    )
+    return {int(p): int(end) for p, end in rows}
+
+
+def pending_ranges(
+    ingested: dict[int, int], end_offsets: dict[int, int], max_batch: int
+) -> list[tuple[int, int, int]]:
+    """Bounded (partition, start, end) ranges between what is ingested and the end of each partition."""
+    ranges = []
+    for partition in sorted(end_offsets):
+        start, end = ingested.get(partition, 0), end_offsets[partition]
+        while start < end:
+            stop = min(start + max_batch, end)
+            ranges.append((partition, start, stop))
+            start = stop
+    return ranges
+
+
+@dataclass
+class FileValidation:
+    valid_lines: list[int]
+    keys: list[bytes]
+    invalid: list[tuple[int, str]]  # (line number, reason)
+
+
+def validate_lines(session: Session, batch_id: str, lines: list[bytes]) -> FileValidation:
+    """Validate the lines of a file with the same rules as bus ingestion; line numbers are 1-based."""
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    _land(session, batch_id, 0, [n for n, _ in numbered], [line for _, line in numbered])
+    try:
+        result = session.query_arrow(
+            """SELECT offset AS line, error, JSONExtractString(raw, 'user_id') AS user_id
+            FROM raw.event_landing WHERE batch_id = {batch:String} ORDER BY offset""",
+            {"batch": batch_id},
+        ).to_pydict()
+    finally:
+        session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {_quote(batch_id)}")
+    valid, keys, invalid = [], [], []
+    for line, error, user in zip(result["line"], result["error"], result["user_id"]):
+        if error:
+            invalid.append((line, error))
+        else:
+            valid.append(line)
+            keys.append(user.encode() if isinstance(user, str) else user)
+    return FileValidation(valid, keys, invalid)
+
+
+def record_file_dead_letters(session: Session, file: str, token: str, lines: list[bytes], invalid: list[tuple[int, str]]) -> None:
+    if not invalid:
+        return
+    table = pa.table(
+        {
+            "source": ["file"] * len(invalid),
+            "topic": [""] * len(invalid),
+            "partition": pa.array([0] * len(invalid), pa.uint32()),
+            "offset": pa.array([0] * len(invalid), pa.uint64()),
+            "file": [file] * len(invalid),
+            "line": pa.array([n for n, _ in invalid], pa.uint64()),
+            "raw": pa.array([lines[n - 1] for n, _ in invalid], pa.binary()),
+            "error": [reason for _, reason in invalid],
+        }
+    )
+    session.insert_arrow(
+        "raw.dead_letters",
+        table,
+        settings={"insert_deduplication_token": f"{token}:dead_letters"},
+    )

@@ -1,0 +1,207 @@
+"""The analytics store: chDB on disk (embedded) or a ClickHouse server, through clickhouse-connect.
+
+A chDB warehouse can be opened by one process at a time, so every use of an embedded warehouse
+holds an advisory file lock and closes the engine when done: two Dagster steps, a dbt run and an
+`mm sql` wait for each other instead of failing with `Error initializing EmbeddedServer`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pyarrow as pa
+
+from mm_pipelines.config import ConfigError, redact
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT_S = 900.0
+
+
+class WarehouseLockTimeout(RuntimeError):
+    pass
+
+
+class WarehouseLock:
+    """An exclusive, process-reentrant advisory lock beside a chDB warehouse folder."""
+
+    def __init__(self, warehouse: Path, timeout_s: float | None = None):
+        self.path = warehouse.parent / f".{warehouse.name}.lock"
+        self.timeout_s = timeout_s
+        self._local = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def _holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    @contextmanager
+    def held(self, waiting_log=log.info) -> Iterator[None]:
+        with self._local:
+            if self._depth == 0:
+                self._acquire(waiting_log)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+
+    def _acquire(self, waiting_log) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            timeout = self.timeout_s
+            if timeout is None:
+                timeout = float(os.environ.get("MM_WAREHOUSE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S))
+            waiting_log(
+                f"Waiting for the embedded warehouse {self.path.parent}: in use by {self._holder()} "
+                f"(up to {timeout:.0f}s)"
+            )
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        os.close(fd)
+                        raise WarehouseLockTimeout(
+                            f"The embedded warehouse is still in use by {self._holder()} after "
+                            f"{timeout:.0f}s: wait for it to finish, or raise MM_WAREHOUSE_LOCK_TIMEOUT"
+                        ) from None
+                    time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+
+    def _release(self) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+_LOCKS: dict[Path, WarehouseLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def warehouse_lock(warehouse: Path) -> WarehouseLock:
+    """One lock object per warehouse per process, so nested uses re-enter instead of deadlocking."""
+    key = warehouse.resolve()
+    with _LOCKS_GUARD:
+        if key not in _LOCKS:
+            _LOCKS[key] = WarehouseLock(key)
+        return _LOCKS[key]
+
+
+def server_client_kwargs(url: str, password: str | None = None) -> dict[str, Any]:
+    """clickhouse-connect arguments for an http(s):// ClickHouse URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"MM_CLICKHOUSE_URL={redact(url)!r}: expected http:// or https://")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username) if parts.username else "default",
+        "password": password if password is not None else unquote(parts.password or ""),
+        "secure": parts.scheme == "https",
+        "database": query.get("database", "default"),
+    }
+
+
+class Warehouse:
+    """A handle on the analytics store; open a `session()` for each unit of work."""
+
+    def __init__(self, url: str):
+        self.url = url
+        parts = urlsplit(url)
+        self.embedded_path: Path | None = Path(parts.netloc + parts.path) if parts.scheme == "chdb" else None
+        if self.embedded_path is None and parts.scheme not in ("http", "https"):
+            raise ConfigError(
+                f"MM_CLICKHOUSE_URL={redact(url)!r}: use chdb:///path for the embedded warehouse "
+                "or http(s)://host:port for a ClickHouse server"
+            )
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.embedded_path is not None
+
+    def _connect(self):
+        import clickhouse_connect
+
+        if self.embedded_path is not None:
+            self.embedded_path.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=f"chdb://{self.embedded_path}")
+        return clickhouse_connect.get_client(
+            **server_client_kwargs(self.url, os.environ.get("MM_CLICKHOUSE_PASSWORD"))
+        )
+
+    @contextmanager
+    def session(self, waiting_log=log.info) -> Iterator[Session]:
+        if self.embedded_path is None:
+            client = self._connect()
+            try:
+                yield Session(client)
+            finally:
+                client.close()
+            return
+        lock = warehouse_lock(self.embedded_path)
+        with lock.held(waiting_log):
+            client = self._connect()
+            try:
+                yield Session(client)
+            finally:
+                client.close()
+
+    # One-shot conveniences: each opens and closes its own session.
+    def query_arrow(self, sql: str, parameters: dict | None = None) -> pa.Table:
+        with self.session() as s:
+            return s.query_arrow(sql, parameters)
+
+    def query_rows(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        with self.session() as s:
+            return s.query_rows(sql, parameters)
+
+    def command(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Any:
+        with self.session() as s:
+            return s.command(sql, parameters, settings)
+
+
+class Session:
+    """One open client; all reads and writes go through Arrow so money stays Decimal."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def command(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Any:
+        return self.client.command(sql, parameters=parameters, settings=settings)
+
+    def query_arrow(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> pa.Table:
+        return self.client.query_arrow(sql, parameters=parameters, settings=settings)
+
+    def query_rows(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        return self.client.query(sql, parameters=parameters).result_rows
+
+    def scalar(self, sql: str, parameters: dict | None = None) -> Any:
+        rows = self.query_rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict | None = None) -> None:
+        self.client.insert_arrow(table, data, settings=settings)

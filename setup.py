@@ -1,0 +1,51 @@
+"""The Market & Media data platform: Dagster assets, dbt on ClickHouse, and the `mm` CLI."""
+
+from setuptools import find_packages, setup
+
+# Dagster core and its integration libraries are released in lockstep; an unpinned `dagster`
+# makes pip backtrack the integrations to ancient releases, so they are pinned together.
+DAGSTER = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+
+setup(
+    name="mm_pipelines",
+    version="0.1.0",
+    description="Attribution, campaign performance and creator royalties on Dagster, dbt and ClickHouse",
+    packages=find_packages(include=["mm_pipelines", "mm_pipelines.*"]),
+    python_requires=">=3.11,<3.12",
+    install_requires=[
+        f"dagster=={DAGSTER}",
+        f"dagster-webserver=={DAGSTER}",
+        f"dagster-dbt=={DAGSTER_LIBS}",
+        f"dagster-aws=={DAGSTER_LIBS}",
+        f"dagster-k8s=={DAGSTER_LIBS}",
+        f"dagster-postgres=={DAGSTER_LIBS}",
+        # dbt-core 1.12 pulls a parser that downloads a binary at install time; 1.11 installs cleanly.
+        "dbt-core>=1.11,<1.12",
+        "dbt-clickhouse==1.10.3",
+        "clickhouse-connect[chdb]==1.12.0",
+        "chdb==4.4.0",
+        "kafka-python==3.0.12",
+        "boto3>=1.40,<2",
+        "psycopg[binary]>=3.2,<4",
+        "pgserver==0.1.4",
+        "pyspark>=4.0,<5",
+        "great-expectations>=1.20,<2",
+        # pyspark 4 does not yet support pandas 3.
+        "pandas>=2.2,<3",
+        "pyarrow>=18",
+        "typer>=0.15",
+        "rich>=13",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "requests>=2.31"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mm=mm_pipelines.cli:main",
+            # dbt with the embedded-warehouse hook; dagster-dbt runs this instead of plain `dbt`.
+            "mm-dbt=mm_pipelines.resources.dbt_embedded:main",
+        ],
+    },
+    include_package_data=True,
+)
