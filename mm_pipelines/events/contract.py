@@ -49,8 +49,10 @@ _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 # International (+CC …) or North-American ((555) 123-4567) phone numbers inside a JSON string.
 _PHONE = r"\"[^\"]*(\+\d{1,3}[ .-]?\(?\d{1,4}\)?([ .-]?\d{2,4}){2,4}|\(\d{3}\) ?\d{3}-\d{4})[^\"]*\""
-# Card numbers: 13–19 digits, optionally grouped by spaces or dashes, inside a JSON string.
-_CARD_CANDIDATES = r"\"[^\"]*?((?:\d[ -]?){12,18}\d)[^\"]*\""
+# Card numbers: 13–19 digits, optionally grouped by spaces or dashes, standing alone inside a JSON
+# string (digits next to letters, as in hex ids, are not a card number).
+_STRING_TOKENS = r'"([^"]*)"'
+_CARD_CANDIDATES = r"(?:^|[^0-9A-Za-z])((?:\d[ -]?){12,18}\d)(?:[^0-9A-Za-z]|$)"
 
 
 def _sql_str(s: str) -> str:
@@ -78,7 +80,10 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     currencies = ", ".join(_sql_str(c) for c in sorted(CURRENCIES))
     ts = f"parseDateTime64BestEffortOrNull({f('occurred_at')}, 3, 'UTC')"
     revenue = f"toDecimal128OrNull({f('revenue')}, 10)"
-    card_digits = f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), extractAll({col}, {_sql_str(_CARD_CANDIDATES)}))"
+    card_digits = (
+        f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), arrayFlatten(arrayMap(t -> extractAll(t, {_sql_str(_CARD_CANDIDATES)}), "
+        f"extractAll({col}, {_sql_str(_STRING_TOKENS)}))))"
+    )
     clauses: list[tuple[str, str]] = [
         (f"NOT isValidJSON({col})", "'malformed JSON: the message is not a JSON document'"),
         (f"JSONType({col}) != 'Object'", "'malformed event: the message is JSON but not an object'"),

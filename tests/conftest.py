@@ -1,0 +1,115 @@
+"""Fixtures: isolated state per test (temp warehouse, fresh topic, bucket and database) on real services.
+
+Services are started by scripts/test.sh (`make test`), which exports where they listen. Outside CI a
+missing service skips the tests that need it; in CI (CI=true) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+BACKEND_VARS = ("MM_CLICKHOUSE_URL", "MM_POSTGRES_DSN", "MM_EVENT_BUS", "MM_OBJECT_STORE", "MM_EVENTS_TOPIC", "DAGSTER_HOME")
+
+
+def require_service(name: str, value: str | None, how: str) -> str:
+    if value:
+        return value
+    message = f"{name} is not running: {how}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (a missing service is a failure in CI)")
+    pytest.skip(message)
+
+
+def _reachable(hostport: str) -> bool:
+    host, port = hostport.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty embedded platform: every backend defaults to a folder under this MM_HOME."""
+    for var in BACKEND_VARS:
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "mm"
+    monkeypatch.setenv("MM_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    return Warehouse(f"chdb://{tmp_path / 'warehouse'}")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    value = os.environ.get("MM_TEST_KAFKA")
+    if value and not _reachable(value):
+        pytest.fail(f"MM_TEST_KAFKA={value} does not accept connections: is the broker up? (scripts/services/kafka.sh status)")
+    return require_service("Kafka", value, "run `make test`, or scripts/services/kafka.sh start and export MM_TEST_KAFKA=127.0.0.1:19092")
+
+
+@pytest.fixture
+def kafka_topic() -> str:
+    return f"mm.test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def kafka_bus(kafka_bootstrap: str):
+    from mm_pipelines.events.bus import KafkaEventBus
+
+    bus = KafkaEventBus(f"kafka://{kafka_bootstrap}", read_timeout_s=30)
+    yield bus
+    bus.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    return require_service("The S3 server", os.environ.get("MM_TEST_S3_ENDPOINT"), "run `make test`, or scripts/services/s3.sh start and export MM_TEST_S3_ENDPOINT")
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    """A fresh bucket on the real S3-compatible server."""
+    from mm_pipelines.stores.objects import S3ObjectStore
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ.get("MM_TEST_S3_ACCESS_KEY", "mmtest"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ.get("MM_TEST_S3_SECRET_KEY", "mmtest-secret"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    store = S3ObjectStore(f"s3://mm-test-{uuid.uuid4().hex[:12]}/platform")
+    store.ensure_bucket()
+    return store
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn() -> str:
+    return require_service(
+        "PostgreSQL", os.environ.get("MM_TEST_POSTGRES_DSN"), "run `make test`, or python scripts/services/postgres.py start and export MM_TEST_POSTGRES_DSN"
+    )
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server_dsn: str) -> str:
+    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"mm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(postgres_server_dsn)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,44 @@
+"""Batch boundaries: bounded, contiguous offset ranges with deterministic run keys."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm_pipelines.events.ingest import batch_token, pending_ranges
+from mm_pipelines.sensors.events import plan_runs
+
+pytestmark = pytest.mark.unit
+
+offsets = st.dictionaries(st.integers(0, 5), st.integers(0, 10_000), max_size=6)
+
+
+@given(ingested=offsets, ends=offsets, max_batch=st.integers(1, 3000))
+def test_ranges_cover_exactly_what_is_pending(ingested, ends, max_batch):
+    ranges = pending_ranges(ingested, ends, max_batch)
+    for p, end in ends.items():
+        mine = [(s, e) for q, s, e in ranges if q == p]
+        start = ingested.get(p, 0)
+        if start >= end:
+            assert mine == []
+            continue
+        assert mine[0][0] == start and mine[-1][1] == end
+        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:]))  # contiguous
+        assert all(0 < e - s <= max_batch for s, e in mine)  # bounded
+
+
+def test_run_keys_name_topic_partition_and_range():
+    requests, cursor = plan_runs("mm.events.v1", {}, {0: 10}, {0: 25, 1: 5}, max_range=10)
+    assert [r.run_key for r in requests] == ["mm.events.v1:0:10-20", "mm.events.v1:0:20-25", "mm.events.v1:1:0-5"]
+    assert cursor == {0: 25, 1: 5}
+    assert requests[0].run_config["ops"]["raw__events"]["config"] == {"partition": 0, "end": 20, "max_batch": 10}
+    assert batch_token("mm.events.v1", 0, 10, 20) == requests[0].run_key
+
+
+@given(cursor=offsets, ingested=offsets, ends=offsets)
+def test_evaluating_twice_on_the_same_state_gives_identical_run_keys(cursor, ingested, ends):
+    first, c1 = plan_runs("t", cursor, ingested, ends, 1000)
+    second, c2 = plan_runs("t", cursor, ingested, ends, 1000)
+    assert [r.run_key for r in first] == [r.run_key for r in second] and c1 == c2
+    # ...and once the cursor has advanced, nothing is requested again.
+    third, _ = plan_runs("t", c1, ingested, ends, 1000)
+    assert third == []
