@@ -87,6 +87,13 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     clauses: list[tuple[str, str]] = [
         (f"NOT isValidJSON({col})", "'malformed JSON: the message is not a JSON document'"),
         (f"JSONType({col}) != 'Object'", "'malformed event: the message is JSON but not an object'"),
+        # PII first: an event carrying personal data must be recognised as such whatever else is wrong.
+        (f"match({col}, {_sql_str(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
+        (f"match({col}, {_sql_str(_PHONE)})", "'PII: a phone number appears in the event'"),
+        (
+            f"arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
+            "'PII: a payment card number appears in the event'",
+        ),
     ]
     for name in REQUIRED_FIELDS:
         clauses.append((f"NOT {present(name)}", _sql_str(f"missing required field {name}")))
@@ -124,12 +131,6 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
         (
             f"{has('schema_version')} AND toUInt16OrNull({f('schema_version')}) IS NULL",
             f"concat('schema_version ', {f('schema_version')}, ' is not a whole number')",
-        ),
-        (f"match({col}, {_sql_str(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
-        (f"match({col}, {_sql_str(_PHONE)})", "'PII: a phone number appears in the event'"),
-        (
-            f"arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
-            "'PII: a payment card number appears in the event'",
         ),
     ]
     parts = []
