@@ -248,6 +248,14 @@ running_pid() {
     echo "$pid"
 }
 
+# The running broker may have been started with a different KAFKA_PORT than this shell has,
+# so report the address it actually advertises.
+running_address() {
+    local addr
+    addr="$(sed -n 's|^advertised.listeners=PLAINTEXT://||p' "$config_file" 2>/dev/null)"
+    echo "${addr:-$HOST:$PORT}"
+}
+
 port_open() {
     (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
@@ -272,7 +280,13 @@ start() {
     lock_state
     local pid p
     if pid="$(running_pid)"; then
-        say "already running on $HOST:$PORT (pid $pid)"
+        local addr
+        addr="$(running_address)"
+        # Reporting success for a broker on another port would only move the failure
+        # into whatever connects to KAFKA_PORT next.
+        [[ "$addr" == "$HOST:$PORT" ]] ||
+            die "already running on $addr (pid $pid), not on the requested $HOST:$PORT; use 'restart' to switch"
+        say "already running on $addr (pid $pid)"
         return 0
     fi
     rm -f "$pid_file"
@@ -353,7 +367,7 @@ stop() {
 status() {
     local pid
     if pid="$(running_pid)"; then
-        say "running on $HOST:$PORT (pid $pid)"
+        say "running on $(running_address) (pid $pid)"
     else
         say "not running"
         return 1

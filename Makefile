@@ -1,0 +1,49 @@
+# Market & Media data platform. `make demo` and `make test` are the two commands a fresh clone needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt | sha256sum | cut -c1-12)
+
+.PHONY: setup demo dev test test-unit services-start services-stop kafka-start kafka-stop s3-start s3-stop \
+        postgres-start postgres-stop bench docs clean
+
+setup: $(STAMP)
+
+# pip's wheel cache lives in ~/.cache/pip, so a second clone installs from the cache in seconds.
+$(STAMP): setup.py constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip check
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup            ## generate data, ingest it, build dbt, run checks, print campaign performance
+	$(BIN)/mm demo
+
+dev: setup             ## the Dagster UI on the embedded platform
+	$(BIN)/mm dev
+
+docs: setup            ## dbt docs for analysts
+	$(BIN)/mm docs
+
+test: setup            ## start Kafka, S3 and PostgreSQL, run the whole suite, stop them
+	scripts/test.sh
+
+test-unit: setup       ## no services needed
+	$(BIN)/pytest -m unit
+
+bench: setup           ## benchmarks/ at 1M events
+	$(BIN)/python benchmarks/run.py
+
+services-start: kafka-start s3-start postgres-start
+services-stop: kafka-stop s3-stop postgres-stop
+
+kafka-start: ; scripts/services/kafka.sh start
+kafka-stop: ; scripts/services/kafka.sh stop
+s3-start: ; scripts/services/s3.sh start
+s3-stop: ; scripts/services/s3.sh stop
+postgres-start: setup ; $(BIN)/python scripts/services/postgres.py start
+postgres-stop: ; @test ! -x $(BIN)/python || $(BIN)/python scripts/services/postgres.py stop
+
+clean: services-stop
+	rm -rf .mm dbt_project/target dbt_project/logs

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite on real services: starts Kafka, the S3 server and PostgreSQL, runs pytest, stops them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stop_services() {
+  scripts/services/kafka.sh stop || true
+  scripts/services/s3.sh stop || true
+  .venv/bin/python scripts/services/postgres.py stop || true
+}
+trap stop_services EXIT
+
+# First runs fetch Kafka from Maven Central and build the S3 server: do both at once.
+scripts/services/kafka.sh install &
+kafka_install=$!
+scripts/services/s3.sh install &
+s3_install=$!
+wait "$kafka_install"
+wait "$s3_install"
+
+scripts/services/kafka.sh start
+scripts/services/s3.sh start
+.venv/bin/python scripts/services/postgres.py start
+
+export MM_TEST_KAFKA="127.0.0.1:${KAFKA_PORT:-19092}"
+export MM_TEST_S3_ENDPOINT="http://127.0.0.1:${S3_PORT:-18333}"
+export MM_TEST_S3_ACCESS_KEY="${S3_ACCESS_KEY:-mmtest}"
+export MM_TEST_S3_SECRET_KEY="${S3_SECRET_KEY:-mmtest-secret}"
+MM_TEST_POSTGRES_DSN="$(.venv/bin/python scripts/services/postgres.py dsn)"
+export MM_TEST_POSTGRES_DSN
+
+.venv/bin/pytest "$@"

@@ -1,0 +1,134 @@
+"""The `mm` command line, end to end on the embedded platform."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from mm_pipelines.events.generator import generate_events, to_jsonl
+
+from .conftest import MM
+
+pytestmark = pytest.mark.e2e
+
+MART_FINGERPRINT = (
+    "SELECT count() AS n_rows, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(conversions) AS n_conversions, "
+    "toString(sum(revenue)) AS total_revenue, groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) AS checksum "
+    "FROM marts.campaign_performance_daily"
+)
+
+
+def sql_json(mm, query):
+    return json.loads(mm("sql", query, "--format", "json").stdout)
+
+
+def test_demo_twice_gives_identical_numbers_and_no_duplicates(mm):
+    first = mm("demo", "--events", "6000")
+    assert "Campaign performance per channel" in first.stdout and "total" in first.stdout
+    before = sql_json(mm, MART_FINGERPRINT)
+    second = mm("demo", "--events", "6000")
+    assert "already loaded" in second.stderr
+    assert sql_json(mm, MART_FINGERPRINT) == before
+    assert first.stdout.split("Campaign performance")[1] == second.stdout.split("Campaign performance")[1]
+    counts = sql_json(mm, "SELECT (SELECT count() FROM raw.events) AS raw, (SELECT uniqExact(event_id) FROM raw.events) AS raw_ids, "
+                          "(SELECT count() FROM staging.stg_events) AS stg")
+    assert counts == [{"raw": counts[0]["raw_ids"], "raw_ids": counts[0]["raw_ids"], "stg": counts[0]["raw_ids"]}]
+    assert before[0]["n_conversions"] > 0
+
+
+def test_events_load_quarantines_bad_lines_and_is_idempotent(mm, tmp_path):
+    good = list(to_jsonl(generate_events(events=200, seed=31)))
+    lines = good[:50] + [b"{broken json\n", b'{"event_id":"p1","event_type":"click","occurred_at":"2026-10-01T00:00:00Z","user_id":"x@y.io","channel":"email","campaign_id":"c","creative_id":"k"}\n', b"\n"] + good[50:]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(lines))
+    result = mm("events", "load", str(path))
+    assert "malformed JSON" in result.stderr and "PII: an e-mail address" in result.stderr
+    assert "51" in result.stderr and "52" in result.stderr  # the bad lines' numbers
+    dead = sql_json(mm, "SELECT file, line, error FROM raw.dead_letters ORDER BY line")
+    assert dead == [
+        {"file": str(path), "line": 51, "error": "malformed JSON: the message is not a JSON document"},
+        {"file": str(path), "line": 52, "error": "PII: an e-mail address appears in the event"},
+    ]
+    again = mm("events", "load", str(path))
+    assert "already loaded" in again.stderr
+    strict_file = tmp_path / "strict.jsonl"
+    strict_file.write_bytes(good[0] + b"not json\n")
+    assert mm("events", "load", str(strict_file), "--strict", check=False).returncode == 1
+    mm("materialize", "raw/events")
+    assert sql_json(mm, "SELECT count() AS n FROM raw.events") == [{"n": len(good) + 1}]
+
+
+def test_sql_formats_and_clear_errors(mm):
+    csv_out = mm("sql", "SELECT 1 AS a, toDecimal128('2.50', 2) AS b", "--format", "csv").stdout
+    assert csv_out.splitlines() == ["a,b", "1,2.50"]
+    table = mm("sql", "SELECT 'x' AS col").stdout
+    assert "col" in table and "x" in table
+    bad = mm("sql", "SELECT * FROM nowhere.nothing", check=False)
+    assert bad.returncode == 1 and "ClickHouse error" in bad.stderr and "Traceback" not in bad.stderr
+    missing = mm("events", "load", "/no/such/file.jsonl", check=False)
+    assert missing.returncode == 1 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+    wrong = subprocess.run([MM, "config"], capture_output=True, text=True, env={**os.environ, "MM_EVENT_BUS": "amqp://x"})
+    assert wrong.returncode == 1 and "MM_EVENT_BUS" in wrong.stderr and "kafka://" in wrong.stderr
+
+
+def test_docs_generate_the_catalog(mm):
+    mm("demo", "--events", "2000")
+    mm("docs", "--no-serve")
+    from mm_pipelines.config import dbt_project_dir
+
+    catalog = json.loads((dbt_project_dir() / "target" / "catalog.json").read_text())
+    assert "model.mm.campaign_performance_daily" in catalog["nodes"]
+    columns = catalog["nodes"]["model.mm.campaign_performance_daily"]["columns"]
+    assert columns["revenue"]["type"] == "Decimal(38, 2)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+GRAPH_QUERY = """{
+  assetNodes {
+    assetKey { path }
+    groupName
+    assetMaterializations(limit: 1) { runId }
+    assetChecksOrError { ... on AssetChecks { checks { name } } }
+  }
+}"""
+
+
+def test_dev_shows_the_asset_graph_with_materializations(mm):
+    mm("demo", "--events", "2000")
+    port = _free_port()
+    proc = subprocess.Popen([MM, "dev", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        nodes = None
+        while time.monotonic() < deadline:
+            try:
+                r = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": GRAPH_QUERY}, timeout=10)
+                data = r.json().get("data") if r.status_code == 200 else None
+                if data and data.get("assetNodes"):
+                    nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(2)
+        assert nodes, "the Dagster UI never served the asset graph"
+        assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily"} <= set(nodes)
+        assert nodes["marts/campaign_performance_daily"]["groupName"] == "marts"
+        assert nodes["marts/campaign_performance_daily"]["assetMaterializations"], "the demo's materialization is not shown"
+        checks = {c["name"] for c in nodes["marts/campaign_performance_daily"]["assetChecksOrError"]["checks"]}
+        assert {"campaign_performance_expectations_check", "campaign_performance_reconciles_check"} <= checks
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
