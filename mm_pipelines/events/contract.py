@@ -66,16 +66,32 @@ def _luhn_valid_sql(digits: str) -> str:
     return f"({summed} % 10 = 0)"
 
 
+def _fields_sql(col: str) -> str:
+    """Every top-level field as raw JSON text, parsed once per message (ClickHouse reuses the
+    identical expression wherever it appears, so each message is parsed one time, not per field)."""
+    return f"CAST(JSONExtractKeysAndValuesRaw({col}), 'Map(String, String)')"
+
+
+def _raw_sql(col: str, name: str) -> str:
+    return f"{_fields_sql(col)}[{_sql_str(name)}]"
+
+
 def field_sql(col: str, name: str) -> str:
-    """A field as text: strings unquoted, numbers as written (never through a float)."""
-    return f"if(JSONType({col}, {_sql_str(name)}) = 'String', JSONExtractString({col}, {_sql_str(name)}), JSONExtractRaw({col}, {_sql_str(name)}))"
+    """A field as text: strings unquoted, numbers as written (never through a float), '' if absent or null."""
+    raw = _raw_sql(col, name)
+    return f"multiIf(startsWith({raw}, '\"'), JSONExtractString({raw}), {raw} = 'null', '', {raw})"
+
+
+def _has_sql(col: str, name: str) -> str:
+    """The field is present and not JSON null."""
+    return f"({_raw_sql(col, name)} NOT IN ('', 'null'))"
 
 
 def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     """ClickHouse expression giving '' for a valid event, else the first reason it is invalid."""
     f = lambda name: field_sql(col, name)  # noqa: E731
-    has = lambda name: f"JSONHas({col}, {_sql_str(name)})"  # noqa: E731
-    present = lambda name: f"({has(name)} AND JSONType({col}, {_sql_str(name)}) != 'Null' AND {f(name)} != '')"  # noqa: E731
+    has = lambda name: _has_sql(col, name)  # noqa: E731
+    present = lambda name: f"({has(name)} AND {f(name)} != '')"  # noqa: E731
     types = ", ".join(_sql_str(t) for t in EVENT_TYPES)
     currencies = ", ".join(_sql_str(c) for c in sorted(CURRENCIES))
     ts = f"parseDateTime64BestEffortOrNull({f('occurred_at')}, 3, 'UTC')"
@@ -121,7 +137,7 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
         )
     clauses += [
         (
-            f"{has('revenue')} AND JSONType({col}, 'revenue') != 'Null' AND ({revenue} IS NULL OR {revenue} < 0)",
+            f"{has('revenue')} AND ({revenue} IS NULL OR {revenue} < 0)",
             f"concat('revenue ', {f('revenue')}, ' is not a non-negative decimal amount')",
         ),
         (
@@ -142,7 +158,7 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
 def typed_columns_sql(col: str = "raw") -> str:
     """SELECT list that turns a valid raw message into the columns of raw.events."""
     f = lambda name: field_sql(col, name)  # noqa: E731
-    opt = lambda name: f"if(JSONHas({col}, {_sql_str(name)}) AND JSONType({col}, {_sql_str(name)}) != 'Null', {f(name)}, NULL)"  # noqa: E731
+    opt = lambda name: f"if({_has_sql(col, name)}, {f(name)}, NULL)"  # noqa: E731
     known = ", ".join(_sql_str(k) for k in KNOWN_FIELDS)
     return ",\n".join(
         [
@@ -160,6 +176,6 @@ def typed_columns_sql(col: str = "raw") -> str:
             f"{opt('sku')} AS sku",
             f"toUInt16OrDefault({f('schema_version')}, toUInt16({SCHEMA_VERSION})) AS schema_version",
             # Unknown fields are kept, each as its raw JSON text.
-            f"CAST(arrayFilter(kv -> kv.1 NOT IN ({known}), JSONExtractKeysAndValuesRaw({col})), 'Map(String, String)') AS extra",
+            f"mapFilter((k, v) -> k NOT IN ({known}), {_fields_sql(col)}) AS extra",
         ]
     )

@@ -71,7 +71,7 @@ require_java() {
     local version major
     version="$("$JAVA" -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | head -n1)"
     major="${version%%[.+-]*}"
-    [[ "$major" == 1 ]] && major="$(cut -d. -f2 <<<"$version")"
+    if [[ "$major" == 1 ]]; then major="$(cut -d. -f2 <<<"$version")"; fi
     [[ "$major" =~ ^[0-9]+$ ]] || die "cannot parse java version from '$JAVA -version'"
     ((major >= 17)) || die "Kafka $KAFKA_VERSION needs Java 17+, found $version ($JAVA)"
 }
@@ -263,7 +263,7 @@ port_open() {
 # An admin-client round trip proves the broker really serves requests, not just that the
 # socket is bound.
 broker_answers() {
-    run_tool 30 org.apache.kafka.tools.TopicCommand \
+    run_tool 20 org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$HOST:$PORT" --command-config "$admin_config" --list \
         >/dev/null 2>>"$log_file"
 }
@@ -299,7 +299,7 @@ start() {
     done
 
     # Keep one previous log so a failed restart can still be compared with the last good run.
-    [[ -f "$log_file" ]] && mv -f "$log_file" "$log_file.1"
+    if [[ -f "$log_file" ]]; then mv -f "$log_file" "$log_file.1"; fi
     : >"$log_file"
     format_storage
 
