@@ -188,6 +188,7 @@ start() {
     } >>"$LOG_FILE"
 
     # setsid: a Ctrl-C aimed at whoever called `start` (e.g. a test run) must not kill the server.
+    # 9>&-: the server must not inherit the lock fd, or every later start/stop would block on it.
     # Growing one volume per collection (not 7) keeps many small test buckets within the slots.
     (cd "$STATE_DIR" && WEED_MASTER_VOLUME_GROWTH_COPY_1=1 exec setsid "$WEED" -logtostderr=true server \
         -ip="$HOST" -ip.bind="$HOST" \
@@ -197,7 +198,7 @@ start() {
         -filer -filer.port="$FILER_PORT" \
         -s3 -s3.port="$S3_PORT" -s3.config="$CONFIG_FILE" -s3.port.iceberg=0 -s3.port.lance=0 \
         "${socket_args[@]}" \
-        </dev/null >>"$LOG_FILE" 2>&1) &
+        </dev/null >>"$LOG_FILE" 2>&1 9>&-) &
     pid=$!
     echo "$pid" >"$PID_FILE"
     wait_ready "$pid"
