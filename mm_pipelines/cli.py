@@ -131,6 +131,82 @@ def _load(file: Path, force: bool):
     return report
 
 
+@events_app.command("produce")
+def events_produce(
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON Lines file to produce (default: generate events).")] = None,
+    events: Annotated[int, typer.Option(help="Approximate number of generated events.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated events.")] = 7,
+) -> None:
+    """Produce events to the events topic as they are (no validation: ingestion dead-letters bad ones)."""
+    from mm_pipelines.events.generator import generate_events, to_jsonl
+
+    platform = _platform()
+    topic = platform.settings.events_topic
+    if file is not None:
+        if not file.is_file():
+            raise UserError(f"{file}: no such file", "give the path of a JSON Lines file")
+        import json as _json
+
+        records = []
+        for n, line in enumerate(file.read_bytes().splitlines(), 1):
+            if line.strip():
+                try:
+                    key = str(_json.loads(line).get("user_id", "")).encode()
+                except (ValueError, AttributeError):
+                    key = f"{file.name}:{n}".encode()  # unparseable: ingestion will dead-letter it
+                records.append((key, line))
+    else:
+        data = generate_events(events=events, seed=seed)
+        records = [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(data, to_jsonl(data))]
+    try:
+        platform.bus.ensure_topic(topic, platform.settings.events_partitions)
+        with _progress() as progress:
+            task = progress.add_task(f"Producing to {topic}", total=len(records))
+            for i in range(0, len(records), 50_000):
+                platform.bus.produce(topic, records[i : i + 50_000])
+                progress.update(task, completed=min(i + 50_000, len(records)))
+    finally:
+        platform.close()
+    err.print(f"Produced {len(records):,} events to {topic} on {platform.settings.event_bus_url}")
+
+
+@app.command()
+def replay(
+    from_: Annotated[str | None, typer.Option("--from", help="First event date (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last event date (YYYY-MM-DD).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Disaster recovery: every archived day, dead letters and ingestion offsets.")] = False,
+) -> None:
+    """Rebuild raw tables from the Parquet archive in the object store."""
+    from datetime import date
+
+    from mm_pipelines.events.archive import archived_days, replay as replay_archive
+    from mm_pipelines.events.ingest import ensure_raw_tables
+
+    platform = _platform()
+    days = archived_days(platform.objects)
+    if not days:
+        raise UserError(f"No archived events in {platform.settings.object_store_url}", "ingest events first (mm materialize raw/events)")
+    try:
+        first = date.fromisoformat(from_) if from_ else days[0]
+        last = date.fromisoformat(to) if to else days[-1]
+    except ValueError as e:
+        raise UserError(f"--from/--to: {e}", "give dates as YYYY-MM-DD") from None
+    if not everything and not (from_ and to):
+        raise UserError("Say which days to replay", "use --from DATE --to DATE, or --all for a full disaster-recovery replay")
+    if first > last:
+        raise UserError(f"--from {first} is after --to {last}", "swap the dates")
+    with platform.warehouse.session() as s, _progress() as progress:
+        ensure_raw_tables(s)
+        task = progress.add_task("Replaying days", total=(last - first).days + 1)
+        report = replay_archive(s, platform.objects, first, last, restore_ledger=everything, progress=lambda d, t: progress.update(task, completed=d))
+    table = Table(title=f"Replayed {first} … {last} from {platform.settings.object_store_url}")
+    for col in ("days", "files", "events", "dead letters", "ranges"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", f"{report.dead_letters:,}", f"{report.ranges:,}")
+    err.print(table)
+    err.print("Rebuild what depends on them with: mm materialize")
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run on the analytics store.")],

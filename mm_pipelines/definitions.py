@@ -4,6 +4,7 @@ from dagster import Definitions
 
 from mm_pipelines.assets.dbt import build_dbt_assets
 from mm_pipelines.assets.ingest import raw_events
+from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
 from mm_pipelines.jobs import ingest_job, platform_job
 from mm_pipelines.resources import build_resources
@@ -13,7 +14,7 @@ from mm_pipelines.sensors.events import raw_events_sensor
 def build_definitions() -> Definitions:
     return Definitions(
         assets=[raw_events, build_dbt_assets()],
-        asset_checks=quality_checks,
+        asset_checks=[*quality_checks, raw_events_freshness_check],
         jobs=[platform_job, ingest_job],
         sensors=[raw_events_sensor],
         resources=build_resources(),

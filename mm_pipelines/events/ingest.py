@@ -7,15 +7,19 @@ at any point neither loses nor doubles a row. The recorded range is written last
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pyarrow as pa
 
+from mm_pipelines.events.archive import archive_range, archive_range_record
 from mm_pipelines.events.bus import Batch
 from mm_pipelines.events.contract import error_sql, typed_columns_sql
 from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.objects import ObjectStore
 
 # Retried inserts are recognised by token within this many most recent blocks per table.
 DEDUP_WINDOW = 10_000
@@ -73,6 +77,18 @@ RAW_TABLES = {
         ) ENGINE = ReplacingMergeTree
         ORDER BY (topic, partition, start_offset)
         SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+    # Written before a batch inserts anything: after a crash the retry re-plans the very same range
+    # (and so the same dedup tokens), even if more events have arrived since.
+    "raw.ingest_intents": f"""
+        CREATE TABLE IF NOT EXISTS raw.ingest_intents (
+            topic LowCardinality(String),
+            partition UInt32,
+            start_offset UInt64,
+            end_offset UInt64,
+            planned_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree
+        ORDER BY (topic, partition, start_offset)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
     # Scratch space for a batch being validated; one partition per batch, dropped when done.
     "raw.event_landing": f"""
         CREATE TABLE IF NOT EXISTS raw.event_landing (
@@ -93,6 +109,12 @@ def ensure_raw_tables(session: Session) -> None:
         session.command(ddl)
     # Keep validation in step with the code when the table predates a change to the rules.
     session.command(f"ALTER TABLE raw.event_landing MODIFY COLUMN error String MATERIALIZED {error_sql('raw')}")
+
+
+def _failpoint(name: str) -> None:
+    """Fault injection for the crash tests: MM_FAILPOINT=<name> kills this process right here."""
+    if os.environ.get("MM_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def batch_token(topic: str, partition: int, start: int, end: int) -> str:
@@ -130,13 +152,14 @@ def _quote(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def ingest_batch(session: Session, batch: Batch) -> IngestResult:
-    """Validate and insert one offset range; safe to repeat for the same range."""
+def ingest_batch(session: Session, batch: Batch, archive: ObjectStore | None = None) -> IngestResult:
+    """Validate and insert one offset range (and archive it); safe to repeat for the same range."""
     token = batch_token(batch.topic, batch.partition, batch.start, batch.end)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     _land(session, token, batch.partition, batch.offsets, batch.values)
     seconds["land"] = time.perf_counter() - t0
+    _failpoint("landed")
     params = {"batch": token, "topic": batch.topic}
     # Late events may span hundreds of months; ClickHouse's per-block partition cap must not fail them.
     insert_settings = {"max_partitions_per_insert_block": 0, "insert_deduplicate": 1}
@@ -148,6 +171,7 @@ def ingest_batch(session: Session, batch: Batch) -> IngestResult:
         params,
         {**insert_settings, "insert_deduplication_token": f"{token}:events"},
     )
+    _failpoint("events_inserted")
     session.command(
         """INSERT INTO raw.dead_letters
         SELECT 'bus', {topic:String}, partition, offset, '', 0, raw, error, now64(3, 'UTC')
@@ -156,6 +180,7 @@ def ingest_batch(session: Session, batch: Batch) -> IngestResult:
         {**insert_settings, "insert_deduplication_token": f"{token}:dead_letters"},
     )
     seconds["validate_insert"] = time.perf_counter() - t0
+    _failpoint("dead_letters_inserted")
     good, dead, lo, hi = session.query_rows(
         f"""SELECT countIf(error = ''), countIf(error != ''),
                    minIf(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 3, 'UTC'), error = ''),
@@ -171,14 +196,27 @@ def ingest_batch(session: Session, batch: Batch) -> IngestResult:
             params,
         )
     ]
+    record = {
+        "topic": batch.topic, "partition": batch.partition, "start_offset": batch.start, "end_offset": batch.end,
+        "events": good, "dead_letters": dead, "min_occurred_at": lo, "max_occurred_at": hi,
+        "ingested_at": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+    if archive is not None:
+        # The archive is complete before the range counts as ingested: a crash in between re-archives.
+        t0 = time.perf_counter()
+        archive_range(session, archive, batch.topic, batch.partition, batch.start, batch.end)
+        archive_range_record(archive, record)
+        seconds["archive"] = time.perf_counter() - t0
+        _failpoint("archived")
     session.command(
         """INSERT INTO raw.ingested_ranges VALUES
-        ({topic:String}, {partition:UInt32}, {start:UInt64}, {end:UInt64}, {good:UInt64}, {dead:UInt64},
-         {lo:Nullable(DateTime64(3, 'UTC'))}, {hi:Nullable(DateTime64(3, 'UTC'))}, now64(3, 'UTC'))""",
-        {**params, "partition": batch.partition, "start": batch.start, "end": batch.end,
-         "good": good, "dead": dead, "lo": lo, "hi": hi},
+        ({topic:String}, {partition:UInt32}, {start_offset:UInt64}, {end_offset:UInt64}, {events:UInt64}, {dead_letters:UInt64},
+         {min_occurred_at:Nullable(DateTime64(3, 'UTC'))}, {max_occurred_at:Nullable(DateTime64(3, 'UTC'))},
+         {ingested_at:DateTime64(3, 'UTC')})""",
+        record,
         {"insert_deduplication_token": f"{token}:range"},
     )
+    _failpoint("range_recorded")
     session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {_quote(token)}")
     return IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
 
@@ -192,15 +230,45 @@ def ingested_offsets(session: Session, topic: str) -> dict[int, int]:
     return {int(p): int(end) for p, end in rows}
 
 
+def record_intent(session: Session, topic: str, partition: int, start: int, end: int) -> None:
+    session.command(
+        "INSERT INTO raw.ingest_intents VALUES ({topic:String}, {p:UInt32}, {start:UInt64}, {end:UInt64}, now64(3, 'UTC'))",
+        {"topic": topic, "p": partition, "start": start, "end": end},
+        {"insert_deduplication_token": f"{batch_token(topic, partition, start, end)}:intent"},
+    )
+
+
+def open_intents(session: Session, topic: str) -> dict[int, dict[int, int]]:
+    """Planned ranges not yet recorded as ingested: partition -> {start: end}."""
+    rows = session.query_rows(
+        """SELECT i.partition, i.start_offset, i.end_offset
+        FROM raw.ingest_intents AS i FINAL
+        LEFT ANTI JOIN (SELECT partition, start_offset FROM raw.ingested_ranges WHERE topic = {topic:String}) AS r
+            ON i.partition = r.partition AND i.start_offset = r.start_offset
+        WHERE i.topic = {topic:String}""",
+        {"topic": topic},
+    )
+    intents: dict[int, dict[int, int]] = {}
+    for p, start, end in rows:
+        intents.setdefault(int(p), {})[int(start)] = int(end)
+    return intents
+
+
 def pending_ranges(
-    ingested: dict[int, int], end_offsets: dict[int, int], max_batch: int
+    ingested: dict[int, int],
+    end_offsets: dict[int, int],
+    max_batch: int,
+    intents: dict[int, dict[int, int]] | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Bounded (partition, start, end) ranges between what is ingested and the end of each partition."""
+    """Bounded (partition, start, end) ranges between what is ingested and the end of each partition.
+
+    A range that was planned before (an open intent) is planned again exactly as it was."""
     ranges = []
     for partition in sorted(end_offsets):
         start, end = ingested.get(partition, 0), end_offsets[partition]
+        planned = (intents or {}).get(partition, {})
         while start < end:
-            stop = min(start + max_batch, end)
+            stop = planned.get(start) or min(start + max_batch, end)
             ranges.append((partition, start, stop))
             start = stop
     return ranges

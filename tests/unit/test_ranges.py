@@ -42,3 +42,9 @@ def test_evaluating_twice_on_the_same_state_gives_identical_run_keys(cursor, ing
     # ...and once the cursor has advanced, nothing is requested again.
     third, _ = plan_runs("t", c1, ingested, ends, 1000)
     assert third == []
+
+
+def test_an_open_intent_is_replanned_exactly_even_after_more_events_arrive():
+    # Range 100-150 was planned and (maybe partly) inserted before a crash; the partition has since grown.
+    ranges = pending_ranges({0: 100}, {0: 400}, max_batch=1000, intents={0: {100: 150}})
+    assert ranges == [(0, 100, 150), (0, 150, 400)]
