@@ -254,13 +254,14 @@ stop_pid() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
+    local how=""
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null || true
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-        say "pid $pid still shutting down after ${STOP_TIMEOUT}s; sent SIGKILL"
+        how=", SIGKILL after ${STOP_TIMEOUT}s"
     fi
     remove_leftovers
-    say "stopped (pid $pid)"
+    say "stopped (pid $pid$how)"
 }
 
 status() {
