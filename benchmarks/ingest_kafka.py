@@ -23,30 +23,6 @@ from rich.table import Table
 console = Console()
 
 
-def ingest(bus, warehouse, topic: str, max_batch: int, archive=None) -> dict:
-    from mm_pipelines.events.ingest import ensure_raw_tables, ingest_batch, ingested_offsets, pending_ranges, record_intent
-
-    with warehouse.session() as s:
-        ensure_raw_tables(s)
-        done = ingested_offsets(s, topic)
-    ranges = pending_ranges(done, bus.end_offsets(topic), max_batch)
-    t = {"fetch": 0.0, "land": 0.0, "validate_insert": 0.0, "archive": 0.0, "events": 0}
-    started = time.perf_counter()
-    for p, start, end in ranges:
-        with warehouse.session() as s:
-            record_intent(s, topic, p, start, end)
-        t0 = time.perf_counter()
-        batch = bus.read_range(topic, p, start, end)
-        t["fetch"] += time.perf_counter() - t0
-        with warehouse.session() as s:
-            r = ingest_batch(s, batch, archive)
-        for k in ("land", "validate_insert", "archive"):
-            t[k] += r.seconds.get(k, 0.0)
-        t["events"] += r.events + r.dead_letters
-    t["total"] = time.perf_counter() - started
-    return t
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -57,6 +33,7 @@ def main() -> None:
 
     from mm_pipelines.events.bus import KafkaEventBus
     from mm_pipelines.events.generator import generate_events, to_jsonl
+    from mm_pipelines.events.ingest import ingest_pending
     from mm_pipelines.stores.clickhouse import Warehouse
     from mm_pipelines.stores.objects import LocalObjectStore
 
@@ -76,9 +53,9 @@ def main() -> None:
     del records
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
         with console.status("Ingesting without archive…"):
-            plain = ingest(bus, Warehouse(f"chdb://{Path(tmp) / 'wh1'}"), topic, args.max_batch)
+            plain = ingest_pending(Warehouse(f"chdb://{Path(tmp) / 'wh1'}"), bus, topic, args.max_batch)
         with console.status("Ingesting with the Parquet archive…"):
-            archived = ingest(bus, Warehouse(f"chdb://{Path(tmp) / 'wh2'}"), topic, args.max_batch, LocalObjectStore(f"file://{tmp}/objects"))
+            archived = ingest_pending(Warehouse(f"chdb://{Path(tmp) / 'wh2'}"), bus, topic, args.max_batch, LocalObjectStore(f"file://{tmp}/objects"))
     bus.close()
 
     table = Table(title=f"Kafka → ClickHouse (chDB), {n:,} events, {args.partitions} partitions")
@@ -86,9 +63,9 @@ def main() -> None:
     table.add_column("no archive", justify="right")
     table.add_column("with archive", justify="right")
     table.add_row("produce (kafka-python, idempotent)", f"{produce_s:.1f} s ({n / produce_s:,.0f}/s)", "")
-    table.add_row("ingest end to end", *(f"{r['total']:.1f} s ({r['events'] / r['total']:,.0f}/s)" for r in (plain, archived)))
+    table.add_row("ingest end to end", *(f"{r.seconds['total']:.1f} s ({r.messages_per_s:,.0f}/s)" for r in (plain, archived)))
     for k, label in (("fetch", "  Kafka fetch (kafka-python)"), ("land", "  land + validate (ClickHouse)"), ("validate_insert", "  typed insert + dead letters"), ("archive", "  Parquet archive")):
-        table.add_row(label, *(f"{r[k]:.2f} s" for r in (plain, archived)))
+        table.add_row(label, *(f"{r.seconds[k]:.2f} s" for r in (plain, archived)))
     console.print(table)
 
 

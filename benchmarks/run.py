@@ -40,29 +40,6 @@ def produce(bus, topic: str, events: list[dict], partitions: int) -> float:
     return time.perf_counter() - t0
 
 
-def ingest_all(bus, warehouse, topic: str, max_batch: int) -> dict:
-    from mm_pipelines.events.ingest import ensure_raw_tables, ingest_batch, ingested_offsets, pending_ranges
-
-    with warehouse.session() as s:
-        ensure_raw_tables(s)
-        done = ingested_offsets(s, topic)
-    ranges = pending_ranges(done, bus.end_offsets(topic), max_batch)
-    totals = {"fetch": 0.0, "land": 0.0, "validate_insert": 0.0, "events": 0, "dead": 0}
-    t0 = time.perf_counter()
-    for p, start, end in ranges:
-        t = time.perf_counter()
-        batch = bus.read_range(topic, p, start, end)
-        totals["fetch"] += time.perf_counter() - t
-        with warehouse.session() as s:
-            r = ingest_batch(s, batch)
-        totals["land"] += r.seconds["land"]
-        totals["validate_insert"] += r.seconds["validate_insert"]
-        totals["events"] += r.events
-        totals["dead"] += r.dead_letters
-    totals["total"] = time.perf_counter() - t0
-    return totals
-
-
 def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
     """Per-event Python: json.loads, checks, typed columns, one Arrow insert per partition range."""
     from mm_pipelines.events.contract import CURRENCIES, EVENT_TYPES
@@ -134,6 +111,7 @@ def main() -> None:
 
     from mm_pipelines.events.bus import LocalEventLog
     from mm_pipelines.events.generator import generate_events
+    from mm_pipelines.events.ingest import ingest_pending
     from mm_pipelines.stores.clickhouse import Warehouse
 
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
@@ -150,7 +128,7 @@ def main() -> None:
         n = len(events)
         del events
         with console.status("Ingesting (ClickHouse-side validation)…"):
-            ing = ingest_all(bus, warehouse, topic, args.max_batch)
+            ing = ingest_pending(warehouse, bus, topic, args.max_batch)
         with console.status(f"Baseline: per-event Python validation on {args.baseline_events:,} events…"):
             base = python_baseline(bus, warehouse, topic, args.baseline_events)
         with console.status("dbt build of the slice…"):
@@ -162,14 +140,14 @@ def main() -> None:
     table.add_column("value", justify="right")
     table.add_row("generate events", f"{gen_s:.1f} s ({n / gen_s:,.0f} events/s)")
     table.add_row("produce to embedded log", f"{produce_s:.1f} s ({n / produce_s:,.0f} events/s)")
-    table.add_row("ingest: log → raw.events, end to end", f"{ing['total']:.1f} s ({ing['events'] / ing['total']:,.0f} events/s)")
-    table.add_row("  read ranges from the log", f"{ing['fetch']:.2f} s")
-    table.add_row("  land batch (Arrow insert)", f"{ing['land']:.2f} s")
-    table.add_row("  validate + typed insert (ClickHouse SQL)", f"{ing['validate_insert']:.2f} s")
-    table.add_row("  events / dead letters", f"{ing['events']:,} / {ing['dead']:,}")
+    table.add_row("ingest: log → raw.events, end to end", f"{ing.seconds['total']:.1f} s ({ing.messages_per_s:,.0f} events/s)")
+    table.add_row("  read ranges from the log", f"{ing.seconds['fetch']:.2f} s")
+    table.add_row("  land + validate (Arrow insert, ClickHouse SQL)", f"{ing.seconds['land']:.2f} s")
+    table.add_row("  typed insert + dead letters", f"{ing.seconds['validate_insert']:.2f} s")
+    table.add_row("  events / dead letters", f"{ing.events:,} / {ing.dead_letters:,}")
     base_rate = base["events"] / base["total"]
     table.add_row(f"baseline: per-event Python ({base['events']:,} events)", f"{base['total']:.1f} s ({base_rate:,.0f} events/s)")
-    table.add_row("speed-up over baseline", f"{(ing['events'] / ing['total']) / base_rate:.1f}×")
+    table.add_row("speed-up over baseline", f"{ing.messages_per_s / base_rate:.1f}×")
     table.add_row("dbt build of the slice (seed, 2 models, tests)", f"{dbt_s:.1f} s ({rows:,} mart rows)")
     console.print(table)
 

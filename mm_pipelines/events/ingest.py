@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import pyarrow as pa
 
 from mm_pipelines.events.archive import archive_range, archive_range_record
-from mm_pipelines.events.bus import Batch
+from mm_pipelines.events.bus import Batch, EventBus, EventBusError
 from mm_pipelines.events.contract import error_sql, typed_columns_sql
-from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.clickhouse import Session, Warehouse
 from mm_pipelines.stores.objects import ObjectStore
 
 # Retried inserts are recognised by token within this many most recent blocks per table.
@@ -323,3 +324,68 @@ def record_file_dead_letters(session: Session, file: str, token: str, lines: lis
         table,
         settings={"insert_deduplication_token": f"{token}:dead_letters"},
     )
+
+
+@dataclass
+class IngestRun:
+    topic: str
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)
+    events: int = 0
+    dead_letters: int = 0
+    dates: set[date] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("fetch", "land", "validate_insert", "archive", "total"), 0.0))
+    lag: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def messages_per_s(self) -> float:
+        total = self.seconds["total"]
+        return (self.events + self.dead_letters) / total if total > 0 else 0.0
+
+
+def ingest_pending(
+    warehouse: Warehouse,
+    bus: EventBus,
+    topic: str,
+    max_batch: int,
+    archive: ObjectStore | None = None,
+    partition: int | None = None,
+    up_to: int | None = None,
+    log: Callable[[str], None] = lambda msg: None,
+) -> IngestRun:
+    """Ingest everything between the recorded offsets and the end of the topic (or of one partition,
+    up to an offset). The warehouse is held per batch only, never while Kafka is read."""
+    with warehouse.session(log) as s:
+        ensure_raw_tables(s)
+        done = ingested_offsets(s, topic)
+        intents = open_intents(s, topic)
+    run = IngestRun(topic)
+    try:
+        ends = bus.end_offsets(topic)
+    except EventBusError as e:
+        log(f"Nothing to ingest: {e}")
+        return run
+    targets = ends
+    if partition is not None:
+        # A range always starts where the partition's ingestion stopped, so boundaries stay contiguous
+        # whichever run gets there first; a range already covered is a no-op.
+        targets = {partition: min(up_to if up_to is not None else ends.get(partition, 0), ends.get(partition, 0))}
+    run.ranges = pending_ranges(done, targets, max_batch, intents)
+    started = time.perf_counter()
+    for p, start, end in run.ranges:
+        with warehouse.session(log) as s:
+            record_intent(s, topic, p, start, end)
+        t0 = time.perf_counter()
+        batch = bus.read_range(topic, p, start, end)
+        run.seconds["fetch"] += time.perf_counter() - t0
+        with warehouse.session(log) as s:
+            result = ingest_batch(s, batch, archive)
+        run.events += result.events
+        run.dead_letters += result.dead_letters
+        run.dates.update(result.dates)
+        for k, v in result.seconds.items():
+            run.seconds[k] += v
+        done[p] = end
+        log(f"{topic}[{p}] {start}-{end}: {result.events} events, {result.dead_letters} dead letters")
+    run.seconds["total"] = time.perf_counter() - started
+    run.lag = {p: end - done.get(p, 0) for p, end in ends.items()}
+    return run
