@@ -55,7 +55,7 @@ _STRING_TOKENS = r'"([^"]*)"'
 _CARD_CANDIDATES = r"(?:^|[^0-9A-Za-z])((?:\d[ -]?){12,18}\d)(?:[^0-9A-Za-z]|$)"
 
 
-def _sql_str(s: str) -> str:
+def sql_string(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -73,7 +73,7 @@ def _fields_sql(col: str) -> str:
 
 
 def _raw_sql(col: str, name: str) -> str:
-    return f"{_fields_sql(col)}[{_sql_str(name)}]"
+    return f"{_fields_sql(col)}[{sql_string(name)}]"
 
 
 def field_sql(col: str, name: str) -> str:
@@ -92,34 +92,34 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     f = lambda name: field_sql(col, name)  # noqa: E731
     has = lambda name: _has_sql(col, name)  # noqa: E731
     present = lambda name: f"({has(name)} AND {f(name)} != '')"  # noqa: E731
-    types = ", ".join(_sql_str(t) for t in EVENT_TYPES)
-    currencies = ", ".join(_sql_str(c) for c in sorted(CURRENCIES))
+    types = ", ".join(sql_string(t) for t in EVENT_TYPES)
+    currencies = ", ".join(sql_string(c) for c in sorted(CURRENCIES))
     ts = f"parseDateTime64BestEffortOrNull({f('occurred_at')}, 3, 'UTC')"
     revenue = f"toDecimal128OrNull({f('revenue')}, 10)"
     card_digits = (
-        f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), arrayFlatten(arrayMap(t -> extractAll(t, {_sql_str(_CARD_CANDIDATES)}), "
-        f"extractAll({col}, {_sql_str(_STRING_TOKENS)}))))"
+        f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), "
+        f"extractAll({col}, {sql_string(_STRING_TOKENS)}))))"
     )
     clauses: list[tuple[str, str]] = [
         (f"NOT isValidJSON({col})", "'malformed JSON: the message is not a JSON document'"),
         (f"JSONType({col}) != 'Object'", "'malformed event: the message is JSON but not an object'"),
         # PII first: an event carrying personal data must be recognised as such whatever else is wrong.
-        (f"match({col}, {_sql_str(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
-        (f"match({col}, {_sql_str(_PHONE)})", "'PII: a phone number appears in the event'"),
+        (f"match({col}, {sql_string(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
+        (f"match({col}, {sql_string(_PHONE)})", "'PII: a phone number appears in the event'"),
         (
             f"arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
             "'PII: a payment card number appears in the event'",
         ),
     ]
     for name in REQUIRED_FIELDS:
-        clauses.append((f"NOT {present(name)}", _sql_str(f"missing required field {name}")))
+        clauses.append((f"NOT {present(name)}", sql_string(f"missing required field {name}")))
     clauses += [
         (
             f"{f('event_type')} NOT IN ({types})",
             f"concat('event_type ', {f('event_type')}, ' is not one of {', '.join(EVENT_TYPES)}')",
         ),
         (
-            f"NOT match({f('occurred_at')}, {_sql_str(_RFC3339)}) OR {ts} IS NULL",
+            f"NOT match({f('occurred_at')}, {sql_string(_RFC3339)}) OR {ts} IS NULL",
             f"concat('occurred_at ', {f('occurred_at')}, ' is not an RFC 3339 timestamp with a time zone')",
         ),
         (
@@ -129,11 +129,11 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     ]
     for name in REQUIRED_FOR_TOUCHES:
         clauses.append(
-            (f"{f('event_type')} != 'conversion' AND NOT {present(name)}", _sql_str(f"missing required field {name} for a touch event"))
+            (f"{f('event_type')} != 'conversion' AND NOT {present(name)}", sql_string(f"missing required field {name} for a touch event"))
         )
     for name in REQUIRED_FOR_CONVERSIONS:
         clauses.append(
-            (f"{f('event_type')} = 'conversion' AND NOT {present(name)}", _sql_str(f"missing required field {name} for a conversion"))
+            (f"{f('event_type')} = 'conversion' AND NOT {present(name)}", sql_string(f"missing required field {name} for a conversion"))
         )
     clauses += [
         (
@@ -159,7 +159,7 @@ def typed_columns_sql(col: str = "raw") -> str:
     """SELECT list that turns a valid raw message into the columns of raw.events."""
     f = lambda name: field_sql(col, name)  # noqa: E731
     opt = lambda name: f"if({_has_sql(col, name)}, {f(name)}, NULL)"  # noqa: E731
-    known = ", ".join(_sql_str(k) for k in KNOWN_FIELDS)
+    known = ", ".join(sql_string(k) for k in KNOWN_FIELDS)
     return ",\n".join(
         [
             f"{f('event_id')} AS event_id",

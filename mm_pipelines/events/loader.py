@@ -8,7 +8,6 @@ is a no-op unless forced, so re-running a load (or the demo) never duplicates ev
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,10 +27,6 @@ class LoadReport:
     produced: int
     quarantined: list[tuple[int, str]] = field(default_factory=list)
     already_loaded_at: datetime | None = None
-
-    @property
-    def reasons(self) -> Counter:
-        return Counter(reason for _, reason in self.quarantined)
 
 
 def load_file(
