@@ -26,6 +26,8 @@ setup(
         "clickhouse-connect[chdb]==1.12.0",
         "chdb==4.4.0",
         "kafka-python==3.0.12",
+        # librdkafka: the data path (produce, range reads); see KafkaEventBus for the measurements.
+        "confluent-kafka==2.16.1",
         "boto3>=1.40,<2",
         "psycopg[binary]>=3.2,<4",
         "pgserver==0.1.4",

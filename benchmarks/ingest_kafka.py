@@ -62,9 +62,9 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("no archive", justify="right")
     table.add_column("with archive", justify="right")
-    table.add_row("produce (kafka-python, idempotent)", f"{produce_s:.1f} s ({n / produce_s:,.0f}/s)", "")
+    table.add_row("produce (librdkafka, idempotent)", f"{produce_s:.1f} s ({n / produce_s:,.0f}/s)", "")
     table.add_row("ingest end to end", *(f"{r.seconds['total']:.1f} s ({r.messages_per_s:,.0f}/s)" for r in (plain, archived)))
-    for k, label in (("fetch", "  Kafka fetch (kafka-python)"), ("land", "  land + validate (ClickHouse)"), ("validate_insert", "  typed insert + dead letters"), ("archive", "  Parquet archive")):
+    for k, label in (("fetch", "  Kafka fetch (librdkafka)"), ("land", "  land + validate (ClickHouse)"), ("validate_insert", "  typed insert + dead letters"), ("archive", "  Parquet archive")):
         table.add_row(label, *(f"{r.seconds[k]:.2f} s" for r in (plain, archived)))
     console.print(table)
 
