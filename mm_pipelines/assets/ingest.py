@@ -9,10 +9,9 @@ RAW_EVENTS_KEY = ["raw", "events"]
 
 
 class IngestConfig(Config):
-    """Without a partition, ingest everything pending; with one, up to `end` of that partition."""
+    """Empty `up_to`: ingest everything pending. Otherwise partition -> offset to ingest up to."""
 
-    partition: int | None = None
-    end: int | None = None
+    up_to: dict[str, int] = {}
     max_batch: int = 500_000
 
 
@@ -40,8 +39,7 @@ def raw_events(
             event_bus.events_topic(),
             config.max_batch,
             archive=object_store.open(),
-            partition=config.partition,
-            up_to=config.end,
+            up_to={int(p): end for p, end in config.up_to.items()} or None,
             log=context.log.info,
         )
     finally:

@@ -344,12 +344,12 @@ def ingest_pending(
     topic: str,
     max_batch: int,
     archive: ObjectStore | None = None,
-    partition: int | None = None,
-    up_to: int | None = None,
+    up_to: dict[int, int] | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> IngestRun:
-    """Ingest everything between the recorded offsets and the end of the topic (or of one partition,
-    up to an offset). The warehouse is held per batch only, never while Kafka is read."""
+    """Ingest everything between the recorded offsets and the end of the topic (or, with `up_to`,
+    of the listed partitions up to those offsets). The warehouse is held per batch only, never
+    while the bus is read."""
     with warehouse.session(log) as s:
         ensure_raw_tables(s)
         done = ingested_offsets(s, topic)
@@ -361,10 +361,10 @@ def ingest_pending(
         log(f"Nothing to ingest: {e}")
         return run
     targets = ends
-    if partition is not None:
+    if up_to is not None:
         # A range always starts where the partition's ingestion stopped, so boundaries stay contiguous
         # whichever run gets there first; a range already covered is a no-op.
-        targets = {partition: min(up_to if up_to is not None else ends.get(partition, 0), ends.get(partition, 0))}
+        targets = {p: min(end, ends.get(p, 0)) for p, end in up_to.items()}
     run.ranges = pending_ranges(done, targets, max_batch, intents)
     started = time.perf_counter()
     for p, start, end in run.ranges:

@@ -26,12 +26,13 @@ def test_ranges_cover_exactly_what_is_pending(ingested, ends, max_batch):
         assert all(0 < e - s <= max_batch for s, e in mine)  # bounded
 
 
-def test_run_keys_name_topic_partition_and_range():
-    requests, cursor = plan_runs("mm.events.v1", {}, {0: 10}, {0: 25, 1: 5}, max_range=10)
-    assert [r.run_key for r in requests] == ["mm.events.v1:0:10-20", "mm.events.v1:0:20-25", "mm.events.v1:1:0-5"]
-    assert cursor == {0: 25, 1: 5}
-    assert requests[0].run_config["ops"]["raw__events"]["config"] == {"partition": 0, "end": 20, "max_batch": 10}
-    assert batch_token("mm.events.v1", 0, 10, 20) == requests[0].run_key
+def test_run_keys_name_topic_partitions_and_ranges():
+    requests, cursor = plan_runs("mm.events.v1", {}, {0: 10}, {0: 25, 1: 5, 2: 0}, max_range=10)
+    assert [r.run_key for r in requests] == ["mm.events.v1:0:10-20;1:0-5", "mm.events.v1:0:20-25"]
+    assert cursor == {0: 25, 1: 5, 2: 0}
+    assert requests[0].run_config["ops"]["raw__events"]["config"] == {"up_to": {"0": 20, "1": 5}, "max_batch": 10}
+    assert requests[1].run_config["ops"]["raw__events"]["config"] == {"up_to": {"0": 25}, "max_batch": 10}
+    assert batch_token("mm.events.v1", 0, 10, 20) == "mm.events.v1:0:10-20"
 
 
 @given(cursor=offsets, ingested=offsets, ends=offsets)
