@@ -62,6 +62,8 @@ class EventBus(Protocol):
 
     def read_range(self, topic: str, partition: int, start: int, end: int) -> Batch: ...
 
+    def commit(self, topic: str, offsets: dict[int, int]) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -198,6 +200,9 @@ class LocalEventLog:
             values.append(blob[begin : begin + vlen])
         batch.offsets = list(range(start, end))
         return batch
+
+    def commit(self, topic: str, offsets: dict[int, int]) -> None:
+        """The embedded log has no consumer groups: lag comes from raw.ingested_ranges."""
 
     def close(self) -> None:
         pass
@@ -352,6 +357,14 @@ class KafkaEventBus:
         finally:
             consumer.unassign()
         return batch
+
+    def commit(self, topic: str, offsets: dict[int, int]) -> None:
+        """Record ingested offsets on the consumer group, for lag dashboards only: what is ingested is
+        decided by raw.ingested_ranges in the warehouse, never by these."""
+        from confluent_kafka import TopicPartition
+
+        if offsets:
+            self._get_consumer().commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
 
     def close(self) -> None:
         if self._producer is not None:

@@ -384,4 +384,6 @@ def ingest_pending(
         log(f"{topic}[{p}] {start}-{end}: {result.events} events, {result.dead_letters} dead letters")
     run.seconds["total"] = time.perf_counter() - started
     run.lag = {p: end - done.get(p, 0) for p, end in ends.items()}
+    if run.ranges:
+        bus.commit(topic, {p: done[p] for p, _, _ in run.ranges})
     return run

@@ -24,3 +24,18 @@ def test_produce_and_read_back_exact_ranges(kafka_bus, kafka_topic):
 def test_unknown_topic_is_a_clear_error(kafka_bus, kafka_topic):
     with pytest.raises(EventBusError, match="does not exist"):
         kafka_bus.end_offsets(kafka_topic)
+
+
+def test_ingestion_commits_the_consumer_group_for_lag_dashboards(kafka_bus, kafka_topic, warehouse):
+    from confluent_kafka import Consumer, TopicPartition
+
+    from mm_pipelines.events.ingest import ingest_pending
+
+    kafka_bus.ensure_topic(kafka_topic, 2)
+    kafka_bus.produce(kafka_topic, [(f"k{i}".encode(), b"{}") for i in range(50)])
+    run = ingest_pending(warehouse, kafka_bus, kafka_topic, max_batch=1000)
+    assert run.dead_letters == 50  # '{}' lacks every required field
+    group = Consumer({"bootstrap.servers": kafka_bus._servers, "group.id": "mm-ingest"})
+    committed = group.committed([TopicPartition(kafka_topic, p) for p in (0, 1)], timeout=10)
+    group.close()
+    assert {tp.partition: tp.offset for tp in committed} == kafka_bus.end_offsets(kafka_topic)
