@@ -31,7 +31,9 @@ setup(
         "boto3>=1.40,<2",
         "psycopg[binary]>=3.2,<4",
         "pgserver==0.1.4",
-        "pyspark>=4.0,<5",
+        # [connect] brings grpcio-status and googleapis-common-protos: without them pyspark, which
+        # Great Expectations imports, calls sys.exit(0) inside Dagster's multiprocess step workers.
+        "pyspark[connect]>=4.0,<5",
         "great-expectations>=1.20,<2",
         # pyspark 4 does not yet support pandas 3.
         "pandas>=2.2,<3",

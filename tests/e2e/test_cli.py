@@ -102,6 +102,12 @@ GRAPH_QUERY = """{
 }"""
 
 
+LAUNCH = """mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } }
+}"""
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
 def test_dev_shows_the_asset_graph_with_materializations(mm):
     mm("demo", "--events", "2000")
     port = _free_port()
@@ -126,6 +132,17 @@ def test_dev_shows_the_asset_graph_with_materializations(mm):
         assert nodes["marts/campaign_performance_daily"]["assetMaterializations"], "the demo's materialization is not shown"
         checks = {c["name"] for c in nodes["marts/campaign_performance_daily"]["assetChecksOrError"]["checks"]}
         assert {"campaign_performance_expectations_check", "campaign_performance_reconciles_check"} <= checks
+        # A run launched from the UI (run worker + multiprocess executor, not in-process) succeeds too.
+        graphql = f"http://127.0.0.1:{port}/graphql"
+        selector = {"repositoryLocationName": "mm_pipelines", "repositoryName": "__repository__", "jobName": "platform_job"}
+        launched = requests.post(graphql, json={"query": LAUNCH, "variables": {"p": {"selector": selector, "runConfigData": {}}}}, timeout=30).json()
+        assert launched["data"]["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["data"]["launchRun"]["run"]["runId"]
+        status, deadline = None, time.monotonic() + 300
+        while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+            time.sleep(3)
+            status = requests.post(graphql, json={"query": RUN_STATUS, "variables": {"id": run_id}}, timeout=30).json()["data"]["runOrError"]["status"]
+        assert status == "SUCCESS"
     finally:
         os.killpg(proc.pid, 15)
         try:
