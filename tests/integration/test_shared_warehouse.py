@@ -1,5 +1,6 @@
 """Two processes on one embedded chDB warehouse: both succeed, one waiting for the other."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -31,23 +32,31 @@ def test_two_processes_share_one_warehouse(tmp_path):
     assert Warehouse(url).query_rows("SELECT who, count() FROM default.hits GROUP BY who ORDER BY who") == [("a", 5), ("b", 5)]
 
 
-def test_dbt_waits_for_a_process_holding_the_warehouse(tmp_path, monkeypatch):
+def test_dbt_waits_for_a_process_holding_the_warehouse(tmp_path):
     """`mm-dbt` and another process: the second waits with a clear message instead of failing."""
     from mm_pipelines.config import dbt_project_dir
     from mm_pipelines.resources import mm_dbt_executable
 
     wh = tmp_path / "wh"
+    # The holder keeps the warehouse until told to let go (its stdin closes), however slow dbt starts.
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import time\nfrom mm_pipelines.stores.clickhouse import Warehouse\nwith Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    time.sleep(10)"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", f"import sys\nfrom mm_pipelines.stores.clickhouse import Warehouse\nwith Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     project = dbt_project_dir()
-    env = {**__import__("os").environ, "MM_CLICKHOUSE_URL": f"chdb://{wh}"}
-    dbt = subprocess.run(
+    dbt = subprocess.Popen(
         [mm_dbt_executable(), "seed", "--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(tmp_path / "target")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MM_CLICKHOUSE_URL": f"chdb://{wh}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert holder.wait() == 0
-    assert dbt.returncode == 0, dbt.stdout[-2000:] + dbt.stderr[-2000:]
-    assert "Waiting for the embedded warehouse" in dbt.stderr
+    waiting = ""
+    for line in dbt.stderr:  # blocks until dbt reports that it is waiting (or exits)
+        if "Waiting for the embedded warehouse" in line:
+            waiting = line
+            break
+    assert "in use by pid" in waiting
+    assert dbt.poll() is None  # still waiting, not failed
+    holder.stdin.close()
+    assert holder.wait(timeout=60) == 0
+    out, rest = dbt.communicate(timeout=300)
+    assert dbt.returncode == 0, out[-2000:] + rest[-2000:]
