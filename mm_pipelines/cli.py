@@ -145,13 +145,11 @@ def events_produce(
     if file is not None:
         if not file.is_file():
             raise UserError(f"{file}: no such file", "give the path of a JSON Lines file")
-        import json as _json
-
         records = []
         for n, line in enumerate(file.read_bytes().splitlines(), 1):
             if line.strip():
                 try:
-                    key = str(_json.loads(line).get("user_id", "")).encode()
+                    key = str(json.loads(line).get("user_id", "")).encode()
                 except (ValueError, AttributeError):
                     key = f"{file.name}:{n}".encode()  # unparseable: ingestion will dead-letter it
                 records.append((key, line))

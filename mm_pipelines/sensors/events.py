@@ -10,7 +10,7 @@ import json
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from mm_pipelines.events.bus import EventBusError
-from mm_pipelines.events.ingest import ensure_raw_tables, ingested_offsets, pending_ranges
+from mm_pipelines.events.ingest import ingested_offsets, pending_ranges
 from mm_pipelines.jobs import ingest_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
 
@@ -51,9 +51,9 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
         return SkipReason(str(e))
     finally:
         bus.close()
+    # Read-only every tick: the ingestion run creates the raw tables; before that nothing is ingested.
     with clickhouse.get_warehouse().session(context.log.info) as s:
-        ensure_raw_tables(s)
-        ingested = ingested_offsets(s, topic)
+        ingested = ingested_offsets(s, topic) if s.scalar("EXISTS TABLE raw.ingested_ranges") else {}
     cursor = {int(k): v for k, v in json.loads(context.cursor or "{}").items()}
     requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE)
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
