@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,10 @@ from mm_pipelines.config import ConfigError, Settings, repo_root
 app = typer.Typer(help="Market & Media data platform.", no_args_is_help=True, add_completion=False)
 events_app = typer.Typer(help="Generate and load canonical events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+spend_app = typer.Typer(help="Ad spend reports.", no_args_is_help=True)
+app.add_typer(spend_app, name="spend")
+attribution_app = typer.Typer(help="Multi-touch attribution.", no_args_is_help=True)
+app.add_typer(attribution_app, name="attribution")
 
 # Readable tables when piped too (rich falls back to 80 columns without a terminal).
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -175,8 +180,6 @@ def replay(
     everything: Annotated[bool, typer.Option("--all", help="Disaster recovery: every archived day, dead letters and ingestion offsets.")] = False,
 ) -> None:
     """Rebuild raw tables from the Parquet archive in the object store."""
-    from datetime import date
-
     from mm_pipelines.events.archive import archived_days, replay as replay_archive
     from mm_pipelines.events.ingest import ensure_raw_tables
 
@@ -252,8 +255,15 @@ def _stdout_to(path: Path):
         os.close(saved)
 
 
-def _execute(job_name: str | None, selection: str | None = None) -> bool:
-    """Run a job (or an asset selection) in this process on the local Dagster instance."""
+def _partition_range_tags(days: tuple[date, date] | None) -> dict[str, str]:
+    """Tags of a single run over a range of daily partitions (the daily assets use a single-run backfill policy)."""
+    if not days:
+        return {}
+    return {"dagster/asset_partition_range_start": days[0].isoformat(), "dagster/asset_partition_range_end": days[1].isoformat()}
+
+
+def _execute(job_name: str | None, selection: str | None = None, days: tuple[date, date] | None = None) -> bool:
+    """Run a job (or an asset selection) in this process on the local Dagster instance, over `days` for daily assets."""
     from dagster import DagsterInstance, materialize
 
     settings = Settings.from_env()
@@ -264,10 +274,15 @@ def _execute(job_name: str | None, selection: str | None = None) -> bool:
     err.print(f"  step output: {log}")
     with DagsterInstance.get() as instance, _stdout_to(log):
         if job_name:
-            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET, tags=_partition_range_tags(days)
+            )
         else:
             assets = list(defs.assets or []) + list(defs.asset_checks or [])
-            result = materialize(assets, selection=selection, instance=instance, resources=defs.resources, raise_on_error=False, run_config=QUIET)
+            result = materialize(
+                assets, selection=selection, instance=instance, resources=defs.resources, raise_on_error=False,
+                run_config=QUIET, tags=_partition_range_tags(days),
+            )
         failed_checks = [
             e.event_specific_data
             for e in result.all_events
@@ -285,10 +300,45 @@ def _execute(job_name: str | None, selection: str | None = None) -> bool:
 @app.command("materialize")
 def materialize_cmd(
     selection: Annotated[str, typer.Argument(help="Asset selection, e.g. '*', 'raw/events', 'marts/campaign_performance_daily', 'group:marts'.")] = "*",
+    from_: Annotated[str | None, typer.Option("--from", help="First day of the daily partitions to build (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day of the daily partitions to build (YYYY-MM-DD).")] = None,
 ) -> None:
-    """Materialize assets (and run their checks) without the UI."""
-    if not _execute(None, selection):
+    """Materialize assets (and run their checks) without the UI; daily assets over --from … --to in one run."""
+    days = _date_range(from_, to) if (from_ or to) else _event_days(Settings.from_env())
+    if not _execute(None, selection, days):
         raise UserError(f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs")
+
+
+def _date_range(from_: str | None, to: str | None) -> tuple[date, date]:
+    if not (from_ and to):
+        raise UserError("Give both --from and --to", "e.g. --from 2026-10-01 --to 2026-10-28")
+    try:
+        first, last = date.fromisoformat(from_), date.fromisoformat(to)
+    except ValueError as e:
+        raise UserError(f"--from/--to: {e}", "give dates as YYYY-MM-DD") from None
+    if first > last:
+        raise UserError(f"--from {first} is after --to {last}", "swap the dates")
+    return first, last
+
+
+def _event_days(settings: Settings) -> tuple[date, date] | None:
+    """The days the warehouse holds events for, or None before anything was ingested."""
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    try:
+        lo, hi = Warehouse(settings.clickhouse_url).query_rows("SELECT min(toDate(occurred_at)), max(toDate(occurred_at)), count() FROM raw.events")[0][:2]
+    except Exception:  # no raw.events yet
+        return None
+    return (lo, hi) if lo.year > 1970 else None
+
+
+def _dataset_days(path: Path) -> tuple[date, date]:
+    """First and last event day of a JSON Lines dataset sorted by time (the generator's output)."""
+    with open(path, "rb") as f:
+        first = json.loads(f.readline())
+        f.seek(max(0, path.stat().st_size - 65536))
+        last = json.loads(f.read().splitlines()[-1])
+    return date.fromisoformat(first["occurred_at"][:10]), date.fromisoformat(last["occurred_at"][:10])
 
 
 def _summary(settings: Settings) -> Table:
@@ -340,12 +390,15 @@ def demo(
             tmp.replace(dataset)
     err.print(f"[green]✓[/green] dataset {dataset}")
     _load(dataset, force=False)
-    with err.status("Running platform_job: ingest → dbt build → data-quality checks…"):
-        ok = _execute("platform_job")
+    days = _dataset_days(dataset)
+    _load_demo_spend(settings, seed, days)
+    with err.status(f"Running platform_job for {days[0]} … {days[1]}: ingest → dbt build → attribution → data-quality checks…"):
+        ok = _execute("platform_job", days=days)
     if not ok:
         raise UserError("platform_job failed", "see the errors above; `mm dev` shows the run's logs")
     err.print(f"[green]✓[/green] platform_job succeeded in {time.perf_counter() - started:.1f}s (all checks passed)")
     console.print(_summary(settings))
+    console.print(_compare_table(settings, days[0], days[1], "channel"))
 
 
 @app.command()
@@ -389,6 +442,115 @@ def config() -> None:
     for k, v in Settings.from_env().describe().items():
         table.add_row(k, v)
     console.print(table)
+
+
+def _load_demo_spend(settings: Settings, seed: int, days: tuple[date, date]) -> None:
+    """The synthetic catalog's spend report for the dataset's days, loaded like any report (idempotent)."""
+    import random
+
+    from mm_pipelines.events.generator import build_catalog
+    from mm_pipelines.events.spend import generate_spend_csv, load_spend_file
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    catalog = build_catalog(random.Random(seed))
+    path = settings.home / "demo" / f"spend-seed{seed}-{days[0]}-{days[1]}.csv"
+    if not path.exists():
+        path.write_text(generate_spend_csv(catalog.campaigns, days[0], (days[1] - days[0]).days + 1, seed))
+    with Warehouse(settings.clickhouse_url).session() as s:
+        _, rows = load_spend_file(s, path)
+    err.print(f"[green]✓[/green] ad spend {path} ({rows:,} rows)")
+
+
+@spend_app.command("load")
+def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,channel,campaign_id,amount,currency.")]) -> None:
+    """Load an ad spend report into raw.ad_spend (a restated report is loaded again: the latest wins)."""
+    from mm_pipelines.events.spend import SpendFileError, load_spend_file
+
+    if not file.exists():
+        raise UserError(f"{file}: no such file", "give the path of a spend CSV")
+    platform = _platform()
+    try:
+        with platform.warehouse.session() as s:
+            load_id, rows = load_spend_file(s, file)
+    except SpendFileError as e:
+        raise UserError(str(e), "fix that line of the report and load it again (nothing was loaded)") from None
+    err.print(f"Loaded {rows:,} spend rows from {file} (load {load_id[:12]}); rebuild with: mm materialize")
+
+
+MODEL_ORDER = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley")
+
+
+def _compare_table(settings: Settings, first: date, last: date, by: str) -> Table:
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    column = {"channel": "channel", "campaign": "campaign_id"}[by]
+    rows = Warehouse(settings.clickhouse_url).query_rows(
+        f"""SELECT {column}, model, sum(conversions), sum(revenue), sum(spend), any(currency)
+        FROM marts.attribution_daily
+        WHERE date BETWEEN {{first:Date}} AND {{last:Date}}
+        GROUP BY {column}, model""",
+        {"first": first, "last": last},
+    )
+    cells: dict[str, dict[str, tuple]] = {}
+    spend: dict[str, Decimal] = {}
+    currency = "USD"
+    for key, model, conv, rev, sp, cur in rows:
+        cells.setdefault(key, {})[model] = (conv, rev)
+        spend[key] = sp  # the same under every model
+        currency = cur or currency
+    table = Table(title=f"Attributed revenue {currency} by {by}, {first} … {last} (marts.attribution_daily; conversions below)")
+    table.add_column(by, no_wrap=True)
+    for model in MODEL_ORDER:
+        table.add_column(model.replace("_", " "), justify="right")
+    table.add_column("spend", justify="right")
+    order = sorted(cells, key=lambda k: (-max((v[1] for v in cells[k].values()), default=0), k))
+    totals = {m: [Decimal(0), Decimal(0)] for m in MODEL_ORDER}
+    for key in order:
+        row = []
+        for model in MODEL_ORDER:
+            conv, rev = cells[key].get(model, (Decimal(0), Decimal(0)))
+            totals[model][0] += conv
+            totals[model][1] += rev
+            row.append(f"{rev:,.2f}\n[dim]{conv:,.1f}[/dim]")
+        table.add_row(key, *row, f"{spend.get(key, 0):,.2f}")
+    table.add_section()
+    table.add_row("total", *(f"{totals[m][1]:,.2f}\n[dim]{totals[m][0]:,.1f}[/dim]" for m in MODEL_ORDER),
+                  f"{sum(spend.values(), Decimal(0)):,.2f}", style="bold")
+    return table
+
+
+@attribution_app.command("compare")
+def attribution_compare(
+    from_: Annotated[str, typer.Option("--from", help="First conversion day (YYYY-MM-DD).")],
+    to: Annotated[str, typer.Option("--to", help="Last conversion day (YYYY-MM-DD).")],
+    by: Annotated[str, typer.Option("--by", help="channel or campaign.")] = "channel",
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+) -> None:
+    """Every attribution model side by side: attributed revenue and conversions per channel or campaign."""
+    if by not in ("channel", "campaign"):
+        raise UserError(f"--by {by!r} is not supported", "use --by channel or --by campaign")
+    if format not in ("table", "csv", "json"):
+        raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
+    first, last = _date_range(from_, to)
+    settings = Settings.from_env()
+    if format == "table":
+        console.print(_compare_table(settings, first, last, by))
+        return
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    column = {"channel": "channel", "campaign": "campaign_id"}[by]
+    rows = Warehouse(settings.clickhouse_url).query_rows(
+        f"""SELECT {column}, model, sum(conversions), sum(revenue), sum(spend) FROM marts.attribution_daily
+        WHERE date BETWEEN {{first:Date}} AND {{last:Date}} GROUP BY {column}, model ORDER BY {column}, model""",
+        {"first": first, "last": last},
+    )
+    records = [{by: k, "model": m, "conversions": str(c), "revenue": str(r), "spend": str(sp)} for k, m, c, r, sp in rows]
+    if format == "json":
+        print(json.dumps(records, indent=2))
+    else:
+        w = csv.DictWriter(sys.stdout, fieldnames=[by, "model", "conversions", "revenue", "spend"])
+        w.writeheader()
+        w.writerows(records)
 
 
 def main() -> None:

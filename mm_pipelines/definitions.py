@@ -2,8 +2,10 @@
 
 from dagster import Definitions
 
+from mm_pipelines.assets.attribution import attribution_fit
 from mm_pipelines.assets.dbt import build_dbt_assets
 from mm_pipelines.assets.ingest import raw_events
+from mm_pipelines.checks.attribution import attribution_checks
 from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
 from mm_pipelines.jobs import ingest_job, platform_job
@@ -13,8 +15,8 @@ from mm_pipelines.sensors.events import raw_events_sensor
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[raw_events, build_dbt_assets()],
-        asset_checks=[*quality_checks, raw_events_freshness_check],
+        assets=[raw_events, *build_dbt_assets(), attribution_fit],
+        asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
         jobs=[platform_job, ingest_job],
         sensors=[raw_events_sensor],
         resources=build_resources(),

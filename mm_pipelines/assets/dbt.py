@@ -1,15 +1,27 @@
-"""dbt models as Dagster assets: one asset per model, keyed by database and grouped by layer."""
+"""dbt models as Dagster assets: one asset per model, keyed by database and grouped by layer.
 
+Three dbt ops, split where the graph needs it: the unpartitioned models (staging, campaign performance),
+the daily attribution paths, and the daily attribution marts, which also read the Python fit that sits
+between them. Daily ops hand dbt their partition range as vars, with the attribution settings.
+"""
 
+import json
+import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS, window_dates
+from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import dbt_project_dir
 from mm_pipelines.resources import mm_dbt_executable
+
+ATTRIBUTION_PATH_MODELS = "int_conversion_paths int_attribution_journeys"
+ATTRIBUTION_MART_MODELS = "attribution_credits attribution_daily attribution_data_driven"
 
 
 class MMDbtTranslator(DagsterDbtTranslator):
@@ -22,6 +34,9 @@ class MMDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return dbt_resource_props["schema"]
+
+
+TRANSLATOR = MMDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
 def _newest_source_mtime(project_dir: Path) -> float:
@@ -43,15 +58,48 @@ def mm_dbt_project() -> DbtProject:
     return project
 
 
-def build_dbt_assets():
+def reprocess_days() -> int:
+    """Late events: each daily run also rebuilds this many days before its range (MM_ATTRIBUTION_REPROCESS_DAYS)."""
+    raw = os.environ.get("MM_ATTRIBUTION_REPROCESS_DAYS", "2")
+    if not raw.isdigit():
+        raise ValueError(f"MM_ATTRIBUTION_REPROCESS_DAYS={raw!r} must be a whole number of days")
+    return int(raw)
+
+
+def attribution_vars(context: AssetExecutionContext) -> dict:
+    start, end = window_dates(context.partition_time_window)
+    return AttributionConfig.from_env().dbt_vars() | {
+        "attribution_start_date": (start - timedelta(days=reprocess_days())).isoformat(),
+        "attribution_end_date": end.isoformat(),
+    }
+
+
+def build_dbt_assets() -> list:
     project = mm_dbt_project()
+    common = dict(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR, project=project)
+
+    @dbt_assets(**common, exclude="tag:daily", name="mm_dbt_models")
+    def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context).stream()
 
     @dbt_assets(
-        manifest=project.manifest_path,
-        dagster_dbt_translator=MMDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-        project=project,
+        **common,
+        select=ATTRIBUTION_PATH_MODELS,
+        name="attribution_paths_dbt",
+        partitions_def=DAILY_PARTITIONS,
+        backfill_policy=BackfillPolicy.single_run(),
     )
-    def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream()
+    def attribution_paths_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
 
-    return mm_dbt_models
+    @dbt_assets(
+        **common,
+        select=ATTRIBUTION_MART_MODELS,
+        name="attribution_marts_dbt",
+        partitions_def=DAILY_PARTITIONS,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def attribution_marts_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
+
+    return [mm_dbt_models, attribution_paths_dbt, attribution_marts_dbt]

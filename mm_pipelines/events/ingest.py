@@ -90,6 +90,21 @@ RAW_TABLES = {
         ) ENGINE = ReplacingMergeTree
         ORDER BY (topic, partition, start_offset)
         SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+    # Ad-platform spend reports; a restatement is a new load of the same key (stg_ad_spend keeps the latest).
+    "raw.ad_spend": f"""
+        CREATE TABLE IF NOT EXISTS raw.ad_spend (
+            spend_date Date,
+            channel LowCardinality(String),
+            campaign_id String,
+            amount Decimal(38, 10),
+            currency LowCardinality(String),
+            load_id String,
+            file String,
+            line UInt64,
+            loaded_at DateTime64(3, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (spend_date, channel, campaign_id, loaded_at)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
     # Scratch space for a batch being validated; one partition per batch, dropped when done.
     "raw.event_landing": f"""
         CREATE TABLE IF NOT EXISTS raw.event_landing (

@@ -1,0 +1,20 @@
+-- Impressions and clicks with the lookback window (ms) of their channel and touch type: the seed's
+-- per-channel override, else the var default for the touch type.
+select
+    t.user_id,
+    t.event_id as touch_id,
+    t.occurred_at as touch_at,
+    t.event_type as touch_type,
+    t.channel,
+    t.campaign_id,
+    t.creative_id,
+    t.asset_id,
+    toInt64(if(
+        w.channel = '',
+        if(t.event_type = 'click', {{ var('attribution_click_lookback_days') }}, {{ var('attribution_impression_lookback_days') }}),
+        w.lookback_days
+    )) * 86400000 as lookback_ms
+from {{ ref('stg_events') }} as t
+left join {{ ref('attribution_lookback_windows') }} as w
+    on w.channel = t.channel and w.touch_type = t.event_type
+where t.event_type in ('impression', 'click')

@@ -1,0 +1,108 @@
+"""Attribution checks: every model credits every conversion exactly once, to the cent, never forward in time.
+
+ClickHouse reduces the whole mart to one row per (day, model) of violation counts; Great Expectations
+validates that frame, so the check stays cheap on hundreds of millions of credits and still says which
+model and day broke. Blocking: royalties must never be computed from a broken attribution.
+"""
+
+import os
+from datetime import datetime, timezone
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue, asset_check
+
+from mm_pipelines.checks.expectations import validate
+from mm_pipelines.checks.quality import _result
+from mm_pipelines.resources import ClickHouseResource
+
+ATTRIBUTION_CREDITS = AssetKey(["marts", "attribution_credits"])
+
+VIOLATIONS_SQL = """
+SELECT
+    conversion_date,
+    model,
+    count() AS conversions,
+    countIf(share_total != 1) AS shares_not_summing_to_one,
+    countIf(credit_total != revenue) AS credits_not_summing_to_revenue,
+    countIf(negative_credits > 0) AS negative_credits,
+    countIf(touches_after_conversion > 0) AS touches_after_conversion
+FROM (
+    SELECT conversion_date, model, conversion_id,
+        sum(credit_share) AS share_total,
+        sum(revenue_credit) AS credit_total,
+        any(revenue) AS revenue,
+        countIf(credit_share < 0 OR revenue_credit < 0) AS negative_credits,
+        countIf(touch_at IS NOT NULL AND touch_at >= converted_at) AS touches_after_conversion
+    FROM marts.attribution_credits
+    GROUP BY conversion_date, model, conversion_id
+)
+GROUP BY conversion_date, model
+ORDER BY conversion_date, model"""
+
+VIOLATION_COLUMNS = ("shares_not_summing_to_one", "credits_not_summing_to_revenue", "negative_credits", "touches_after_conversion")
+
+
+def attribution_expectations() -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["conversion_date", "model"]),
+        e.ExpectColumnValuesToBeInSet(
+            column="model",
+            value_set=["first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley"],
+        ),
+        *(e.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=0) for c in VIOLATION_COLUMNS),
+    ]
+
+
+@asset_check(
+    asset=ATTRIBUTION_CREDITS,
+    blocking=True,
+    description="Great Expectations: per model, each conversion's shares sum to 1 and its credits to its revenue; no negative credit; no touch at or after its conversion.",
+)
+def attribution_credits_expectations_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
+    df = clickhouse.get_warehouse().query_arrow(VIOLATIONS_SQL).to_pandas()
+    return _result(validate(df, "attribution_credits", attribution_expectations()), len(df))
+
+
+@asset_check(
+    asset=ATTRIBUTION_CREDITS,
+    blocking=True,
+    description="Every conversion is credited by every model (unattributed ones included): nothing dropped.",
+)
+def attribution_credits_complete_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
+    with clickhouse.get_warehouse().session() as s:
+        rows = s.query_rows(
+            "SELECT c.model, count() FROM (SELECT DISTINCT conversion_date FROM marts.attribution_credits) AS d "
+            "INNER JOIN intermediate.int_conversion_paths AS p ON p.conversion_date = d.conversion_date "
+            "CROSS JOIN (SELECT arrayJoin(['first_touch','last_touch','last_non_direct','linear','position_based','time_decay','markov','shapley']) AS model) AS c "
+            "LEFT ANTI JOIN (SELECT DISTINCT conversion_id, model FROM marts.attribution_credits) AS a "
+            "ON a.conversion_id = p.conversion_id AND a.model = c.model GROUP BY c.model"
+        )
+    missing = {m: int(n) for m, n in rows}
+    return AssetCheckResult(
+        passed=not missing,
+        description="every conversion credited by every model" if not missing else f"conversions missing credits per model: {missing}",
+        metadata={"missing": MetadataValue.json(missing)},
+    )
+
+
+@asset_check(
+    asset=ATTRIBUTION_CREDITS,
+    description="Attribution keeps up: the newest credited conversion is within MM_ATTRIBUTION_FRESHNESS_HOURS (36) of the newest conversion.",
+)
+def attribution_credits_freshness_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
+    with clickhouse.get_warehouse().session() as s:
+        credited = s.scalar("SELECT max(converted_at) FROM marts.attribution_credits")
+        newest = s.scalar("SELECT max(converted_at) FROM intermediate.int_conversions")
+    limit = float(os.environ.get("MM_ATTRIBUTION_FRESHNESS_HOURS", "36"))
+    behind_h = max(0.0, (newest - credited).total_seconds() / 3600) if newest and credited else 0.0
+    return AssetCheckResult(
+        passed=behind_h <= limit,
+        severity=AssetCheckSeverity.WARN,
+        description=f"credits are {behind_h:.1f} h behind the newest conversion (limit {limit:g} h)",
+        metadata={"hours_behind": round(behind_h, 2), "checked_at": datetime.now(timezone.utc).isoformat()},
+    )
+
+
+attribution_checks = [attribution_credits_expectations_check, attribution_credits_complete_check, attribution_credits_freshness_check]
