@@ -48,7 +48,7 @@ setup(
         "console_scripts": [
             "mm=mm_pipelines.cli:main",
             # dbt with the embedded-warehouse hook; dagster-dbt runs this instead of plain `dbt`.
-            "mm-dbt=mm_pipelines.resources.dbt_embedded:main",
+            "mm-dbt=mm_pipelines.dbt_cli:main",
         ],
     },
     include_package_data=True,

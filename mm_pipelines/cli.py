@@ -255,16 +255,11 @@ def _stdout_to(path: Path):
         os.close(saved)
 
 
-def _partition_range_tags(days: tuple[date, date] | None) -> dict[str, str]:
-    """Tags of a single run over a range of daily partitions (the daily assets use a single-run backfill policy)."""
-    if not days:
-        return {}
-    return {"dagster/asset_partition_range_start": days[0].isoformat(), "dagster/asset_partition_range_end": days[1].isoformat()}
-
-
 def _execute(job_name: str | None, selection: str | None = None, days: tuple[date, date] | None = None) -> bool:
     """Run a job (or an asset selection) in this process on the local Dagster instance, over `days` for daily assets."""
     from dagster import DagsterInstance, materialize
+
+    from mm_pipelines.assets.partitions import range_tags
 
     settings = Settings.from_env()
     ensure_dagster_home(settings)
@@ -275,13 +270,13 @@ def _execute(job_name: str | None, selection: str | None = None, days: tuple[dat
     with DagsterInstance.get() as instance, _stdout_to(log):
         if job_name:
             result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, raise_on_error=False, run_config=QUIET, tags=_partition_range_tags(days)
+                instance=instance, raise_on_error=False, run_config=QUIET, tags=range_tags(*days) if days else {}
             )
         else:
             assets = list(defs.assets or []) + list(defs.asset_checks or [])
             result = materialize(
                 assets, selection=selection, instance=instance, resources=defs.resources, raise_on_error=False,
-                run_config=QUIET, tags=_partition_range_tags(days),
+                run_config=QUIET, tags=range_tags(*days) if days else {},
             )
         failed_checks = [
             e.event_specific_data

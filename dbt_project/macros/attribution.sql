@@ -10,24 +10,32 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The configured path transforms, applied in order to an array of touch tuples whose 4th element is the channel. -#}
-{% macro transformed_path(path) -%}
-    {%- set ns = namespace(expr=path) -%}
+{#- CTEs `<relation>_transformed`: `<relation>` plus column transformed_column(column), the configured path
+    transforms applied in order to `column` (an array of touch tuples whose 4th element is the channel). One
+    CTE and one new column per transform, so every expression reads a plain column. -#}
+{% macro path_transform_ctes(relation, column) -%}
+    {%- set ns = namespace(prev=relation) -%}
     {%- for t in var('attribution_path_transforms') -%}
-        {%- set p = ns.expr -%}
+        {%- set c = column if loop.first else column ~ '_t' ~ (loop.index - 1) -%}
         {%- if t == 'collapse_repeats' -%}
-            {%- set ns.expr = "arrayFilter((x, prev) -> x.4 != prev, " ~ p ~ ", arrayPushFront(arrayPopBack(arrayMap(x -> x.4, " ~ p ~ ")), ''))" -%}
+            {%- set expr = "arrayFilter((x, prev) -> x.4 != prev, " ~ c ~ ", arrayPopBack(arrayPushFront(arrayMap(x -> x.4, " ~ c ~ "), '')))" -%}
         {%- elif t == 'first_occurrence' -%}
-            {%- set ns.expr = "arrayFilter((x, k) -> k = 1, " ~ p ~ ", arrayEnumerateUniq(arrayMap(x -> x.4, " ~ p ~ ")))" -%}
+            {%- set expr = "arrayFilter((x, k) -> k = 1, " ~ c ~ ", arrayEnumerateUniq(arrayMap(x -> x.4, " ~ c ~ ")))" -%}
         {%- elif t == 'drop_direct' -%}
-            {%- set ns.expr = "if(arrayAll(x -> x.4 = 'direct', " ~ p ~ "), " ~ p ~ ", arrayFilter(x -> x.4 != 'direct', " ~ p ~ "))" -%}
+            {%- set expr = "arrayFilter((x, all_direct) -> x.4 != 'direct' or all_direct, " ~ c ~ ", arrayMap(x -> arrayAll(y -> y.4 = 'direct', " ~ c ~ "), " ~ c ~ "))" -%}
         {%- elif t == 'drop_trailing_direct' -%}
-            {%- set ns.expr = "if(arrayAll(x -> x.4 = 'direct', " ~ p ~ "), " ~ p ~ ", arraySlice(" ~ p ~ ", 1, arrayLastIndex(x -> x.4 != 'direct', " ~ p ~ ")))" -%}
+            {%- set expr = "arraySlice(" ~ c ~ ", 1, if(arrayLastIndex(x -> x.4 != 'direct', " ~ c ~ ") = 0, length(" ~ c ~ "), arrayLastIndex(x -> x.4 != 'direct', " ~ c ~ ")))" -%}
         {%- else -%}
             {{ exceptions.raise_compiler_error("unknown attribution path transform '" ~ t ~ "': use collapse_repeats, first_occurrence, drop_direct or drop_trailing_direct") }}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ ns.expr }}
+        {%- endif %}
+{{ relation }}_t{{ loop.index }} as (select *, {{ expr }} as {{ column }}_t{{ loop.index }} from {{ ns.prev }}),
+        {%- set ns.prev = relation ~ '_t' ~ loop.index -%}
+    {%- endfor %}
+{{ relation }}_transformed as (select * from {{ ns.prev }})
+{%- endmacro %}
+
+{% macro transformed_column(column) -%}
+    {{ column }}{% if var('attribution_path_transforms') %}_t{{ var('attribution_path_transforms') | length }}{% endif %}
 {%- endmacro %}
 
 {% macro to_float(value) -%}toFloat64('{{ value }}'){%- endmacro %}

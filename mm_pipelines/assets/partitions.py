@@ -1,6 +1,6 @@
 """Daily partitions, shared by every date-grained asset (UTC days; today included so fresh data is built)."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from dagster import DailyPartitionsDefinition, TimeWindow
 
@@ -16,5 +16,6 @@ def days(first: date, end: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
-def partition_key(day: date) -> str:
-    return datetime(day.year, day.month, day.day).strftime("%Y-%m-%d")
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags for one run over the daily partitions [first, last] (the daily assets run ranges in one go)."""
+    return {"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()}

@@ -36,9 +36,9 @@ class _User:
         self.events: list[dict] = []
 
     def when(self) -> datetime:
-        """A conversion time late enough that 30 days and 1 ms before it is still in October."""
+        """A conversion time late enough that 30 days and 1 ms before it is still in October, and in the past."""
         start = datetime(2026, 11, 2, tzinfo=timezone.utc)
-        return start + timedelta(seconds=self.rng.randrange(26 * 86400), milliseconds=self.rng.randrange(1000))
+        return start + timedelta(seconds=self.rng.randrange(18 * 86400), milliseconds=self.rng.randrange(1000))
 
     def touch(self, kind: str, at: datetime, channel: str) -> dict:
         campaign = self.rng.choice(self.catalog.campaigns[channel])

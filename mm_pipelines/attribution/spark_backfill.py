@@ -192,7 +192,7 @@ def _paths(conversions: DataFrame, touches: DataFrame, config: AttributionConfig
 def _weights_sql(config: AttributionConfig) -> dict[str, str]:
     """Raw Float64 weights per model over `path` of `k` touches; `lnd` is the last non-direct index."""
     f, l = config.position_first_weight, config.position_last_weight
-    f2, l2 = (f / (f + l), l / (f + l)) if f + l else (0.0, 0.0)
+    f2, l2 = (f / (f + l), l / (f + l)) if f + l else (0.0, 0.0)  # f = l = 0: all-zero weights, i.e. linear
     return {
         "first_touch": "transform(path, (t, i) -> IF(i = 0, 1D, 0D))",
         "last_touch": "transform(path, (t, i) -> IF(i = k - 1, 1D, 0D))",

@@ -96,7 +96,9 @@ def attribution_credits_freshness_check(clickhouse: ClickHouseResource) -> Asset
         credited = s.scalar("SELECT max(converted_at) FROM marts.attribution_credits")
         newest = s.scalar("SELECT max(converted_at) FROM intermediate.int_conversions")
     limit = float(os.environ.get("MM_ATTRIBUTION_FRESHNESS_HOURS", "36"))
-    behind_h = max(0.0, (newest - credited).total_seconds() / 3600) if newest and credited else 0.0
+    if credited is None or credited.year <= 1970:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description="no conversion credited yet")
+    behind_h = max(0.0, (newest - credited).total_seconds() / 3600)
     return AssetCheckResult(
         passed=behind_h <= limit,
         severity=AssetCheckSeverity.WARN,

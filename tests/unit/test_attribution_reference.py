@@ -116,10 +116,9 @@ def test_position_based():
     assert shares("position_based", ["a", "b", "c"]) == [400_000_000, 200_000_000, 400_000_000]
     # n = 5: 0.2 / 3 each in the middle = 66666666.67 -> two leftover units to the first two middles
     assert shares("position_based", list("abcde")) == [400_000_000, 66_666_667, 66_666_667, 66_666_666, 400_000_000]
-    # f = l = 0: the ends get nothing, n = 2 has nothing to split and turns linear
-    zero = AttributionConfig(position_first_weight=0.0, position_last_weight=0.0)
-    assert shares("position_based", ["a", "b", "c"], zero) == [0, SHARE_UNITS, 0]
-    assert shares("position_based", ["a", "b"], zero) == [500_000_000, 500_000_000]
+    # f = l = 0 would leave two-touch paths nothing to split: the configuration refuses it.
+    with pytest.raises(ValueError, match="first \\+ last"):
+        AttributionConfig(position_first_weight=0.0, position_last_weight=0.0)
 
 
 def test_time_decay_half_life():

@@ -1,7 +1,7 @@
 import pytest
 
 from mm_pipelines.config import Settings
-from mm_pipelines.resources.dbt_embedded import _needs_warehouse, _server_env
+from mm_pipelines.dbt_cli import _needs_warehouse, _server_env
 
 pytestmark = pytest.mark.unit
 

@@ -34,10 +34,12 @@ open_journeys as (
     from open_touches
 ),
 
+{{ path_transform_ctes('open_journeys', 'open_path') }},
+
 non_converting as (
-    select journey_date, arrayMap(x -> x.4, {{ transformed_path('open_path') }}) as channels,
+    select journey_date, arrayMap(x -> x.4, {{ transformed_column('open_path') }}) as channels,
         toUInt64(0) as converting, count() as non_converting
-    from open_journeys
+    from open_journeys_transformed
     where {{ in_partition_range('journey_date') }}
     group by journey_date, channels
 )

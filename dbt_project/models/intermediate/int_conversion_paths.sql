@@ -37,7 +37,9 @@ eligible as (
         ) as eligible_path
     from conversions as c
     left join user_touches as ut on ut.user_id = c.user_id
-)
+),
+
+{{ path_transform_ctes('eligible', 'eligible_path') }}
 
 select
     conversion_id,
@@ -46,7 +48,7 @@ select
     converted_at,
     conversion_date,
     revenue_cents,
-    {{ transformed_path('eligible_path') }} as path,
+    {{ transformed_column('eligible_path') }} as path,
     arrayMap(t -> t.4, path) as channels,
     arrayMap(t -> toUnixTimestamp64Milli(converted_at) - toUnixTimestamp64Milli(t.1), path) as ages_ms
-from eligible
+from eligible_transformed
