@@ -3,21 +3,22 @@
 from dagster import Definitions
 
 from mm_pipelines.assets.attribution import attribution_fit
+from mm_pipelines.assets.backfill import attribution_spark_backfill
 from mm_pipelines.assets.dbt import build_dbt_assets
 from mm_pipelines.assets.ingest import raw_events
 from mm_pipelines.checks.attribution import attribution_checks
 from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
-from mm_pipelines.jobs import ingest_job, platform_job
+from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job
 from mm_pipelines.resources import build_resources
 from mm_pipelines.sensors.events import raw_events_sensor
 
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[raw_events, *build_dbt_assets(), attribution_fit],
+        assets=[raw_events, *build_dbt_assets(), attribution_fit, attribution_spark_backfill],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
-        jobs=[platform_job, ingest_job],
+        jobs=[platform_job, ingest_job, attribution_backfill_job],
         sensors=[raw_events_sensor],
         resources=build_resources(),
     )

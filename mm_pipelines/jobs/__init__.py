@@ -2,13 +2,23 @@
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
+from mm_pipelines.assets.backfill import BACKFILL_KEY
 from mm_pipelines.assets.ingest import RAW_EVENTS_KEY
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS
 
-# Ingest whatever is pending, build every dbt model, run every check.
+# Ingest whatever is pending, build every dbt model and the attribution for the run's days, run every check.
 platform_job = define_asset_job(
     "platform_job",
-    selection=AssetSelection.all(),
-    description="Ingest pending events, build the dbt models and run the data-quality checks.",
+    selection=AssetSelection.all() - AssetSelection.groups("backfill"),
+    partitions_def=DAILY_PARTITIONS,
+    description="Ingest pending events, build the dbt models and attribution for the selected days, run the data-quality checks.",
+)
+
+attribution_backfill_job = define_asset_job(
+    "attribution_backfill_job",
+    selection=AssetSelection.assets(BACKFILL_KEY),
+    partitions_def=DAILY_PARTITIONS,
+    description="Recompute the rule-based attribution models for a range of days with Spark from the Parquet archive.",
 )
 
 ingest_job = define_asset_job(
