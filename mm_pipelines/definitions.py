@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from mm_pipelines.assets.attribution import attribution_fit
+from mm_pipelines.assets.automation import events_by_day
 from mm_pipelines.assets.backfill import attribution_spark_backfill
 from mm_pipelines.assets.dbt import build_dbt_assets
 from mm_pipelines.assets.ingest import raw_events
@@ -16,7 +17,7 @@ from mm_pipelines.sensors.events import raw_events_sensor
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[raw_events, *build_dbt_assets(), attribution_fit, attribution_spark_backfill],
+        assets=[raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
         jobs=[platform_job, ingest_job, attribution_backfill_job],
         sensors=[raw_events_sensor],

@@ -21,6 +21,7 @@ from dagster import (
     asset,
 )
 
+from mm_pipelines.assets.automation import DAILY_AUTOMATION
 from mm_pipelines.assets.dbt import reprocess_days
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
@@ -125,6 +126,8 @@ def refit(session: Session, first: date, end: date, config: AttributionConfig) -
     backfill_policy=BackfillPolicy.single_run(),
     # A day's fit reads the journeys of the fit window before it (default 28 days).
     deps=[AssetDep(JOURNEYS_KEY, partition_mapping=TimeWindowPartitionMapping(start_offset=-27))],
+    tags={"partitioning": "daily"},
+    automation_condition=DAILY_AUTOMATION,
     description="Markov removal effects (exact absorbing-chain solve) and Shapley values per day, over the trailing fit window of journeys.",
 )
 def attribution_fit(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> MaterializeResult:

@@ -12,16 +12,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterialization, AssetSpec, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.resources import mm_dbt_executable
+from mm_pipelines.resources import ClickHouseResource, mm_dbt_executable
 
 ATTRIBUTION_PATH_MODELS = "int_conversion_paths int_attribution_journeys"
 ATTRIBUTION_MART_MODELS = "attribution_credits attribution_daily attribution_data_driven"
+# Daily models that read a day's events and the lookback before it: late events make them stale.
+READS_RAW_DAYS = ("int_conversion_paths", "int_attribution_journeys")
 
 
 class MMDbtTranslator(DagsterDbtTranslator):
@@ -34,6 +37,20 @@ class MMDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return dbt_resource_props["schema"]
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec
+        if "daily" not in props.get("tags", []):
+            return spec.replace_attributes(automation_condition=UPSTREAM_AUTOMATION)
+        deps = list(spec.deps)
+        if props["name"] in READS_RAW_DAYS:
+            deps.append(AssetDep(EVENTS_BY_DAY_KEY, partition_mapping=RAW_DAYS_LOOKBACK))
+        return spec.replace_attributes(
+            deps=deps, automation_condition=DAILY_AUTOMATION, tags={**spec.tags, "partitioning": "daily"}
+        )
 
 
 TRANSLATOR = MMDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -74,13 +91,60 @@ def attribution_vars(context: AssetExecutionContext) -> dict:
     }
 
 
+STAGED_RANGES_DDL = """CREATE TABLE IF NOT EXISTS raw.staged_offsets (
+    topic LowCardinality(String), partition UInt32, end_offset UInt64
+) ENGINE = ReplacingMergeTree(end_offset) ORDER BY (topic, partition)"""
+
+NEW_RANGES_SQL = """
+SELECT r.topic, r.partition, r.start_offset, r.end_offset
+FROM raw.ingested_ranges AS r FINAL
+LEFT JOIN (SELECT topic, partition, max(end_offset) AS end_offset FROM raw.staged_offsets GROUP BY topic, partition) AS w
+    ON w.topic = r.topic AND w.partition = r.partition
+WHERE r.start_offset >= w.end_offset"""
+
+
+def ranges_to_stage(warehouse) -> list[tuple]:
+    """Offset ranges ingested since staging was last built: the staging build about to run will include them."""
+    with warehouse.session() as s:
+        if not s.scalar("EXISTS TABLE raw.ingested_ranges"):
+            return []
+        s.command(STAGED_RANGES_DDL)
+        return s.query_rows(NEW_RANGES_SQL)
+
+
+def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tuple]):
+    """Materialize staging/events_by_day for each day those ranges held events (late days too), then advance
+    the staged offsets: exact, because ingested ranges tile each partition."""
+    if not ranges:
+        return
+    with warehouse.session() as s:
+        days = sorted({d.isoformat() for topic, p, start, end in ranges for (d,) in s.query_rows(
+            "SELECT DISTINCT toDate(occurred_at) FROM raw.events WHERE topic = {t:String} AND partition = {p:UInt32} "
+            "AND offset >= {s:UInt64} AND offset < {e:UInt64}", {"t": topic, "p": p, "s": start, "e": end})})
+        ends: dict[tuple, int] = {}
+        for topic, p, _, end in ranges:
+            ends[(topic, p)] = max(end, ends.get((topic, p), 0))
+        for (topic, p), end in ends.items():
+            s.command("INSERT INTO raw.staged_offsets VALUES ({t:String}, {p:UInt32}, {e:UInt64})", {"t": topic, "p": p, "e": end})
+    known = set(DAILY_PARTITIONS.get_partition_keys())
+    for day in days:
+        if day in known:
+            yield AssetMaterialization(EVENTS_BY_DAY_KEY, partition=day)
+    outside = [d for d in days if d not in known]
+    if outside:
+        context.log.warning(f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness")
+
+
 def build_dbt_assets() -> list:
     project = mm_dbt_project()
     common = dict(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR, project=project)
 
     @dbt_assets(**common, exclude="tag:daily", name="mm_dbt_models")
-    def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
+        warehouse = clickhouse.get_warehouse()
+        ranges = ranges_to_stage(warehouse)
         yield from dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context).stream()
+        yield from mark_staged_days(context, warehouse, ranges)
 
     @dbt_assets(
         **common,

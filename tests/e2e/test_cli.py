@@ -5,10 +5,12 @@ import os
 import socket
 import subprocess
 import time
+from datetime import date
 
 import pytest
 import requests
 
+from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.events.generator import generate_events, to_jsonl
 
 from .conftest import MM
@@ -135,7 +137,9 @@ def test_dev_shows_the_asset_graph_with_materializations(mm):
         # A run launched from the UI (run worker + multiprocess executor, not in-process) succeeds too.
         graphql = f"http://127.0.0.1:{port}/graphql"
         selector = {"repositoryLocationName": "mm_pipelines", "repositoryName": "__repository__", "jobName": "platform_job"}
-        launched = requests.post(graphql, json={"query": LAUNCH, "variables": {"p": {"selector": selector, "runConfigData": {}}}}, timeout=30).json()
+        tags = [{"key": k, "value": v} for k, v in range_tags(date(2026, 10, 1), date(2026, 10, 28)).items()]
+        params = {"selector": selector, "runConfigData": {}, "executionMetadata": {"tags": tags}}
+        launched = requests.post(graphql, json={"query": LAUNCH, "variables": {"p": params}}, timeout=30).json()
         assert launched["data"]["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["data"]["launchRun"]["run"]["runId"]
         status, deadline = None, time.monotonic() + 300

@@ -6,11 +6,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 
+from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.platform import Platform
 
@@ -72,7 +74,9 @@ def test_the_same_events_produced_twice_are_one_row_each_for_analysts(kafka_plat
     from mm_pipelines.definitions import build_definitions
 
     defs = build_definitions()
-    result = defs.resolve_job_def("platform_job").execute_in_process(instance=DagsterInstance.ephemeral())
+    result = defs.resolve_job_def("platform_job").execute_in_process(
+        instance=DagsterInstance.ephemeral(), tags=range_tags(date(2026, 10, 1), date(2026, 10, 28))
+    )
     assert result.success
     rows = kafka_platform.warehouse.query_rows("SELECT count(), uniqExact(event_id) FROM staging.stg_events")[0]
     assert rows == (good, good)

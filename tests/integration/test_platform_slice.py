@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
+from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.config import dbt_project_dir
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.platform import Platform
@@ -39,11 +40,15 @@ def actual_mart(platform) -> dict:
     return {(d, ch, c): (i, k, v, r) for d, ch, c, i, k, v, r in rows}
 
 
-def run_platform_job():
+def run_platform_job(events):
     from mm_pipelines.definitions import build_definitions
 
     defs = build_definitions()
-    result = defs.resolve_job_def("platform_job").execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    days = sorted(e["occurred_at"][:10] for e in events)
+    result = defs.resolve_job_def("platform_job").execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False,
+        tags=range_tags(date.fromisoformat(days[0]), date.fromisoformat(days[-1])),
+    )
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     return result, checks
 
@@ -56,10 +61,11 @@ def produce(platform, events, extra=()):
 
 
 def assert_slice(platform, events):
-    result, checks = run_platform_job()
+    result, checks = run_platform_job(events)
     assert result.success
     materialized = {m.to_user_string() for m in _materialized_keys(result)}
-    assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily", "reference/fx_rates"} <= materialized
+    assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily", "reference/fx_rates",
+            "marts/attribution_credits", "marts/attribution_daily"} <= materialized
     names = {c.check_name for c in checks}
     assert {"stg_events_expectations_check", "campaign_performance_expectations_check", "campaign_performance_reconciles_check"} <= names
     assert any(n.startswith("unique_combination") for n in names)  # dbt tests arrive as asset checks too

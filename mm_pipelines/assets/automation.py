@@ -1,0 +1,41 @@
+"""When daily attribution partitions rebuild on their own: the latest day as data arrives, and any older day
+a late event touched (plus the days whose lookback reaches it).
+
+Each time the unpartitioned models (stg_events …) are rebuilt, the days that received events since the
+previous build are recorded as partitions of `staging/events_by_day`; the daily models depend on those
+partitions through a lookback mapping, so a late event marks exactly the affected days stale, once staging
+holds it, and this condition requests them. Updates of the unpartitioned models themselves are ignored here:
+they would otherwise mark every day since 2025 stale on each ingestion.
+"""
+
+from dagster import AssetKey, AssetSelection, AssetSpec, AutomationCondition, TimeWindowPartitionMapping
+
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS
+
+EVENTS_BY_DAY_KEY = AssetKey(["staging", "events_by_day"])
+# Conversion day D reads touches of days D-30 … D (the default click lookback; longer overrides still
+# compute correctly, they are only not tracked for staleness beyond this).
+LOOKBACK_DAYS = 30
+
+events_by_day = AssetSpec(
+    EVENTS_BY_DAY_KEY,
+    partitions_def=DAILY_PARTITIONS,
+    group_name="staging",
+    kinds={"clickhouse"},
+    description="The days of staged events: materialized for each day that received events (late ones included) when staging is rebuilt.",
+)
+
+RAW_DAYS_LOOKBACK = TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)
+
+_daily_upstream = AssetSelection.keys(EVENTS_BY_DAY_KEY) | AssetSelection.tag("partitioning", "daily")
+
+DAILY_AUTOMATION = (
+    AutomationCondition.any_deps_match(AutomationCondition.newly_updated() | AutomationCondition.will_be_requested())
+    .allow(_daily_upstream)
+    .since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("daily_data_changed")
+
+# The unpartitioned models upstream of the daily ones follow raw/events.
+UPSTREAM_AUTOMATION = AutomationCondition.eager()

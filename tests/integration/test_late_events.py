@@ -1,0 +1,59 @@
+"""Late events: the days they land on, and the days whose lookback reaches them, go stale and are rebuilt."""
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
+
+from mm_pipelines.assets.partitions import range_tags
+from mm_pipelines.events.generator import generate_events, to_jsonl
+from mm_pipelines.platform import Platform
+
+pytestmark = pytest.mark.integration
+
+PATHS = AssetKey(["intermediate", "int_conversion_paths"])
+EVENTS_BY_DAY = AssetKey(["staging", "events_by_day"])
+
+
+def produce(platform, events):
+    bus = platform.bus
+    bus.ensure_topic(platform.settings.events_topic, platform.settings.events_partitions)
+    bus.produce(platform.settings.events_topic, [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(events, to_jsonl(events))])
+
+
+def execute(defs, instance, selection, tags=None):
+    job = define_asset_job("subset", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
+    assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    return result
+
+
+def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_home):
+    from mm_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    instance = DagsterInstance.ephemeral()
+    platform = Platform.from_env()
+    produce(platform, generate_events(events=3000, seed=9, start=datetime(2026, 10, 20, tzinfo=timezone.utc), days=5))
+    execute(defs, instance, AssetSelection.all() - AssetSelection.groups("backfill"), range_tags(date(2026, 10, 20), date(2026, 10, 24)))
+    cursor = evaluate_automation_conditions(defs, instance).cursor
+
+    # A click from 2026-10-10, long after that day was processed, and ingestion picks it up.
+    late = dict(generate_events(events=1, seed=10, start=datetime(2026, 10, 10, tzinfo=timezone.utc), days=1)[0])
+    produce(platform, [late])
+    execute(defs, instance, AssetSelection.assets(AssetKey(["raw", "events"])))
+
+    # First the unpartitioned models follow raw/events; the daily ones wait for staging to hold the event.
+    tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
+    assert tick.get_requested_partitions(AssetKey(["staging", "stg_events"])) == {None}
+    assert not tick.get_requested_partitions(PATHS)
+    staged = execute(defs, instance, AssetSelection.all() - AssetSelection.groups("backfill")
+                     - AssetSelection.tag("partitioning", "daily") - AssetSelection.assets(AssetKey(["raw", "events"])))
+    days = {e.event_specific_data.materialization.partition for e in staged.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == EVENTS_BY_DAY}
+    assert days == {"2026-10-10"}
+
+    # Then exactly the days whose 30-day lookback reaches 2026-10-10 are requested.
+    tick = evaluate_automation_conditions(defs, instance, cursor=tick.cursor)
+    expected = {(date(2026, 10, 10) + timedelta(days=i)).isoformat() for i in range(31)}
+    assert tick.get_requested_partitions(PATHS) == expected
