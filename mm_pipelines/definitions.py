@@ -12,6 +12,7 @@ from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
 from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job
 from mm_pipelines.resources import build_resources
+from mm_pipelines.sensors.automation import warehouse_automation_sensor
 from mm_pipelines.sensors.events import raw_events_sensor
 
 
@@ -20,7 +21,7 @@ def build_definitions() -> Definitions:
         assets=[raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
         jobs=[platform_job, ingest_job, attribution_backfill_job],
-        sensors=[raw_events_sensor],
+        sensors=[raw_events_sensor, warehouse_automation_sensor],
         resources=build_resources(),
     )
 

@@ -137,12 +137,12 @@ def test_dev_shows_the_asset_graph_with_materializations(mm):
         # A run launched from the UI (run worker + multiprocess executor, not in-process) succeeds too.
         graphql = f"http://127.0.0.1:{port}/graphql"
         selector = {"repositoryLocationName": "mm_pipelines", "repositoryName": "__repository__", "jobName": "platform_job"}
-        tags = [{"key": k, "value": v} for k, v in range_tags(date(2026, 10, 1), date(2026, 10, 28)).items()]
+        tags = [{"key": k, "value": v} for k, v in range_tags(date(2026, 10, 27), date(2026, 10, 28)).items()]
         params = {"selector": selector, "runConfigData": {}, "executionMetadata": {"tags": tags}}
         launched = requests.post(graphql, json={"query": LAUNCH, "variables": {"p": params}}, timeout=30).json()
         assert launched["data"]["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["data"]["launchRun"]["run"]["runId"]
-        status, deadline = None, time.monotonic() + 300
+        status, deadline = None, time.monotonic() + 600
         while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
             time.sleep(3)
             status = requests.post(graphql, json={"query": RUN_STATUS, "variables": {"id": run_id}}, timeout=30).json()["data"]["runOrError"]["status"]

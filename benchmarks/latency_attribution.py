@@ -1,0 +1,134 @@
+"""Conversion produced → its credits visible in marts.attribution_credits, with the sensors and automation
+running (`mm dev`: raw_events_sensor + warehouse_automation_sensor); prints p50/p95 against the 60 s objective.
+
+    python benchmarks/latency_attribution.py [--seconds 180] [--rate 200] [--bootstrap 127.0.0.1:19092 | --embedded]
+
+Events are stamped with the current time (touches up to an hour before their user's conversion) and their
+send time; a poller records when each conversion's first credit row appears.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stamp(event: dict, now: datetime, rng: random.Random) -> dict:
+    back = timedelta(0) if event["event_type"] == "conversion" else timedelta(seconds=rng.randrange(1, 3600))
+    t = now - back
+    return {**event, "occurred_at": t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=180)
+    parser.add_argument("--rate", type=int, default=200, help="events per second")
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--embedded", action="store_true", help="use the embedded event log instead of Kafka")
+    args = parser.parse_args()
+
+    from mm_pipelines.events.bus import open_event_bus
+    from mm_pipelines.events.generator import generate_events
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
+    rng = random.Random(3)
+    with tempfile.TemporaryDirectory(prefix="mm-attr-latency-") as home:
+        bus_url = f"log://{home}/eventlog" if args.embedded else f"kafka://{args.bootstrap}"
+        env = {**os.environ, "MM_HOME": home, "MM_EVENT_BUS": bus_url, "MM_EVENTS_TOPIC": topic}
+        os.environ.update(env)
+        bus = open_event_bus(bus_url)
+        bus.ensure_topic(topic, 4)
+        dev = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mm"), "dev", "--port", str(free_port())],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        warehouse = Warehouse(f"chdb://{home}/warehouse")
+        sent_at: dict[str, float] = {}
+        seen_at: dict[str, float] = {}
+
+        def poll() -> None:
+            pending = [c for c in sent_at if c not in seen_at]
+            if not pending:
+                return
+            try:
+                rows = warehouse.query_rows(
+                    "SELECT DISTINCT conversion_id FROM marts.attribution_credits WHERE conversion_id IN {ids:Array(String)}",
+                    {"ids": pending},
+                )
+            except Exception:  # the mart does not exist yet
+                return
+            now = time.time()
+            for (cid,) in rows:
+                seen_at.setdefault(cid, now)
+
+        try:
+            events = generate_events(events=args.seconds * args.rate, seed=5)
+            with console.status("Waiting for the Dagster daemon to start…"):
+                time.sleep(25)
+            sent, started = 0, time.monotonic()
+            with console.status(f"Producing {args.rate:,} events/s for {args.seconds}s…") as status:
+                while sent < len(events):
+                    due = min(len(events), int((time.monotonic() - started) * args.rate))
+                    now = datetime.now(timezone.utc)
+                    chunk = [stamp(e, now, rng) for e in events[sent:due]]
+                    bus.produce(topic, [(e["user_id"].encode(), json.dumps(e).encode()) for e in chunk])
+                    for e in chunk:
+                        if e["event_type"] == "conversion":
+                            sent_at[e["event_id"]] = time.time()
+                    sent = due
+                    poll()
+                    status.update(f"Producing… {sent:,} events, {len(seen_at):,}/{len(sent_at):,} conversions credited")
+                    time.sleep(2)
+            deadline = time.monotonic() + 600
+            with console.status("Waiting for every conversion to be credited…") as status:
+                while time.monotonic() < deadline and len(seen_at) < len(sent_at):
+                    poll()
+                    status.update(f"{len(seen_at):,}/{len(sent_at):,} conversions credited")
+                    time.sleep(2)
+        finally:
+            os.killpg(dev.pid, signal.SIGTERM)
+            try:
+                dev.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.pid, signal.SIGKILL)
+            bus.close()
+    lags = sorted(seen_at[c] - sent_at[c] for c in seen_at)
+    table = Table(title=f"Conversion produced → credited in marts.attribution_credits ({args.rate:,} events/s for {args.seconds}s, "
+                        f"{'embedded log' if args.embedded else 'Kafka'})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("events produced", f"{sent:,}")
+    table.add_row("conversions produced / credited", f"{len(sent_at):,} / {len(seen_at):,}")
+    if lags:
+        q = lambda p: lags[min(len(lags) - 1, int(p * len(lags)))]  # noqa: E731
+        for label, p in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
+            table.add_row(f"latency {label}", f"{q(p):.1f} s")
+        table.add_row("objective (p95)", "60 s: " + ("met" if q(0.95) <= 60 else "NOT met"))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
