@@ -386,7 +386,7 @@ def demo(
     err.print(f"[green]✓[/green] dataset {dataset}")
     _load(dataset, force=False)
     days = _dataset_days(dataset)
-    _load_demo_spend(settings, seed, days)
+    _load_demo_spend(settings, seed, events, days)
     with err.status(f"Running platform_job for {days[0]} … {days[1]}: ingest → dbt build → attribution → data-quality checks…"):
         ok = _execute("platform_job", days=days)
     if not ok:
@@ -439,7 +439,7 @@ def config() -> None:
     console.print(table)
 
 
-def _load_demo_spend(settings: Settings, seed: int, days: tuple[date, date]) -> None:
+def _load_demo_spend(settings: Settings, seed: int, events: int, days: tuple[date, date]) -> None:
     """The synthetic catalog's spend report for the dataset's days, loaded like any report (idempotent)."""
     import random
 
@@ -448,9 +448,10 @@ def _load_demo_spend(settings: Settings, seed: int, days: tuple[date, date]) -> 
     from mm_pipelines.stores.clickhouse import Warehouse
 
     catalog = build_catalog(random.Random(seed))
-    path = settings.home / "demo" / f"spend-seed{seed}-{days[0]}-{days[1]}.csv"
+    path = settings.home / "demo" / f"spend-seed{seed}-n{events}-{days[0]}-{days[1]}.csv"
     if not path.exists():
-        path.write_text(generate_spend_csv(catalog.campaigns, days[0], (days[1] - days[0]).days + 1, seed))
+        scale = Decimal(events) / 400_000
+        path.write_text(generate_spend_csv(catalog.campaigns, days[0], (days[1] - days[0]).days + 1, seed, scale))
     with Warehouse(settings.clickhouse_url).session() as s:
         _, rows = load_spend_file(s, path)
     err.print(f"[green]✓[/green] ad spend {path} ({rows:,} rows)")
@@ -473,44 +474,55 @@ def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,c
 
 
 MODEL_ORDER = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley")
+METRICS = {"revenue": "attributed revenue", "conversions": "attributed conversions", "roas": "ROAS (revenue / spend)"}
 
 
-def _compare_table(settings: Settings, first: date, last: date, by: str) -> Table:
+def _compare_rows(settings: Settings, first: date, last: date, by: str) -> list[tuple]:
     from mm_pipelines.stores.clickhouse import Warehouse
 
     column = {"channel": "channel", "campaign": "campaign_id"}[by]
-    rows = Warehouse(settings.clickhouse_url).query_rows(
+    return Warehouse(settings.clickhouse_url).query_rows(
         f"""SELECT {column}, model, sum(conversions), sum(revenue), sum(spend), any(currency)
-        FROM marts.attribution_daily
-        WHERE date BETWEEN {{first:Date}} AND {{last:Date}}
-        GROUP BY {column}, model""",
+        FROM marts.attribution_daily WHERE date BETWEEN {{first:Date}} AND {{last:Date}}
+        GROUP BY {column}, model ORDER BY {column}, model""",
         {"first": first, "last": last},
     )
+
+
+def _compare_table(settings: Settings, first: date, last: date, by: str, metric: str = "revenue") -> Table:
     cells: dict[str, dict[str, tuple]] = {}
     spend: dict[str, Decimal] = {}
     currency = "USD"
-    for key, model, conv, rev, sp, cur in rows:
+    for key, model, conv, rev, sp, cur in _compare_rows(settings, first, last, by):
         cells.setdefault(key, {})[model] = (conv, rev)
         spend[key] = sp  # the same under every model
         currency = cur or currency
-    table = Table(title=f"Attributed revenue {currency} by {by}, {first} … {last} (marts.attribution_daily; conversions below)")
+
+    def show(conv: Decimal, rev: Decimal, sp: Decimal) -> str:
+        if metric == "conversions":
+            return f"{conv:,.1f}"
+        if metric == "roas":
+            return f"{rev / sp:,.2f}" if sp else "–"
+        return f"{rev:,.0f}"
+
+    unit = f" ({currency})" if metric == "revenue" else ""
+    table = Table(title=f"{METRICS[metric].capitalize()}{unit} by {by}, {first} … {last} (marts.attribution_daily)")
     table.add_column(by, no_wrap=True)
     for model in MODEL_ORDER:
         table.add_column(model.replace("_", " "), justify="right")
-    table.add_column("spend", justify="right")
-    order = sorted(cells, key=lambda k: (-max((v[1] for v in cells[k].values()), default=0), k))
+    table.add_column(f"spend ({currency})", justify="right")
     totals = {m: [Decimal(0), Decimal(0)] for m in MODEL_ORDER}
-    for key in order:
+    for key in sorted(cells, key=lambda k: (-max((v[1] for v in cells[k].values()), default=0), k)):
         row = []
         for model in MODEL_ORDER:
             conv, rev = cells[key].get(model, (Decimal(0), Decimal(0)))
             totals[model][0] += conv
             totals[model][1] += rev
-            row.append(f"{rev:,.2f}\n[dim]{conv:,.1f}[/dim]")
-        table.add_row(key, *row, f"{spend.get(key, 0):,.2f}")
+            row.append(show(conv, rev, spend.get(key, Decimal(0))))
+        table.add_row(key, *row, f"{spend.get(key, 0):,.0f}")
     table.add_section()
-    table.add_row("total", *(f"{totals[m][1]:,.2f}\n[dim]{totals[m][0]:,.1f}[/dim]" for m in MODEL_ORDER),
-                  f"{sum(spend.values(), Decimal(0)):,.2f}", style="bold")
+    all_spend = sum(spend.values(), Decimal(0))
+    table.add_row("total", *(show(*totals[m], all_spend) for m in MODEL_ORDER), f"{all_spend:,.0f}", style="bold")
     return table
 
 
@@ -519,27 +531,23 @@ def attribution_compare(
     from_: Annotated[str, typer.Option("--from", help="First conversion day (YYYY-MM-DD).")],
     to: Annotated[str, typer.Option("--to", help="Last conversion day (YYYY-MM-DD).")],
     by: Annotated[str, typer.Option("--by", help="channel or campaign.")] = "channel",
-    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    metric: Annotated[str, typer.Option("--metric", "-m", help="revenue, conversions or roas (table format).")] = "revenue",
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json (csv and json carry every metric).")] = "table",
 ) -> None:
-    """Every attribution model side by side: attributed revenue and conversions per channel or campaign."""
+    """Every attribution model side by side: attributed revenue, conversions or ROAS per channel or campaign."""
     if by not in ("channel", "campaign"):
         raise UserError(f"--by {by!r} is not supported", "use --by channel or --by campaign")
+    if metric not in METRICS:
+        raise UserError(f"--metric {metric!r} is not supported", "use --metric revenue, conversions or roas")
     if format not in ("table", "csv", "json"):
         raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
     first, last = _date_range(from_, to)
     settings = Settings.from_env()
     if format == "table":
-        console.print(_compare_table(settings, first, last, by))
+        console.print(_compare_table(settings, first, last, by, metric))
         return
-    from mm_pipelines.stores.clickhouse import Warehouse
-
-    column = {"channel": "channel", "campaign": "campaign_id"}[by]
-    rows = Warehouse(settings.clickhouse_url).query_rows(
-        f"""SELECT {column}, model, sum(conversions), sum(revenue), sum(spend) FROM marts.attribution_daily
-        WHERE date BETWEEN {{first:Date}} AND {{last:Date}} GROUP BY {column}, model ORDER BY {column}, model""",
-        {"first": first, "last": last},
-    )
-    records = [{by: k, "model": m, "conversions": str(c), "revenue": str(r), "spend": str(sp)} for k, m, c, r, sp in rows]
+    records = [{by: k, "model": m, "conversions": str(c), "revenue": str(r), "spend": str(sp)}
+               for k, m, c, r, sp, _ in _compare_rows(settings, first, last, by)]
     if format == "json":
         print(json.dumps(records, indent=2))
     else:
@@ -555,6 +563,8 @@ def main() -> None:
     from mm_pipelines.stores.clickhouse import WarehouseLockTimeout
 
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # Dagster flags single-run backfill policies as beta on every load; the CLI shows errors, not notices.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     try:
         code = app(standalone_mode=False)
     except click.ClickException as e:  # usage errors: click names the bad argument or option

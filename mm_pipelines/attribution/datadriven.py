@@ -15,7 +15,7 @@ import numpy as np
 
 from mm_pipelines.attribution.config import AttributionConfig
 
-SHAPLEY_MAX_CHANNELS = 20  # 2**20 coalitions: exact in well under a second; beyond that the cost explodes
+SHAPLEY_MAX_CHANNELS = 20  # standard formula up to 2**20 coalitions; above, the equal closed form (see shapley_values)
 
 Journeys = Mapping[tuple[str, ...], tuple[float, float]]
 
@@ -103,10 +103,15 @@ def shapley_values(R: Mapping[frozenset[str], float], players: Iterable[str]) ->
     names = sorted(set(players))
     n = len(names)
     if n > SHAPLEY_MAX_CHANNELS:
-        raise ValueError(
-            f"exact Shapley values need at most {SHAPLEY_MAX_CHANNELS} channels, got {n}: "
-            "group channels or use the markov model"
-        )
+        # v is a sum of unanimity games with dividends R(T), so φ_c = Σ_{T ∋ c, T ⊆ S} R(T) / |T| exactly
+        # (Harsanyi); the standard formula would need 2**n coalitions.
+        members = set(names)
+        out = dict.fromkeys(names, 0.0)
+        for coalition, value in R.items():
+            if coalition and coalition <= members:
+                for c in coalition:
+                    out[c] += value / len(coalition)
+        return out
     if n == 0:
         return {}
     bit = {c: 1 << i for i, c in enumerate(names)}

@@ -140,10 +140,16 @@ def test_shapley_airport_runway_game():
 # --- Shapley: limits and properties ---------------------------------------------------------------------------
 
 
-def test_shapley_refuses_more_than_the_maximum_channels():
-    players = [f"c{i}" for i in range(SHAPLEY_MAX_CHANNELS + 1)]
-    with pytest.raises(ValueError, match="at most 20 channels"):
-        shapley_values({frozenset(players[:2]): 1.0}, players)
+def test_shapley_beyond_the_standard_formula_limit_uses_the_equal_closed_form():
+    players = [f"c{i:02d}" for i in range(SHAPLEY_MAX_CHANNELS + 5)]
+    R = {frozenset(players[i:i + 3]): float(i + 1) for i in range(22)}
+    phi = shapley_values(R, players)
+    assert sum(phi.values()) == pytest.approx(sum(R.values()))  # efficiency
+    assert phi["c00"] == pytest.approx(1 / 3) and phi["c02"] == pytest.approx((1 + 2 + 3) / 3)
+    # and it agrees with the standard formula where both apply
+    small = players[:SHAPLEY_MAX_CHANNELS]
+    closed = {c: sum(v / len(t) for t, v in R.items() if c in t and t <= set(small)) for c in small}
+    assert shapley_values(R, small) == pytest.approx(closed)
 
 
 def test_shapley_twenty_channels_is_exact_and_fast():
