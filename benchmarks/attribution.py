@@ -32,7 +32,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
 console = Console()
 
 # The last day is fixed, so a run is reproducible; the fx_rates seed covers 2026-09 … 2026-12.
@@ -176,6 +175,8 @@ def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict) -> tuple[f
 
 def spark_stages(home: Path, config, first: date, end: date, memory: str) -> tuple[list[Stage], int]:
     """JVM start-up, then the rule-based backfill over [first, end); the JVM's peak RSS per stage."""
+    from pyspark import SparkContext
+
     from mm_pipelines.attribution.spark_backfill import run_backfill, spark_session
     from mm_pipelines.config import dbt_project_dir
 
@@ -192,6 +193,12 @@ def spark_stages(home: Path, config, first: date, end: date, memory: str) -> tup
     backfill_s = time.perf_counter() - t0
     backfill_mb = _status_mb("VmHWM", jvm)
     spark.stop()
+    # stop() leaves the JVM (and its heap) alive until Python exits; pandas should not run beside it.
+    gateway = SparkContext._gateway
+    gateway.shutdown()
+    gateway.proc.stdin.close()  # the gateway JVM exits at EOF on its stdin
+    gateway.proc.wait()
+    SparkContext._gateway = SparkContext._jvm = None
     return [
         Stage("spark: JVM start-up", start_s, start_mb),
         Stage(f"spark: rule-based backfill (6 models, driver {memory})", backfill_s, backfill_mb, f"{rows:,} credits"),

@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from datetime import date, timedelta
 
+import numpy as np
 import pyarrow as pa
 from dagster import (
     AssetDep,
@@ -25,7 +26,7 @@ from mm_pipelines.assets.automation import DAILY_AUTOMATION
 from mm_pipelines.assets.dbt import reprocess_days
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
-from mm_pipelines.attribution.datadriven import fit_window
+from mm_pipelines.attribution.datadriven import fit_counts, index_journeys
 from mm_pipelines.resources import ClickHouseResource
 from mm_pipelines.stores.clickhouse import Session
 
@@ -55,21 +56,39 @@ def ensure_fit_table(session: Session) -> None:
 
 
 def fit_rows(journeys: dict[date, dict[tuple[str, ...], tuple[int, int]]], first: date, end: date, config: AttributionConfig) -> list[dict]:
-    """Rows of intermediate.attribution_fit for the days [first, end), from journeys by date."""
+    """Rows of intermediate.attribution_fit for the days [first, end), from journeys by date.
+
+    Journeys are indexed once; the window's counts per journey are kept as a running sum (add the day that
+    enters, subtract the one that leaves), so each fit is array arithmetic over the chain the reference builds."""
+    index = index_journeys({p for by_path in journeys.values() for p in by_path})
+    position = {p: j for j, p in enumerate(index.paths)}
+    by_day = {}
+    for d, by_path in journeys.items():
+        entries = [(position[p], c, n) for p, (c, n) in by_path.items() if p]
+        if entries:
+            ids, conv, null = zip(*entries)
+            by_day[d] = (np.array(ids), np.array(conv, dtype=float), np.array(null, dtype=float))
+    window_conv = np.zeros(len(index.paths))
+    window_null = np.zeros(len(index.paths))
+
+    def shift(day: date, sign: int) -> None:
+        if day in by_day:
+            ids, conv, null = by_day[day]
+            np.add.at(window_conv, ids, sign * conv)
+            np.add.at(window_null, ids, sign * null)
+
+    for d in days(first - timedelta(days=config.fit_days - 1), first):
+        shift(d, +1)
     rows = []
     for day in days(first, end):
-        window: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
-        for d in days(day - timedelta(days=config.fit_days - 1), day + timedelta(days=1)):
-            for path, (conv, null) in journeys.get(d, {}).items():
-                window[path][0] += conv
-                window[path][1] += null
-        if not window:
+        shift(day, +1)
+        shift(day - timedelta(days=config.fit_days), -1)
+        if not (window_conv.any() or window_null.any()):
             continue
-        needed = {frozenset(path) for path, (conv, _) in journeys.get(day, {}).items() if conv}
-        fit = fit_window({p: (c, n) for p, (c, n) in window.items()}, needed, config)
-        total = sum(c + n for c, n in window.values())
-        converting = sum(c for c, _ in window.values())
-        base = {"fit_date": day, "journeys": total, "converting_journeys": converting, "fit_days": config.fit_days}
+        needed = {frozenset(path) for path, (c, _) in journeys.get(day, {}).items() if c and path}
+        fit = fit_counts(index, window_conv, window_null, needed, config)
+        base = {"fit_date": day, "journeys": int(window_conv.sum() + window_null.sum()),
+                "converting_journeys": int(window_conv.sum()), "fit_days": config.fit_days}
         for model, channel, value, attributed in fit.channel_values:
             rows.append(base | {"model": model, "scope": "channel", "channel_set": [], "channel": channel,
                                 "value": float(value), "attributed_conversions": float(attributed)})

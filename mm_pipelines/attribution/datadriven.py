@@ -20,65 +20,107 @@ SHAPLEY_MAX_CHANNELS = 20  # standard formula up to 2**20 coalitions; above, the
 Journeys = Mapping[tuple[str, ...], tuple[float, float]]
 
 
-def _channels(journeys: Journeys) -> list[str]:
-    return sorted({c for path in journeys for c in path})
+@dataclass(frozen=True)
+class JourneyIndex:
+    """Distinct journeys indexed once, so a window of days is a vector of counts per journey and every fit
+    is array arithmetic. Channels are sorted; state 0 is `start`, channel i is state i + 1."""
+
+    paths: list[tuple[str, ...]]
+    channels: list[str]
+    pair_from: np.ndarray  # one entry per transition start→c1, c1→c2, …
+    pair_to: np.ndarray
+    pair_path: np.ndarray
+    terminal: np.ndarray  # state of each journey's last channel
+    channel_sets: list[frozenset[str]]
+    set_of_path: np.ndarray
 
 
-def _absorption_probabilities(journeys: Journeys, removed: Iterable[str] = ()) -> tuple[float, dict[str, float]]:
-    """P(conversion) from `start` for the intact chain and with each channel of `removed` taken out.
+def index_journeys(paths: Iterable[tuple[str, ...]]) -> JourneyIndex:
+    paths = [p for p in paths if p]
+    channels = sorted({c for p in paths for c in p})
+    state = {c: i + 1 for i, c in enumerate(channels)}
+    pair_from, pair_to, pair_path = [], [], []
+    sets: dict[frozenset[str], int] = {}
+    set_of_path = []
+    for j, path in enumerate(paths):
+        states = [0] + [state[c] for c in path]
+        pair_from += states[:-1]
+        pair_to += states[1:]
+        pair_path += [j] * len(path)
+        set_of_path.append(sets.setdefault(frozenset(path), len(sets)))
+    terminal = np.array([state[p[-1]] for p in paths], dtype=np.int64)
+    return JourneyIndex(paths, channels, np.array(pair_from, dtype=np.int64), np.array(pair_to, dtype=np.int64),
+                        np.array(pair_path, dtype=np.int64), terminal, list(sets), np.array(set_of_path, dtype=np.int64))
+
+
+def _chain(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Transition counts among `start` and the channels present in the window (sorted), and to the absorbing states.
+
+    Counts are sums of whole journeys, exact in Float64, so any index of the same window gives the same chain."""
+    size = len(index.channels) + 1
+    weight = conv + null
+    counts = np.bincount(index.pair_from * size + index.pair_to, weights=weight[index.pair_path], minlength=size * size)
+    counts = counts.reshape(size, size)
+    to_conversion = np.bincount(index.terminal, weights=conv, minlength=size)
+    to_null = np.bincount(index.terminal, weights=null, minlength=size)
+    present = np.zeros(size, dtype=bool)
+    present[index.pair_to[weight[index.pair_path] > 0]] = True
+    keep = [0] + [s for s in range(1, size) if present[s]]
+    channels = [index.channels[s - 1] for s in keep[1:]]
+    return channels, counts[np.ix_(keep, keep)], to_conversion[keep], to_null[keep]
+
+
+def _absorption_probabilities(counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray,
+                              removed: Iterable[int] = ()) -> tuple[float, dict[int, float]]:
+    """P(conversion) from `start` for the intact chain and with each state of `removed` taken out.
 
     Transient states are `start` (index 0) and the channels; the absorbing ones are `conversion` and `null`.
     Taking out a channel sends every transition into it to `null`, i.e. zeroes its column of Q.
     """
-    channels = _channels(journeys)
-    index = {c: i + 1 for i, c in enumerate(channels)}
-    size = len(channels) + 1
-    counts = np.zeros((size, size))
-    to_conversion = np.zeros(size)
-    to_null = np.zeros(size)
-    for path, (conv, null) in journeys.items():
-        if not path or conv + null == 0:
-            continue
-        states = [0] + [index[c] for c in path]
-        for a, b in zip(states, states[1:]):
-            counts[a, b] += conv + null
-        to_conversion[states[-1]] += conv
-        to_null[states[-1]] += null
     row_sums = counts.sum(axis=1) + to_conversion + to_null
     if row_sums[0] == 0:
-        return 0.0, {c: 0.0 for c in removed}
-    row_sums[row_sums == 0] = 1.0  # a state nobody leaves is never reached either
+        return 0.0, {s: 0.0 for s in removed}
+    row_sums = np.where(row_sums == 0, 1.0, row_sums)  # a state nobody leaves is never reached either
     q = counts / row_sums[:, None]
     r = to_conversion / row_sums
-    identity = np.eye(size)
+    identity = np.eye(len(r))
 
     def solve(qm: np.ndarray) -> float:
         return float(np.linalg.solve(identity - qm, r)[0])
 
     without = {}
-    for c in removed:
+    for s in removed:
         qm = q.copy()
-        qm[:, index[c]] = 0.0
-        without[c] = solve(qm)
+        qm[:, s] = 0.0
+        without[s] = solve(qm)
     return solve(q), without
+
+
+def _counts(journeys: Journeys) -> tuple[JourneyIndex, np.ndarray, np.ndarray]:
+    index = index_journeys(journeys)
+    conv = np.array([journeys[p][0] for p in index.paths], dtype=float)
+    null = np.array([journeys[p][1] for p in index.paths], dtype=float)
+    return index, conv, null
+
+
+def _removal_effects(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> dict[str, float]:
+    channels, counts, to_conversion, to_null = _chain(index, conv, null)
+    p, without = _absorption_probabilities(counts, to_conversion, to_null, range(1, len(channels) + 1))
+    if p <= 0:
+        return {c: 0.0 for c in channels}
+    # 0 <= P(without c) <= P in exact arithmetic; clamping keeps solver rounding from making a negative weight.
+    return {c: min(1.0, max(0.0, 1.0 - without[i + 1] / p)) for i, c in enumerate(channels)}
 
 
 def markov_conversion_probability(journeys: Journeys) -> float:
     """Probability of absorption in `conversion` from `start` of the first-order chain fitted on `journeys`."""
-    return _absorption_probabilities(journeys)[0]
+    _, counts, to_conversion, to_null = _chain(*_counts(journeys))
+    return _absorption_probabilities(counts, to_conversion, to_null)[0]
 
 
 def markov_removal_effects(journeys: Journeys) -> dict[str, float]:
-    """RE(c) = 1 - P(without c) / P for every channel seen; all 0 when nothing converts.
-
-    Mathematically 0 <= P(without c) <= P; the result is clamped to [0, 1] so that solver rounding on a
-    channel that never leads to a conversion cannot produce a negative weight.
-    """
-    channels = _channels(journeys)
-    p, without = _absorption_probabilities(journeys, channels)
-    if p <= 0:
-        return {c: 0.0 for c in channels}
-    return {c: min(1.0, max(0.0, 1.0 - without[c] / p)) for c in channels}
+    """RE(c) = 1 - P(without c) / P for every channel seen; all 0 when nothing converts."""
+    return _removal_effects(*_counts(journeys))
 
 
 def markov_channel_conversions(journeys: Journeys) -> dict[str, float]:
@@ -136,17 +178,38 @@ def shapley_values(R: Mapping[frozenset[str], float], players: Iterable[str]) ->
 
 def coalition_values(journeys: Journeys, value: str = "conversions") -> dict[frozenset[str], float]:
     """R(T) per exact channel set T: its converting journeys, or their conversion rate."""
-    conv: Counter[frozenset[str]] = Counter()
-    total: Counter[frozenset[str]] = Counter()
-    for path, (c, null) in journeys.items():
-        if path:
-            conv[frozenset(path)] += c
-            total[frozenset(path)] += c + null
-    if value == "conversions":
-        return {s: float(conv[s]) for s in total}
-    if value == "conversion_rate":
-        return {s: (conv[s] / total[s] if total[s] else 0.0) for s in total}
-    raise ValueError(f"Shapley value {value!r} must be 'conversions' or 'conversion_rate'")
+    return _coalition_values(*_counts(journeys), value)
+
+
+def _coalition_values(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, value: str) -> dict[frozenset[str], float]:
+    if value not in ("conversions", "conversion_rate"):
+        raise ValueError(f"Shapley value {value!r} must be 'conversions' or 'conversion_rate'")
+    n = len(index.channel_sets)
+    converting = np.bincount(index.set_of_path, weights=conv, minlength=n)
+    total = np.bincount(index.set_of_path, weights=conv + null, minlength=n)
+    out = {}
+    for i in np.flatnonzero(total > 0):
+        out[index.channel_sets[i]] = float(converting[i]) if value == "conversions" else float(converting[i] / total[i])
+    return out
+
+
+def subgame_shapley_values(R: Mapping[frozenset[str], float], sets: Iterable[frozenset[str]]) -> dict[frozenset[str], dict[str, float]]:
+    """φ_S for each S: the Shapley values of the game v restricted to S.
+
+    v is the sum of unanimity games with dividends R(T), so φ_S(c) = Σ_{T ⊆ S, c ∈ T} R(T) / |T| exactly
+    (Harsanyi); computed over bitmasks in a canonical order, so the result does not depend on dict order."""
+    channels = sorted({c for t in R for c in t} | {c for s in sets for c in s})
+    bit = {c: 1 << i for i, c in enumerate(channels)}
+    items = sorted((sum(bit[c] for c in t), value / len(t)) for t, value in R.items() if t)
+    masks = np.array([m for m, _ in items], dtype=np.int64)
+    shares = np.array([v for _, v in items], dtype=float)
+    out = {}
+    for s in sets:
+        mask = sum(bit[c] for c in s)
+        inside = (masks & ~mask) == 0
+        sub_masks, sub_shares = masks[inside], shares[inside]
+        out[s] = {c: float(np.sum(sub_shares[(sub_masks & bit[c]) != 0])) for c in sorted(s)}
+    return out
 
 
 @dataclass
@@ -161,11 +224,17 @@ class DayFit:
 
 def fit_window(journeys: Journeys, needed_sets: Iterable[frozenset[str]], config: AttributionConfig) -> DayFit:
     """Fit Markov and Shapley on one window of journeys; φ_S for each path channel set in `needed_sets`."""
-    effects = markov_removal_effects(journeys)
-    R = coalition_values(journeys, config.shapley_value)
-    by_set = {s: shapley_values(R, s) for s in set(needed_sets)}
-    channels = _channels(journeys)
-    converting = sum(conv for path, (conv, _) in journeys.items() if path)
+    return fit_counts(*_counts(journeys), needed_sets, config)
+
+
+def fit_counts(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, needed_sets: Iterable[frozenset[str]],
+               config: AttributionConfig) -> DayFit:
+    """fit_window over journeys given as an index and their counts in the window (zeros: not in the window)."""
+    effects = _removal_effects(index, conv, null)
+    R = _coalition_values(index, conv, null, config.shapley_value)
+    by_set = subgame_shapley_values(R, set(needed_sets))
+    channels = sorted(effects)
+    converting = float(conv.sum())
     phi = shapley_values(R, channels)
     markov_conv = _normalise(effects, converting)
     shapley_conv = _normalise(phi, converting)
@@ -182,7 +251,7 @@ def touch_weights(model: str, channels_in_path: list[str], fit: DayFit) -> list[
     elif model == "shapley":
         s = frozenset(channels_in_path)
         if s not in fit.shapley_by_set:
-            fit.shapley_by_set[s] = shapley_values(fit.coalition_values, s)
+            fit.shapley_by_set.update(subgame_shapley_values(fit.coalition_values, [s]))
         value = fit.shapley_by_set[s]
     else:
         raise ValueError(f"{model!r} is not a data-driven model: use markov or shapley")

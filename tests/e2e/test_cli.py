@@ -110,10 +110,12 @@ LAUNCH = """mutation($p: ExecutionParams!) {
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
-def test_dev_shows_the_asset_graph_with_materializations(mm):
+def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
     mm("demo", "--events", "2000")
     port = _free_port()
-    proc = subprocess.Popen([MM, "dev", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Output to a file: an undrained pipe fills up and blocks the webserver, daemon and run workers writing to it.
+    log = tmp_path / "mm-dev.log"
+    proc = subprocess.Popen([MM, "dev", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         nodes = None
@@ -126,7 +128,7 @@ def test_dev_shows_the_asset_graph_with_materializations(mm):
                     break
             except requests.RequestException:
                 pass
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log.read_text()[-5000:]
             time.sleep(2)
         assert nodes, "the Dagster UI never served the asset graph"
         assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily"} <= set(nodes)

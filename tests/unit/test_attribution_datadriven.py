@@ -88,7 +88,7 @@ def test_markov_channel_only_in_non_converting_journeys_has_no_effect():
                        st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=12))
 def test_markov_removal_effects_are_in_unit_interval(journeys):
     effects = markov_removal_effects(journeys)
-    assert set(effects) == {c for path in journeys for c in path}
+    assert set(effects) == {c for path, (conv, null) in journeys.items() if conv + null for c in path}
     assert all(0.0 <= e <= 1.0 for e in effects.values())
     p = markov_conversion_probability(journeys)
     assert -1e-12 <= p <= 1 + 1e-12
