@@ -201,9 +201,10 @@ def replay(
         task = progress.add_task("Replaying days", total=(last - first).days + 1)
         report = replay_archive(s, platform.objects, first, last, restore_ledger=everything, progress=lambda d, t: progress.update(task, completed=d))
     table = Table(title=f"Replayed {first} … {last} from {platform.settings.object_store_url}")
-    for col in ("days", "files", "events", "dead letters", "ranges"):
+    for col in ("days", "files", "events", "dead letters", "ranges", "spend reports"):
         table.add_column(col, justify="right")
-    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", f"{report.dead_letters:,}", f"{report.ranges:,}")
+    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", f"{report.dead_letters:,}", f"{report.ranges:,}",
+                  f"{report.spend_reports:,}")
     err.print(table)
     err.print("Rebuild what depends on them with: mm materialize")
 
@@ -255,7 +256,7 @@ def _stdout_to(path: Path):
         os.close(saved)
 
 
-def _execute(job_name: str | None, selection: str | None = None, days: tuple[date, date] | None = None) -> bool:
+def _execute(job_name: str | None, selection=None, days: tuple[date, date] | None = None) -> bool:
     """Run a job (or an asset selection) in this process on the local Dagster instance, over `days` for daily assets."""
     from dagster import DagsterInstance, materialize
 
@@ -298,9 +299,37 @@ def materialize_cmd(
     from_: Annotated[str | None, typer.Option("--from", help="First day of the daily partitions to build (YYYY-MM-DD).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last day of the daily partitions to build (YYYY-MM-DD).")] = None,
 ) -> None:
-    """Materialize assets (and run their checks) without the UI; daily assets over --from … --to in one run."""
-    days = _date_range(from_, to) if (from_ or to) else _event_days(Settings.from_env())
-    if not _execute(None, selection, days):
+    """Materialize assets (and run their checks) without the UI.
+
+    Two runs: the unpartitioned assets (ingestion, staging) first, then the daily ones over --from … --to, by
+    default the days raw.events holds once the first run has ingested what was pending."""
+    from dagster import AssetSelection
+
+    explicit = _date_range(from_, to) if (from_ or to) else None
+    # '*' means the platform; the Spark backfill runs only when asked for by name.
+    chosen = AssetSelection.all() - AssetSelection.groups("backfill") if selection == "*" else AssetSelection.from_coercible(selection)
+    daily = AssetSelection.tag("partitioning", "daily")
+    from mm_pipelines.definitions import defs
+
+    from dagster._core.errors import DagsterInvalidSubsetError
+
+    graph = defs.resolve_asset_graph()
+    try:
+        matched = chosen.resolve(graph)
+    except DagsterInvalidSubsetError:
+        matched = set()
+    if not matched:
+        raise UserError(f"No asset matches {selection!r}", "see the asset keys with `mm dev`, e.g. raw/events, group:marts, '*'")
+    ok = True
+    if (chosen - daily).resolve(graph):
+        ok = _execute(None, chosen - daily)
+    if ok and (chosen & daily).resolve(graph):
+        days = explicit or _event_days(Settings.from_env())
+        if days is None:
+            err.print("No events in raw.events yet: the daily attribution assets have no day to build.")
+        else:
+            ok = _execute(None, chosen & daily, days)
+    if not ok:
         raise UserError(f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs")
 
 
@@ -446,6 +475,7 @@ def _load_demo_spend(settings: Settings, seed: int, events: int, days: tuple[dat
     from mm_pipelines.events.generator import build_catalog
     from mm_pipelines.events.spend import generate_spend_csv, load_spend_file
     from mm_pipelines.stores.clickhouse import Warehouse
+    from mm_pipelines.stores.objects import open_object_store
 
     catalog = build_catalog(random.Random(seed))
     path = settings.home / "demo" / f"spend-seed{seed}-n{events}-{days[0]}-{days[1]}.csv"
@@ -453,7 +483,7 @@ def _load_demo_spend(settings: Settings, seed: int, events: int, days: tuple[dat
         scale = Decimal(events) / 400_000
         path.write_text(generate_spend_csv(catalog.campaigns, days[0], (days[1] - days[0]).days + 1, seed, scale))
     with Warehouse(settings.clickhouse_url).session() as s:
-        _, rows = load_spend_file(s, path)
+        _, rows = load_spend_file(s, path, open_object_store(settings.object_store_url))
     err.print(f"[green]✓[/green] ad spend {path} ({rows:,} rows)")
 
 
@@ -467,7 +497,7 @@ def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,c
     platform = _platform()
     try:
         with platform.warehouse.session() as s:
-            load_id, rows = load_spend_file(s, file)
+            load_id, rows = load_spend_file(s, file, platform.objects)
     except SpendFileError as e:
         raise UserError(str(e), "fix that line of the report and load it again (nothing was loaded)") from None
     err.print(f"Loaded {rows:,} spend rows from {file} (load {load_id[:12]}); rebuild with: mm materialize")

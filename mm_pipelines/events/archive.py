@@ -93,6 +93,7 @@ class ReplayReport:
     events: int
     dead_letters: int = 0
     ranges: int = 0
+    spend_reports: int = 0
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -150,4 +151,8 @@ def replay(
         if records:
             session.insert_arrow("raw.ingested_ranges", _ranges_table(records), settings=fresh(RANGES_PREFIX))
         report.ranges = len(records)
+        from mm_pipelines.events.spend import replay_spend  # spend imports ingestion, which imports this module
+
+        session.command("TRUNCATE TABLE raw.ad_spend")
+        report.spend_reports = replay_spend(session, store, f"replay:{replay_id}")
     return report

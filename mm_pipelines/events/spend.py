@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -21,8 +22,10 @@ import pyarrow as pa
 from mm_pipelines.events.contract import CURRENCIES
 from mm_pipelines.events.ingest import ensure_raw_tables
 from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.objects import ObjectStore
 
 COLUMNS = ("date", "channel", "campaign_id", "amount", "currency")
+SPEND_PREFIX = "raw/ad_spend"
 
 
 class SpendFileError(ValueError):
@@ -68,13 +71,39 @@ def parse_spend_csv(path: Path, text: str) -> list[SpendRow]:
     return rows
 
 
-def load_spend_file(session: Session, path: Path) -> tuple[str, int]:
-    """Validate and insert a spend report; returns (load id, rows)."""
+def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = None) -> tuple[str, int]:
+    """Validate and insert a spend report, archiving it first (a warehouse rebuilt by `mm replay --all` gets
+    it back, restatement order included); returns (load id, rows)."""
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     rows = parse_spend_csv(path, data.decode("utf-8-sig"))
+    loaded_at = datetime.now(timezone.utc)
+    if archive is not None:
+        record_key = f"{SPEND_PREFIX}/{load_id}.json"
+        if archive.exists(record_key):  # loaded before: keep its place in the restatement order
+            loaded_at = datetime.fromisoformat(json.loads(archive.get_bytes(record_key))["loaded_at"])
+        else:
+            archive.put_bytes(f"{SPEND_PREFIX}/{load_id}.csv", data)
+            archive.put_bytes(record_key, json.dumps({"file": str(path), "loaded_at": loaded_at.isoformat()}).encode())
+    _insert(session, rows, load_id, str(path), loaded_at, f"spend:{load_id}")
+    return load_id, len(rows)
+
+
+def replay_spend(session: Session, archive: ObjectStore, token_prefix: str) -> int:
+    """Reload every archived spend report as it was loaded; returns the number of reports. Tokens start with
+    `token_prefix`, unique to the replay, since the table may remember the original loads' tokens."""
+    records = [k for k in archive.list_keys(f"{SPEND_PREFIX}/") if k.endswith(".json")]
+    for key in records:
+        record = json.loads(archive.get_bytes(key))
+        data = archive.get_bytes(key.removesuffix(".json") + ".csv")
+        load_id = key.rsplit("/", 1)[1].removesuffix(".json")
+        rows = parse_spend_csv(Path(record["file"]), data.decode("utf-8-sig"))
+        _insert(session, rows, load_id, record["file"], datetime.fromisoformat(record["loaded_at"]), f"{token_prefix}:{key}")
+    return len(records)
+
+
+def _insert(session: Session, rows: list[SpendRow], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
     ensure_raw_tables(session)
-    now = datetime.now(timezone.utc)
     table = pa.table(
         {
             "spend_date": pa.array([r.spend_date for r in rows], pa.date32()),
@@ -83,14 +112,13 @@ def load_spend_file(session: Session, path: Path) -> tuple[str, int]:
             "amount": pa.array([r.amount for r in rows], pa.decimal128(38, 10)),
             "currency": pa.array([r.currency for r in rows]),
             "load_id": pa.array([load_id] * len(rows)),
-            "file": pa.array([str(path)] * len(rows)),
+            "file": pa.array([file] * len(rows)),
             "line": pa.array([r.line for r in rows], pa.uint64()),
-            "loaded_at": pa.array([now] * len(rows), pa.timestamp("ms", "UTC")),
+            "loaded_at": pa.array([loaded_at] * len(rows), pa.timestamp("ms", "UTC")),
         }
     )
     if rows:
-        session.insert_arrow("raw.ad_spend", table, settings={"insert_deduplication_token": f"spend:{load_id}"})
-    return load_id, len(rows)
+        session.insert_arrow("raw.ad_spend", table, settings={"insert_deduplication_token": token})
 
 
 def generate_spend_csv(campaigns: dict[str, list[str]], start: date, days: int, seed: int = 7, scale: Decimal = Decimal(1)) -> str:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,7 +16,11 @@ pytestmark = pytest.mark.integration
 MM = str(Path(sys.executable).parent / "mm")
 MART_CHECKSUM = (
     "SELECT count(), groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) "
-    "FROM marts.campaign_performance_daily"
+    "FROM marts.campaign_performance_daily "
+    "UNION ALL SELECT count(), groupBitXor(cityHash64(conversion_id, model, touch_id, credit_share, revenue_credit)) "
+    "FROM marts.attribution_credits "
+    "UNION ALL SELECT count(), groupBitXor(cityHash64(date, model, channel, campaign_id, conversions, revenue, spend)) "
+    "FROM marts.attribution_daily"
 )
 
 
@@ -30,9 +35,16 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(to_jsonl(events)) + b"{bad\n")
     mm("events", "load", str(path))
+    spend = tmp_path / "spend.csv"
+    spend.write_text("date,channel,campaign_id,amount,currency\n2026-10-02,email,email-cmp-00,10.00,USD\n")
+    mm("spend", "load", str(spend))
+    spend.write_text("date,channel,campaign_id,amount,currency\n2026-10-02,email,email-cmp-00,12.50,USD\n")  # restated
+    mm("spend", "load", str(spend))
     mm("materialize")
     platform = Platform.from_env()
-    before = platform.warehouse.query_rows(MART_CHECKSUM)
+    assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")
+    before = sorted(platform.warehouse.query_rows(MART_CHECKSUM))
+    assert all(n > 0 for n, _ in before)
     raw_before = platform.warehouse.query_rows("SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events")
     keys = platform.objects.list_keys("raw/events/")
     assert keys and all(k.startswith("raw/events/date=2026-") and k.endswith(".parquet") for k in keys)
@@ -46,7 +58,8 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
     mm("replay", "--all")
     assert platform.warehouse.query_rows("SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events") == raw_before
     mm("materialize")
-    assert platform.warehouse.query_rows(MART_CHECKSUM) == before
+    assert sorted(platform.warehouse.query_rows(MART_CHECKSUM)) == before
+    assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")
     # Ingestion resumes where it stood: nothing is ingested twice after the drill.
     mm("materialize", "raw/events")
     assert platform.warehouse.query_rows("SELECT count() FROM raw.events")[0][0] == len(events)
