@@ -61,6 +61,8 @@ def main() -> None:
         os.environ.update(env)
         bus = open_event_bus(bus_url)
         bus.ensure_topic(topic, 4)
+        with console.status("Building the empty platform once (what a deployment's first run does)…"):
+            subprocess.run([str(Path(sys.executable).parent / "mm"), "materialize"], env=env, check=True, capture_output=True)
         dev = subprocess.Popen(
             [str(Path(sys.executable).parent / "mm"), "dev", "--port", str(free_port())],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

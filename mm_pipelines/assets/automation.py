@@ -33,9 +33,12 @@ DAILY_AUTOMATION = (
     AutomationCondition.any_deps_match(AutomationCondition.newly_updated() | AutomationCondition.will_be_requested())
     .allow(_daily_upstream)
     .since_last_handled()
+    # the unpartitioned inputs (int_conversions, seeds …) must exist; missing days upstream are simply empty
+    & ~AutomationCondition.any_deps_missing().ignore(_daily_upstream)
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
 ).with_label("daily_data_changed")
 
-# The unpartitioned models upstream of the daily ones follow raw/events.
+# The unpartitioned models upstream of the daily ones follow raw/events once the platform has been built
+# (`mm demo`, `mm materialize` or a deployment's first run): eager() never requests what was never built.
 UPSTREAM_AUTOMATION = AutomationCondition.eager()
