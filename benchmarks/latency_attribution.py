@@ -13,8 +13,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,13 +24,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dev_server import start_dev, stop_dev
+
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stamp(event: dict, now: datetime, rng: random.Random) -> dict:
@@ -63,10 +57,7 @@ def main() -> None:
         bus.ensure_topic(topic, 4)
         with console.status("Building the empty platform once (what a deployment's first run does)…"):
             subprocess.run([str(Path(sys.executable).parent / "mm"), "materialize"], env=env, check=True, capture_output=True)
-        dev = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mm"), "dev", "--port", str(free_port())],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        dev = start_dev(env)
         warehouse = Warehouse(f"chdb://{home}/warehouse")
         sent_at: dict[str, float] = {}
         seen_at: dict[str, float] = {}
@@ -111,11 +102,7 @@ def main() -> None:
                     status.update(f"{len(seen_at):,}/{len(sent_at):,} conversions credited")
                     time.sleep(2)
         finally:
-            os.killpg(dev.pid, signal.SIGTERM)
-            try:
-                dev.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.pid, signal.SIGKILL)
+            stop_dev(dev)
             bus.close()
     lags = sorted(seen_at[c] - sent_at[c] for c in seen_at)
     table = Table(title=f"Conversion produced → credited in marts.attribution_credits ({args.rate:,} events/s for {args.seconds}s, "

@@ -13,25 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from dev_server import start_dev, stop_dev
+
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -51,10 +42,7 @@ def main() -> None:
         os.environ.update(env)
         bus = KafkaEventBus(f"kafka://{args.bootstrap}")
         bus.ensure_topic(topic, 4)
-        dev = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mm"), "dev", "--port", str(free_port())],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        dev = start_dev(env)
         try:
             events = generate_events(events=args.seconds * args.rate, seed=5)
             with console.status("Waiting for the Dagster daemon to start…"):
@@ -86,11 +74,7 @@ def main() -> None:
                          FROM raw.events)"""
             )[0]
         finally:
-            os.killpg(dev.pid, signal.SIGTERM)
-            try:
-                dev.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.pid, signal.SIGKILL)
+            stop_dev(dev)
             bus.close()
     table = Table(title=f"Produce → visible in raw.events, sensor + daemon running ({args.rate:,}/s for {args.seconds}s)")
     table.add_column("measure")

@@ -23,8 +23,8 @@ from dagster import (
 )
 
 from mm_pipelines.assets.automation import DAILY_AUTOMATION
-from mm_pipelines.assets.dbt import reprocess_days
-from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days, window_dates
+from mm_pipelines.assets.dbt import rebuild_days
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.attribution.datadriven import fit_counts, index_journeys
 from mm_pipelines.resources import ClickHouseResource
@@ -151,8 +151,7 @@ def refit(session: Session, first: date, end: date, config: AttributionConfig) -
 )
 def attribution_fit(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> MaterializeResult:
     config = AttributionConfig.from_env()
-    start, end = window_dates(context.partition_time_window)
-    first = start - timedelta(days=reprocess_days())
+    first, end = rebuild_days(context)
     started = time.perf_counter()
     with clickhouse.get_warehouse().session() as s:
         rows = refit(s, first, end, config)

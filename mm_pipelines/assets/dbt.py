@@ -83,10 +83,16 @@ def reprocess_days() -> int:
     return int(raw)
 
 
-def attribution_vars(context: AssetExecutionContext) -> dict:
+def rebuild_days(context: AssetExecutionContext) -> tuple:
+    """(first day, day after the last) a daily run rebuilds: its partitions plus the reprocessing window."""
     start, end = window_dates(context.partition_time_window)
+    return start - timedelta(days=reprocess_days()), end
+
+
+def attribution_vars(context: AssetExecutionContext) -> dict:
+    first, end = rebuild_days(context)
     return AttributionConfig.from_env().dbt_vars() | {
-        "attribution_start_date": (start - timedelta(days=reprocess_days())).isoformat(),
+        "attribution_start_date": first.isoformat(),
         "attribution_end_date": end.isoformat(),
     }
 
@@ -118,9 +124,13 @@ def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tup
     if not ranges:
         return
     with warehouse.session() as s:
-        days = sorted({d.isoformat() for topic, p, start, end in ranges for (d,) in s.query_rows(
-            "SELECT DISTINCT toDate(occurred_at) FROM raw.events WHERE topic = {t:String} AND partition = {p:UInt32} "
-            "AND offset >= {s:UInt64} AND offset < {e:UInt64}", {"t": topic, "p": p, "s": start, "e": end})})
+        days = [d.isoformat() for (d,) in s.query_rows(
+            "SELECT DISTINCT toDate(e.occurred_at) FROM raw.events AS e "
+            "INNER JOIN (SELECT arrayJoin({ranges:Array(Tuple(String, UInt32, UInt64, UInt64))}) AS r) AS staged "
+            "ON e.topic = staged.r.1 AND e.partition = staged.r.2 "
+            "WHERE e.offset >= staged.r.3 AND e.offset < staged.r.4 ORDER BY 1",
+            {"ranges": [tuple(r) for r in ranges]},
+        )]
         ends: dict[tuple, int] = {}
         for topic, p, _, end in ranges:
             ends[(topic, p)] = max(end, ends.get((topic, p), 0))
@@ -146,24 +156,15 @@ def build_dbt_assets() -> list:
         yield from dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context).stream()
         yield from mark_staged_days(context, warehouse, ranges)
 
-    @dbt_assets(
-        **common,
-        select=ATTRIBUTION_PATH_MODELS,
-        name="attribution_paths_dbt",
-        partitions_def=DAILY_PARTITIONS,
-        backfill_policy=BackfillPolicy.single_run(),
-    )
-    def attribution_paths_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
+    def daily_dbt_assets(name: str, select: str):
+        @dbt_assets(**common, select=select, name=name, partitions_def=DAILY_PARTITIONS, backfill_policy=BackfillPolicy.single_run())
+        def daily_models(context: AssetExecutionContext, dbt: DbtCliResource):
+            yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
 
-    @dbt_assets(
-        **common,
-        select=ATTRIBUTION_MART_MODELS,
-        name="attribution_marts_dbt",
-        partitions_def=DAILY_PARTITIONS,
-        backfill_policy=BackfillPolicy.single_run(),
-    )
-    def attribution_marts_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
+        return daily_models
 
-    return [mm_dbt_models, attribution_paths_dbt, attribution_marts_dbt]
+    return [
+        mm_dbt_models,
+        daily_dbt_assets("attribution_paths_dbt", ATTRIBUTION_PATH_MODELS),
+        daily_dbt_assets("attribution_marts_dbt", ATTRIBUTION_MART_MODELS),
+    ]

@@ -15,8 +15,10 @@ from mm_pipelines.attribution.cases import edge_case_events
 from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig
 from mm_pipelines.attribution.reference import attribution_credits, from_events, load_fx_rates
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.events.generator import generate_events, to_jsonl
+from mm_pipelines.events.generator import generate_events
 from mm_pipelines.platform import Platform
+
+from .events import produce
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +27,6 @@ COLUMNS = ("conversion_id", "order_id", "user_id", "converted_at", "conversion_d
            "revenue", "revenue_credit", "currency")
 DAILY = ["intermediate/int_conversion_paths", "intermediate/int_attribution_journeys", "intermediate/attribution_fit",
          "marts/attribution_credits", "marts/attribution_daily", "marts/attribution_data_driven"]
-
-
-def produce(platform, events):
-    bus = platform.bus
-    bus.ensure_topic(platform.settings.events_topic, platform.settings.events_partitions)
-    bus.produce(platform.settings.events_topic, [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(events, to_jsonl(events))])
 
 
 def days_of(events) -> tuple[date, date]:

@@ -6,19 +6,15 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
 
 from mm_pipelines.assets.partitions import range_tags
-from mm_pipelines.events.generator import generate_events, to_jsonl
+from mm_pipelines.events.generator import generate_events
 from mm_pipelines.platform import Platform
+
+from .events import produce
 
 pytestmark = pytest.mark.integration
 
 PATHS = AssetKey(["intermediate", "int_conversion_paths"])
 EVENTS_BY_DAY = AssetKey(["staging", "events_by_day"])
-
-
-def produce(platform, events):
-    bus = platform.bus
-    bus.ensure_topic(platform.settings.events_topic, platform.settings.events_partitions)
-    bus.produce(platform.settings.events_topic, [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(events, to_jsonl(events))])
 
 
 def execute(defs, instance, selection, tags=None):

@@ -10,8 +10,10 @@ from dagster import DagsterInstance, build_sensor_context
 
 from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.events.generator import generate_events, to_jsonl
+from mm_pipelines.events.generator import generate_events
 from mm_pipelines.platform import Platform
+
+from .events import produce
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +53,6 @@ def run_platform_job(events):
     )
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     return result, checks
-
-
-def produce(platform, events, extra=()):
-    bus = platform.bus
-    bus.ensure_topic(platform.settings.events_topic, platform.settings.events_partitions)
-    records = [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(events, to_jsonl(events))]
-    bus.produce(platform.settings.events_topic, records + [(b"bad", b) for b in extra])
 
 
 def assert_slice(platform, events):
