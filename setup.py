@@ -40,6 +40,10 @@ setup(
         "pyarrow>=18",
         "typer>=0.15",
         "rich>=13",
+        # ISO 20022 pain.001 credit transfers for payout exports, validated against the XSD.
+        "sepaxml>=2.7,<3",
+        "cryptography>=44",
+        "PyYAML>=6",
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "requests>=2.31"],

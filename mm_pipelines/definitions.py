@@ -7,21 +7,33 @@ from mm_pipelines.assets.automation import events_by_day
 from mm_pipelines.assets.backfill import attribution_spark_backfill
 from mm_pipelines.assets.dbt import build_dbt_assets
 from mm_pipelines.assets.ingest import raw_events
+from mm_pipelines.assets.royalties import royalty_payout_batches, royalty_rules_snapshot, royalty_statements
 from mm_pipelines.checks.attribution import attribution_checks
 from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
-from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job
+from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job, royalties_job
 from mm_pipelines.resources import build_resources
 from mm_pipelines.sensors.automation import warehouse_automation_sensor
 from mm_pipelines.sensors.events import raw_events_sensor
+from mm_pipelines.sensors.royalties import (
+    license_expiry_sensor,
+    license_workflow_job,
+    payout_confirmation_job,
+    payout_confirmation_sensor,
+    royalties_monthly_schedule,
+)
 
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill],
+        assets=[
+            raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill,
+            royalty_rules_snapshot, royalty_statements, royalty_payout_batches,
+        ],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
-        jobs=[platform_job, ingest_job, attribution_backfill_job],
-        sensors=[raw_events_sensor, warehouse_automation_sensor],
+        jobs=[platform_job, ingest_job, attribution_backfill_job, royalties_job, payout_confirmation_job, license_workflow_job],
+        sensors=[raw_events_sensor, warehouse_automation_sensor, payout_confirmation_sensor, license_expiry_sensor],
+        schedules=[royalties_monthly_schedule],
         resources=build_resources(),
     )
 

@@ -1,8 +1,10 @@
 """dbt models as Dagster assets: one asset per model, keyed by database and grouped by layer.
 
-Three dbt ops, split where the graph needs it: the unpartitioned models (staging, campaign performance),
-the daily attribution paths, and the daily attribution marts, which also read the Python fit that sits
-between them. Daily ops hand dbt their partition range as vars, with the attribution settings.
+dbt ops are split where the graph needs it: the unpartitioned models (staging, campaign performance),
+the daily attribution paths, the daily attribution marts (which also read the Python fit that sits
+between them), the monthly royalty ledger, and the royalty statements view over the Python statement
+engine's table. Daily ops hand dbt their partition range as vars, with the attribution settings; the
+ledger op hands it the period.
 """
 
 import json
@@ -16,7 +18,7 @@ from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterializat
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
-from mm_pipelines.assets.partitions import DAILY_PARTITIONS, window_dates
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import dbt_project_dir
 from mm_pipelines.resources import ClickHouseResource, mm_dbt_executable
@@ -43,6 +45,9 @@ class MMDbtTranslator(DagsterDbtTranslator):
         props = self.get_resource_props(manifest, unique_id)
         if props["resource_type"] == "source":
             return spec
+        if "royalty" in props.get("tags", []):
+            # Royalties post money: they run on the monthly schedule or on demand, never on data arrival.
+            return spec.replace_attributes(group_name="royalty")
         if "daily" not in props.get("tags", []):
             return spec.replace_attributes(automation_condition=UPSTREAM_AUTOMATION)
         deps = list(spec.deps)
@@ -149,7 +154,7 @@ def build_dbt_assets() -> list:
     project = mm_dbt_project()
     common = dict(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR, project=project)
 
-    @dbt_assets(**common, exclude="tag:daily", name="mm_dbt_models")
+    @dbt_assets(**common, exclude="tag:daily tag:royalty", name="mm_dbt_models")
     def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
         warehouse = clickhouse.get_warehouse()
         ranges = ranges_to_stage(warehouse)
@@ -163,8 +168,19 @@ def build_dbt_assets() -> list:
 
         return daily_models
 
+    @dbt_assets(**common, select="royalty_ledger", name="royalty_ledger_dbt", partitions_def=MONTHLY_PARTITIONS,
+                backfill_policy=BackfillPolicy.multi_run(1))
+    def royalty_ledger_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build", "--vars", json.dumps({"royalty_period": period_of(context.partition_key)})], context=context).stream()
+
+    @dbt_assets(**common, select="royalty_statements", name="royalty_statements_dbt")
+    def royalty_statements_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build"], context=context).stream()
+
     return [
         mm_dbt_models,
         daily_dbt_assets("attribution_paths_dbt", ATTRIBUTION_PATH_MODELS),
         daily_dbt_assets("attribution_marts_dbt", ATTRIBUTION_MART_MODELS),
+        royalty_ledger_dbt,
+        royalty_statements_dbt,
     ]

@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from dagster import DailyPartitionsDefinition, TimeWindow
+from dagster import DailyPartitionsDefinition, MonthlyPartitionsDefinition, TimeWindow
 
 DAILY_PARTITIONS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 
@@ -19,3 +19,12 @@ def days(first: date, end: date) -> list[date]:
 def range_tags(first: date, last: date) -> dict[str, str]:
     """Run tags for one run over the daily partitions [first, last] (the daily assets run ranges in one go)."""
     return {"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()}
+
+
+# Royalty periods are calendar months (UTC); the current month is included so it can be previewed while open.
+MONTHLY_PARTITIONS = MonthlyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+
+
+def period_of(partition_key: str) -> str:
+    """'YYYY-MM' for a monthly partition key ('YYYY-MM-01')."""
+    return partition_key[:7]

@@ -19,6 +19,7 @@ import pyarrow as pa
 from mm_pipelines.events.archive import archive_range, archive_range_record
 from mm_pipelines.events.bus import Batch, EventBus, EventBusError
 from mm_pipelines.events.contract import error_sql, sql_string, typed_columns_sql
+from mm_pipelines.royalties.warehouse import ensure_royalty_tables
 from mm_pipelines.stores.clickhouse import Session, Warehouse
 from mm_pipelines.stores.objects import ObjectStore
 
@@ -125,6 +126,8 @@ def ensure_raw_tables(session: Session) -> None:
         session.command(ddl)
     # Keep validation in step with the code when the table predates a change to the rules.
     session.command(f"ALTER TABLE raw.event_landing MODIFY COLUMN error String MATERIALIZED {error_sql('raw')}")
+    # dbt reads the royalty sources too, and only ever appends to the ledger this creates.
+    ensure_royalty_tables(session)
 
 
 def _failpoint(name: str) -> None:

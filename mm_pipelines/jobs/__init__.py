@@ -1,15 +1,15 @@
-"""Jobs: the platform's main job and the ingestion job the events sensor launches."""
+"""Jobs: the platform's main job, the ingestion job the events sensor launches, and the royalty jobs."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from mm_pipelines.assets.backfill import BACKFILL_KEY
 from mm_pipelines.assets.ingest import RAW_EVENTS_KEY
-from mm_pipelines.assets.partitions import DAILY_PARTITIONS
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS
 
 # Ingest whatever is pending, build every dbt model and the attribution for the run's days, run every check.
 platform_job = define_asset_job(
     "platform_job",
-    selection=AssetSelection.all() - AssetSelection.groups("backfill"),
+    selection=AssetSelection.all() - AssetSelection.groups("backfill", "royalty"),
     partitions_def=DAILY_PARTITIONS,
     description="Ingest pending events, build the dbt models and attribution for the selected days, run the data-quality checks.",
 )
@@ -27,4 +27,11 @@ ingest_job = define_asset_job(
     description="Ingest one offset range of the events topic into raw.events.",
     # One step: running it in the run worker saves a second Python process start per range (seconds).
     executor_def=in_process_executor,
+)
+
+royalties_job = define_asset_job(
+    "royalties_job",
+    selection=AssetSelection.groups("royalty"),
+    partitions_def=MONTHLY_PARTITIONS,
+    description="Snapshot the contracts, post the period's royalty ledger, compute statements and draft payout batches.",
 )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psycopg
 
+from mm_pipelines.royalties.store import SCHEMA as ROYALTY_SCHEMA
+
 # Applied on every connect; each statement is idempotent so any process may run them.
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS event_file_loads (
@@ -20,6 +22,7 @@ SCHEMA = [
         quarantined integer NOT NULL,
         loaded_at timestamptz NOT NULL DEFAULT now()
     )""",
+    *ROYALTY_SCHEMA,
 ]
 
 _embedded_lock = threading.Lock()

@@ -1,0 +1,1 @@
+"""Creator royalties: contracts, the statement engine and payout batches (no Dagster here)."""

@@ -1,0 +1,453 @@
+"""The royalty catalog file (creators, payees, contracts, licenses): parsed and validated whole.
+
+A catalog is a YAML document that Finance and the rights team keep in version control and load with
+`mm royalties load FILE`. Nothing of a bad file is stored, and every error names the file, the line and
+the field, because a contract typo is a payment dispute later. docs/royalties.md describes the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.royalties.payouts import iban_problem
+
+KYC_STATUSES = ("verified", "pending", "rejected")
+PAYOUT_METHODS = ("sepa", "manual")
+BASES = ("net_sales", "attributed_revenue")
+RATE_BASES = ("flat", "units", "revenue", "date")
+LICENSE_ACTIONS = ("takedown", "renew")
+HUNDRED = Decimal(100)
+WORLDWIDE = "WW"
+
+
+class CatalogError(ValueError):
+    """`file:line: field: what is wrong`: one line that says where to look and what to fix."""
+
+
+@dataclass(frozen=True)
+class Payee:
+    payee_id: str
+    creator_id: str
+    name: str
+    kyc_status: str
+    kyc_evidence: str  # a pointer (case URI) to the KYC vendor's evidence, never the personal data itself
+    payout_method: str
+    currency: str
+    iban: str
+    bic: str
+    threshold: Decimal
+    withholding_rate: Decimal  # fraction 0..1
+
+
+@dataclass(frozen=True)
+class Creator:
+    creator_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Split:
+    payee_id: str
+    share: Decimal  # fraction; a rule's splits sum to exactly 1
+
+
+@dataclass(frozen=True)
+class Tier:
+    start: Decimal  # units, money (contract currency) or days since 1970-01-01, depending on the rule's rate basis
+    rate: Decimal  # fraction 0..1
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: str
+    target_kind: str  # sku | asset
+    target_id: str
+    base: str
+    attribution_model: str
+    rate_basis: str
+    tiers: tuple[Tier, ...]
+    deduction_per_unit: Decimal
+    splits: tuple[Split, ...]
+
+
+@dataclass(frozen=True)
+class Advance:
+    payee_id: str
+    amount: Decimal
+    paid_on: date
+
+
+@dataclass(frozen=True)
+class Contract:
+    reference: str
+    creator_id: str
+    currency: str
+    effective_from: date
+    effective_to: date  # the expiry date, inclusive
+    territories: tuple[str, ...]
+    cross_collateralized: bool
+    minimum_guarantees: tuple[tuple[str, Decimal], ...]  # (payee, amount per period in the payee's currency)
+    advances: tuple[Advance, ...]
+    reserve_rate: Decimal
+    reserve_release_after: int
+    reserve_installments: int
+    rules: tuple[Rule, ...]
+
+    @property
+    def version(self) -> str:
+        """Content hash: statements and ledger lines name the exact terms that produced them."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def rule_version(self, rule: Rule) -> str:
+        """Hash of what the ledger computes from: changing it reverses and re-posts the rule's lines."""
+        terms = [asdict(rule), self.currency, self.territories, self.effective_from, self.effective_to]
+        return hashlib.sha256(json.dumps(terms, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def account_id(self, payee_id: str) -> str:
+        """Cross-collateralised contracts share one account per payee, so advances recoup across them."""
+        return f"{payee_id}:xc:{self.creator_id}" if self.cross_collateralized else f"{payee_id}:{self.reference}"
+
+    def document(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass(frozen=True)
+class License:
+    asset_id: str
+    licensor: str
+    expires_on: date
+    on_expiry: str
+
+
+@dataclass
+class Catalog:
+    creators: list[Creator] = field(default_factory=list)
+    payees: list[Payee] = field(default_factory=list)
+    contracts: list[Contract] = field(default_factory=list)
+    licenses: list[License] = field(default_factory=list)
+
+
+def contract_from_document(doc: dict) -> Contract:
+    """Rebuild a stored contract (Contract.document) exactly, Decimals and dates included."""
+    d = dict(doc)
+    d["effective_from"] = date.fromisoformat(d["effective_from"])
+    d["effective_to"] = date.fromisoformat(d["effective_to"])
+    d["territories"] = tuple(d["territories"])
+    d["minimum_guarantees"] = tuple((p, Decimal(a)) for p, a in d["minimum_guarantees"])
+    d["advances"] = tuple(Advance(a["payee_id"], Decimal(a["amount"]), date.fromisoformat(a["paid_on"])) for a in d["advances"])
+    d["reserve_rate"] = Decimal(d["reserve_rate"])
+    d["rules"] = tuple(
+        Rule(
+            **{
+                **r,
+                "tiers": tuple(Tier(Decimal(t["start"]), Decimal(t["rate"])) for t in r["tiers"]),
+                "deduction_per_unit": Decimal(r["deduction_per_unit"]),
+                "splits": tuple(Split(s["payee_id"], Decimal(s["share"])) for s in r["splits"]),
+            }
+        )
+        for r in d["rules"]
+    )
+    return Contract(**d)
+
+
+# --- parsing with line numbers -------------------------------------------------------------------------
+
+
+class _Node(dict):
+    """A mapping that remembers the line of each key, so errors can point at it."""
+
+    line: int = 0
+    lines: dict
+
+
+def _empty(line: int) -> _Node:
+    node = _Node()
+    node.line, node.lines = line, {}
+    return node
+
+
+def _build(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out = _Node()
+        out.line = node.start_mark.line + 1
+        out.lines = {}
+        for k, v in node.value:
+            out[k.value] = _build(v)
+            out.lines[k.value] = k.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v) for v in node.value]
+    return node.value  # every scalar as written: no float ever comes out of a money field
+
+
+class _Reader:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def error(self, node: _Node, key: str, message: str) -> CatalogError:
+        line = node.lines.get(key, node.line) if isinstance(node, _Node) else 0
+        return CatalogError(f"{self.path}:{line}: {key}: {message}")
+
+    def text(self, node: _Node, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = node.get(key, default)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise self.error(node, key, "is required")
+        if not isinstance(value, str):
+            raise self.error(node, key, "must be a text value")
+        if choices and value not in choices:
+            raise self.error(node, key, f"{value!r} is not one of {', '.join(choices)}")
+        return value.strip()
+
+    def decimal(self, node: _Node, key: str, default: str | None = None, low: Decimal | None = None, high: Decimal | None = None) -> Decimal:
+        raw = node.get(key, default)
+        if raw is None:
+            raise self.error(node, key, "is required")
+        try:
+            value = Decimal(str(raw))
+        except InvalidOperation:
+            raise self.error(node, key, f"{raw!r} is not a number") from None
+        if not value.is_finite():
+            raise self.error(node, key, f"{raw!r} is not a finite number")
+        if low is not None and value < low or high is not None and value > high:
+            raise self.error(node, key, f"{value} is outside {low if low is not None else '-inf'}–{high if high is not None else 'inf'}")
+        return value
+
+    def percent(self, node: _Node, key: str, default: str | None = None) -> Decimal:
+        return self.decimal(node, key, default, Decimal(0), HUNDRED) / HUNDRED
+
+    def day(self, node: _Node, key: str) -> date:
+        raw = node.get(key)
+        try:
+            return date.fromisoformat(str(raw))
+        except ValueError:
+            raise self.error(node, key, f"{raw!r} is not a date YYYY-MM-DD") from None
+
+    def currency(self, node: _Node, key: str) -> str:
+        value = self.text(node, key)
+        if value not in CURRENCIES:
+            raise self.error(node, key, f"{value!r} is not an ISO 4217 currency code we accept")
+        return value
+
+    def whole(self, node: _Node, key: str, default: str, low: int) -> int:
+        raw = str(node.get(key, default))
+        if not raw.isdigit() or int(raw) < low:
+            raise self.error(node, key, f"{raw!r} must be a whole number >= {low}")
+        return int(raw)
+
+    def items(self, node: _Node, key: str, required: bool = False) -> list[_Node]:
+        value = node.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, _Node) for v in value):
+            raise self.error(node, key, "must be a list of mappings")
+        if required and not value:
+            raise self.error(node, key, "must have at least one entry")
+        return value
+
+
+def parse_catalog(path: Path, text: str) -> Catalog:
+    try:
+        root = _build(yaml.compose(text)) if text.strip() else _Node()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise CatalogError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(root, _Node):
+        raise CatalogError(f"{path}:1: the catalog must be a mapping with creators, contracts and licenses")
+    r = _Reader(path)
+    catalog = Catalog()
+    for c in r.items(root, "creators"):
+        creator = Creator(r.text(c, "id"), r.text(c, "name"))
+        catalog.creators.append(creator)
+        for p in r.items(c, "payees", required=True):
+            catalog.payees.append(_payee(r, p, creator.creator_id))
+    for c in r.items(root, "contracts"):
+        catalog.contracts.append(_contract(r, c))
+    for lic in r.items(root, "licenses"):
+        catalog.licenses.append(
+            License(r.text(lic, "asset"), r.text(lic, "licensor"), r.day(lic, "expires_on"), r.text(lic, "on_expiry", "takedown", LICENSE_ACTIONS))
+        )
+    _check_references(r, root, catalog)
+    return catalog
+
+
+def _payee(r: _Reader, p: _Node, creator_id: str) -> Payee:
+    kyc = p.get("kyc")
+    payout = p.get("payout")
+    for key, value in (("kyc", kyc), ("payout", payout)):
+        if not isinstance(value, _Node):
+            raise r.error(p, key, "is required (a mapping)")
+    method = r.text(payout, "method", "sepa", PAYOUT_METHODS)
+    iban = str(payout.get("iban") or "").replace(" ", "").upper()
+    problem = iban_problem(iban) if method == "sepa" else None
+    if problem:
+        raise r.error(payout, "iban", problem)
+    return Payee(
+        payee_id=r.text(p, "id"),
+        creator_id=creator_id,
+        name=r.text(p, "name"),
+        kyc_status=r.text(kyc, "status", None, KYC_STATUSES),
+        kyc_evidence=r.text(kyc, "evidence", ""),
+        payout_method=method,
+        currency=r.currency(payout, "currency"),
+        iban=iban,
+        bic=str(payout.get("bic") or ""),
+        threshold=r.decimal(p, "threshold", "0", low=Decimal(0)),
+        withholding_rate=r.percent(p, "withholding_percent", "0"),
+    )
+
+
+def _contract(r: _Reader, c: _Node) -> Contract:
+    effective_from, effective_to = r.day(c, "effective_from"), r.day(c, "expires_on")
+    if effective_to < effective_from:
+        raise r.error(c, "expires_on", f"{effective_to} is before effective_from {effective_from}")
+    territories = c.get("territories", [WORLDWIDE])
+    if not isinstance(territories, list) or not territories or not all(isinstance(t, str) and re.fullmatch(r"[A-Z]{2}", t) for t in territories):
+        raise r.error(c, "territories", "must list ISO 3166 country codes (two capital letters) or WW for worldwide")
+    splits = _splits(r, c, "payees")
+    reserve = c.get("reserve") or _empty(c.line)
+    if not isinstance(reserve, _Node):
+        raise r.error(c, "reserve", "must be a mapping with percent, release_after and installments")
+    rules = tuple(_rule(r, rule, splits) for rule in r.items(c, "rules", required=True))
+    seen: set[str] = set()
+    for node, rule in zip(c["rules"], rules):
+        if rule.rule_id in seen:
+            raise r.error(node, "id", f"rule {rule.rule_id!r} appears twice in the contract")
+        seen.add(rule.rule_id)
+    payee_ids = {s.payee_id for s in splits} | {s.payee_id for rule in rules for s in rule.splits}
+    guarantees = []
+    for g in r.items(c, "minimum_guarantees"):
+        guarantees.append((_member(r, g, "payee", payee_ids), r.decimal(g, "amount_per_period", low=Decimal(0))))
+    advances = []
+    for a in r.items(c, "advances"):
+        advances.append(Advance(_member(r, a, "payee", payee_ids), r.decimal(a, "amount", low=Decimal(0)), r.day(a, "paid_on")))
+    return Contract(
+        reference=r.text(c, "reference"),
+        creator_id=r.text(c, "creator"),
+        currency=r.currency(c, "currency"),
+        effective_from=effective_from,
+        effective_to=effective_to,
+        territories=tuple(sorted(territories)),
+        cross_collateralized=bool(str(c.get("cross_collateralized", "false")).lower() in ("true", "yes", "1")),
+        minimum_guarantees=tuple(guarantees),
+        advances=tuple(advances),
+        reserve_rate=r.percent(reserve, "percent", "0"),
+        reserve_release_after=r.whole(reserve, "release_after", "1", 1),
+        reserve_installments=r.whole(reserve, "installments", "1", 1),
+        rules=rules,
+    )
+
+
+def _member(r: _Reader, node: _Node, key: str, allowed: set[str]) -> str:
+    value = r.text(node, key)
+    if value not in allowed:
+        raise r.error(node, key, f"{value!r} is not one of the contract's payees ({', '.join(sorted(allowed))})")
+    return value
+
+
+def _splits(r: _Reader, node: _Node, key: str) -> tuple[Split, ...]:
+    splits = []
+    for s in r.items(node, key):
+        share = r.decimal(s, "share", low=Decimal(0), high=HUNDRED)
+        if share == 0:
+            raise r.error(s, "share", "must be above 0 (leave the payee out instead)")
+        splits.append(Split(r.text(s, "payee"), share / HUNDRED))
+    if splits:
+        total = sum(s.share for s in splits) * HUNDRED
+        if total != HUNDRED:
+            raise r.error(node, key, f"shares sum to {total.normalize()}%, they must sum to exactly 100%")
+        if len({s.payee_id for s in splits}) != len(splits):
+            raise r.error(node, key, "a payee appears twice")
+    return tuple(sorted(splits, key=lambda s: s.payee_id))
+
+
+def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...]) -> Rule:
+    has_sku, has_asset = "sku" in node, "asset" in node
+    if has_sku == has_asset:
+        raise r.error(node, "sku", "a rule needs exactly one of sku or asset")
+    target_kind = "sku" if has_sku else "asset"
+    base = r.text(node, "base", "net_sales" if has_sku else "attributed_revenue", BASES)
+    if base == "net_sales" and not has_sku:
+        raise r.error(node, "base", "net_sales needs a sku (use attributed_revenue for an asset)")
+    if base == "attributed_revenue" and not has_asset:
+        raise r.error(node, "base", "attributed_revenue needs an asset")
+    splits = _splits(r, node, "payees") or contract_splits
+    if not splits:
+        raise r.error(node, "payees", "no payees: give payees with shares on the contract or the rule")
+    model = r.text(node, "attribution_model", "linear") if base == "attributed_revenue" else ""
+    if model:
+        from mm_pipelines.attribution.config import MODELS
+
+        if model not in MODELS:
+            raise r.error(node, "attribution_model", f"{model!r} is not one of {', '.join(MODELS)}")
+    tiers, basis = _tiers(r, node)
+    deduction = r.decimal(node, "deduction_per_unit", "0", low=Decimal(0))
+    if base == "attributed_revenue" and (basis == "units" or deduction):
+        raise r.error(node, "tiers" if basis == "units" else "deduction_per_unit", "attributed revenue has no units: use revenue tiers and no per-unit deduction")
+    return Rule(r.text(node, "id"), target_kind, r.text(node, target_kind), base, model, basis, tiers, deduction, splits)
+
+
+def _tiers(r: _Reader, node: _Node) -> tuple[tuple[Tier, ...], str]:
+    if "rate_percent" in node:
+        return (Tier(Decimal(0), r.percent(node, "rate_percent")),), "flat"
+    tiers = node.get("tiers")
+    if not isinstance(tiers, _Node):
+        raise r.error(node, "rate_percent", "is required (or tiers: {by: units|revenue|date, steps: [...]})")
+    basis = r.text(tiers, "by", None, RATE_BASES[1:])
+    steps = r.items(tiers, "steps", required=True)
+    out = []
+    for s in steps:
+        if basis == "date":
+            start = Decimal((r.day(s, "from") - date(1970, 1, 1)).days)
+        else:
+            start = r.decimal(s, "from", low=Decimal(0))
+        out.append(Tier(start, r.percent(s, "rate_percent")))
+    if out[0].start != 0 and basis != "date":
+        raise r.error(steps[0], "from", "the first step must start at 0")
+    if any(b.start <= a.start for a, b in zip(out, out[1:])):
+        raise r.error(tiers, "steps", "steps must start at strictly increasing values")
+    return tuple(out), basis
+
+
+def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
+    creators = {c.creator_id for c in catalog.creators}
+    payees = {p.payee_id: p for p in catalog.payees}
+    for kind, ids in (("creator", [c.creator_id for c in catalog.creators]), ("payee", list(payees)), ("contract", [c.reference for c in catalog.contracts])):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise CatalogError(f"{r.path}:{root.line}: {kind} id {dupes[0]!r} appears more than once")
+    for node, contract in zip(root.get("contracts", []), catalog.contracts):
+        if contract.creator_id not in creators:
+            raise r.error(node, "creator", f"unknown creator {contract.creator_id!r}")
+        for rule in contract.rules:
+            for s in rule.splits:
+                if s.payee_id not in payees:
+                    raise r.error(node, "payees", f"unknown payee {s.payee_id!r} in rule {rule.rule_id!r}")
+    problem = overlapping_contracts(catalog.contracts)
+    if problem:
+        a, b, target, payee = problem
+        node = next(n for n, c in zip(root["contracts"], catalog.contracts) if c.reference == b)
+        raise r.error(node, "effective_from", f"contract {b!r} overlaps {a!r} for {target} and payee {payee!r}: one contract per asset and payee at a time")
+
+
+def overlapping_contracts(contracts: list[Contract]) -> tuple[str, str, str, str] | None:
+    """(first, second, target, payee) for two contracts covering the same asset/SKU and payee on the same day."""
+    spans: dict[tuple[str, str], list[tuple[date, date, str]]] = {}
+    for c in contracts:
+        for rule in c.rules:
+            for s in rule.splits:
+                spans.setdefault((f"{rule.target_kind} {rule.target_id}", s.payee_id), []).append((c.effective_from, c.effective_to, c.reference))
+    for (target, payee), items in sorted(spans.items()):
+        items.sort()
+        for (_, end_a, ref_a), (start_b, _, ref_b) in zip(items, items[1:]):
+            if start_b <= end_a and ref_a != ref_b:
+                return ref_a, ref_b, target, payee
+    return None

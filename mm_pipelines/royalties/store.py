@@ -1,0 +1,223 @@
+"""Royalty records in the metadata DB (Postgres): catalog, periods, payout batches and the audit log.
+
+Postgres holds what people manage and approve; ClickHouse holds what is computed from it (snapshots, the
+ledger, statements). Every state change that Finance may be asked about writes a hash-chained audit record
+in the same transaction, so a record exists exactly when the change does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from mm_pipelines.royalties.contracts import Catalog, CatalogError, Contract, contract_from_document, overlapping_contracts
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS creators (creator_id text PRIMARY KEY, name text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS payees (
+        payee_id text PRIMARY KEY, creator_id text NOT NULL REFERENCES creators, name text NOT NULL,
+        kyc_status text NOT NULL, kyc_evidence text NOT NULL, payout_method text NOT NULL, currency text NOT NULL,
+        iban text NOT NULL, bic text NOT NULL, threshold numeric NOT NULL, withholding_rate numeric NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS contracts (
+        reference text PRIMARY KEY, creator_id text NOT NULL REFERENCES creators, version text NOT NULL,
+        document jsonb NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS contract_versions (
+        reference text NOT NULL, version text NOT NULL, document jsonb NOT NULL,
+        loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (reference, version))""",
+    """CREATE TABLE IF NOT EXISTS licenses (
+        asset_id text NOT NULL, licensor text NOT NULL, expires_on date NOT NULL, on_expiry text NOT NULL,
+        PRIMARY KEY (asset_id, licensor))""",
+    """CREATE TABLE IF NOT EXISTS license_workflows (
+        asset_id text NOT NULL, licensor text NOT NULL, expires_on date NOT NULL, action text NOT NULL,
+        requested_at timestamptz NOT NULL DEFAULT now(), run_id text NOT NULL,
+        PRIMARY KEY (asset_id, licensor, expires_on))""",
+    """CREATE TABLE IF NOT EXISTS royalty_periods (
+        period text PRIMARY KEY, status text NOT NULL DEFAULT 'open', closed_at timestamptz, closed_by text)""",
+    """CREATE TABLE IF NOT EXISTS period_fx_rates (
+        period text NOT NULL, currency text NOT NULL, rate_to_reporting numeric NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (period, currency))""",
+    # Per-payee statement totals, written with the statements: payout batches are drafted from these.
+    """CREATE TABLE IF NOT EXISTS royalty_statement_totals (
+        period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, earnings numeric NOT NULL,
+        paid numeric NOT NULL, withheld numeric NOT NULL, carried_out numeric NOT NULL, carried_reason text NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (period, payee_id))""",
+    """CREATE TABLE IF NOT EXISTS payout_batches (
+        batch_id text PRIMARY KEY, period text NOT NULL, currency text NOT NULL, total numeric NOT NULL,
+        line_count integer NOT NULL, status text NOT NULL, created_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(), exported_at timestamptz, manifest_sha256 text)""",
+    # line_id is period:payee:currency and globally unique: the same statement can never be in two batches.
+    """CREATE TABLE IF NOT EXISTS payout_lines (
+        line_id text PRIMARY KEY, batch_id text NOT NULL REFERENCES payout_batches, payee_id text NOT NULL,
+        amount numeric NOT NULL, currency text NOT NULL, status text NOT NULL DEFAULT 'pending',
+        paid_on date, reason text NOT NULL DEFAULT '', returned_period text)""",
+    """CREATE TABLE IF NOT EXISTS payout_holds (
+        period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, amount numeric NOT NULL,
+        reason text NOT NULL, returned_period text NOT NULL, PRIMARY KEY (period, payee_id, currency))""",
+    """CREATE TABLE IF NOT EXISTS payout_approvals (
+        batch_id text NOT NULL REFERENCES payout_batches, approver text NOT NULL,
+        approved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (batch_id, approver))""",
+    """CREATE TABLE IF NOT EXISTS payout_confirmations (
+        file_key text PRIMARY KEY, batch_id text NOT NULL, sha256 text NOT NULL, lines integer NOT NULL,
+        posted_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), actor text NOT NULL,
+        action text NOT NULL, subject text NOT NULL, details jsonb NOT NULL,
+        prev_hash text NOT NULL, hash text NOT NULL)""",
+]
+
+GENESIS = "0" * 64
+AUDIT_LOCK = 0x6D6D_6175  # "mmau": one writer at a time keeps the chain linear
+
+
+def migrate(conn: psycopg.Connection) -> None:
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
+def _hash(prev: str, actor: str, action: str, subject: str, details: dict) -> str:
+    body = json.dumps([prev, actor, action, subject, details], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def audit(conn: psycopg.Connection, actor: str, action: str, subject: str, details: dict | None = None) -> str:
+    """Append a record chained to the previous one; call inside the transaction that makes the change."""
+    details = json.loads(json.dumps(details or {}, default=str))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+    row = conn.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    prev = row[0] if row else GENESIS
+    digest = _hash(prev, actor, action, subject, details)
+    conn.execute(
+        "INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor, action, subject, Jsonb(details), prev, digest),
+    )
+    return digest
+
+
+def verify_audit_chain(conn: psycopg.Connection) -> tuple[int, list[str]]:
+    """(records checked, problems): a changed, removed or reordered record breaks the chain from there on."""
+    problems, prev, n = [], GENESIS, 0
+    for seq, actor, action, subject, details, prev_hash, digest in conn.execute(
+        "SELECT seq, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq"
+    ):
+        n += 1
+        if prev_hash != prev:
+            problems.append(f"record {seq}: previous hash does not match record before it (a record was removed or reordered)")
+        if _hash(prev_hash, actor, action, subject, details) != digest:
+            problems.append(f"record {seq}: contents do not match its hash (the record was altered)")
+        prev = digest
+    return n, problems
+
+
+# --- catalog ----------------------------------------------------------------------------------------------
+
+
+def stored_contracts(conn: psycopg.Connection) -> list[Contract]:
+    return [contract_from_document(doc) for (doc,) in conn.execute("SELECT document FROM contracts ORDER BY reference")]
+
+
+def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor: str) -> dict[str, int]:
+    """Upsert everything in the catalog in one transaction; contracts keep every version they ever had."""
+    replaced = {c.reference for c in catalog.contracts}
+    others = [c for c in stored_contracts(conn) if c.reference not in replaced]
+    problem = overlapping_contracts(others + catalog.contracts)
+    if problem:
+        a, b, target, payee = problem
+        raise CatalogError(f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: end one before the other starts")
+    for c in catalog.creators:
+        conn.execute(
+            "INSERT INTO creators VALUES (%s, %s) ON CONFLICT (creator_id) DO UPDATE SET name = EXCLUDED.name",
+            (c.creator_id, c.name),
+        )
+    for p in catalog.payees:
+        conn.execute(
+            """INSERT INTO payees VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (payee_id) DO UPDATE SET creator_id = EXCLUDED.creator_id, name = EXCLUDED.name,
+               kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, payout_method = EXCLUDED.payout_method,
+               currency = EXCLUDED.currency, iban = EXCLUDED.iban, bic = EXCLUDED.bic, threshold = EXCLUDED.threshold,
+               withholding_rate = EXCLUDED.withholding_rate""",
+            (p.payee_id, p.creator_id, p.name, p.kyc_status, p.kyc_evidence, p.payout_method, p.currency, p.iban, p.bic, p.threshold, p.withholding_rate),
+        )
+    changed = 0
+    for c in catalog.contracts:
+        doc = Jsonb(c.document())
+        inserted = conn.execute(
+            "INSERT INTO contract_versions (reference, version, document) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (c.reference, c.version, doc),
+        ).rowcount
+        conn.execute(
+            """INSERT INTO contracts (reference, creator_id, version, document) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (reference) DO UPDATE SET creator_id = EXCLUDED.creator_id, version = EXCLUDED.version,
+               document = EXCLUDED.document, loaded_at = now() WHERE contracts.version <> EXCLUDED.version""",
+            (c.reference, c.creator_id, c.version, doc),
+        )
+        if inserted:
+            changed += 1
+            audit(conn, actor, "contract.version", c.reference, {"version": c.version, "source": source})
+    for lic in catalog.licenses:
+        conn.execute(
+            """INSERT INTO licenses VALUES (%s, %s, %s, %s) ON CONFLICT (asset_id, licensor)
+               DO UPDATE SET expires_on = EXCLUDED.expires_on, on_expiry = EXCLUDED.on_expiry""",
+            (lic.asset_id, lic.licensor, lic.expires_on, lic.on_expiry),
+        )
+    audit(conn, actor, "catalog.load", source, {
+        "creators": len(catalog.creators), "payees": len(catalog.payees),
+        "contracts": len(catalog.contracts), "new_contract_versions": changed, "licenses": len(catalog.licenses),
+    })
+    return {"creators": len(catalog.creators), "payees": len(catalog.payees), "contracts": len(catalog.contracts),
+            "new versions": changed, "licenses": len(catalog.licenses)}
+
+
+# --- periods ----------------------------------------------------------------------------------------------
+
+
+def period_status(conn: psycopg.Connection, period: str) -> str:
+    row = conn.execute("SELECT status FROM royalty_periods WHERE period = %s", (period,)).fetchone()
+    return row[0] if row else "open"
+
+
+def closed_periods(conn: psycopg.Connection) -> list[str]:
+    return [p for (p,) in conn.execute("SELECT period FROM royalty_periods WHERE status = 'closed' ORDER BY period")]
+
+
+def close_period(conn: psycopg.Connection, period: str, actor: str) -> bool:
+    done = conn.execute(
+        """INSERT INTO royalty_periods (period, status, closed_at, closed_by) VALUES (%s, 'closed', now(), %s)
+           ON CONFLICT (period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = EXCLUDED.closed_by
+           WHERE royalty_periods.status <> 'closed'""",
+        (period, actor),
+    ).rowcount
+    if done:
+        audit(conn, actor, "period.close", period)
+    return bool(done)
+
+
+def record_period_rates(conn: psycopg.Connection, period: str, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Rates are recorded once per period and never change afterwards: a re-run reuses them."""
+    for currency, rate in rates.items():
+        conn.execute("INSERT INTO period_fx_rates (period, currency, rate_to_reporting) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (period, currency, rate))
+    return {c: r for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))}
+
+
+def expiring_licenses(conn: psycopg.Connection, today: date, within_days: int) -> list[tuple]:
+    """Licenses expiring within the window that have no workflow yet for that expiry date."""
+    return conn.execute(
+        """SELECT l.asset_id, l.licensor, l.expires_on, l.on_expiry FROM licenses l
+           LEFT JOIN license_workflows w USING (asset_id, licensor, expires_on)
+           WHERE w.asset_id IS NULL AND l.expires_on <= %s::date + %s ORDER BY l.expires_on, l.asset_id""",
+        (today, within_days),
+    ).fetchall()
+
+
+def record_license_workflow(conn: psycopg.Connection, asset_id: str, licensor: str, expires_on: date, action: str, run_id: str) -> bool:
+    started = conn.execute(
+        "INSERT INTO license_workflows (asset_id, licensor, expires_on, action, run_id) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (asset_id, licensor, expires_on, action, run_id),
+    ).rowcount
+    if started:
+        audit(conn, "license_expiry_sensor", f"license.{action}_requested", f"{asset_id}/{licensor}", {"expires_on": expires_on, "run_id": run_id})
+    return bool(started)
