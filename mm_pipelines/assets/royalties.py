@@ -55,8 +55,11 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
     period = period_of(context.partition_key)
     warehouse = clickhouse.get_warehouse()
     with postgres.get_db().connect() as conn:
-        if store.period_status(conn, period) == "closed":
+        periods = dict(conn.execute("SELECT period, status FROM royalty_periods").fetchall())
+        if periods.get(period) == "closed":
             context.log.info(f"Period {period} is closed: its snapshot is kept as it was")
+            with warehouse.session(context.log.info) as s:
+                royalty_warehouse.write_period_statuses(s, periods)
             for key in (RULES_KEY, PERIODS_KEY, PERIOD_RATES_KEY):
                 yield MaterializeResult(asset_key=key, metadata={"period": period, "status": "closed"})
             return
@@ -72,7 +75,6 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
         missing = sorted(needed - set(rates))
         if missing:
             raise RoyaltyRunError(f"no FX rate recorded for {period} in {', '.join(missing)}: add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`")
-        periods = dict(conn.execute("SELECT period, status FROM royalty_periods").fetchall())
         with warehouse.session(context.log.info) as s:
             royalty_warehouse.write_snapshot(s, period, rules, periods, rates)
     yield MaterializeResult(asset_key=RULES_KEY, metadata={

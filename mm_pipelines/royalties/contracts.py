@@ -241,7 +241,7 @@ class _Reader:
 
     def whole(self, node: _Node, key: str, default: str, low: int) -> int:
         raw = str(node.get(key, default))
-        if not raw.isdigit() or int(raw) < low:
+        if not raw.isdecimal() or int(raw) < low:
             raise self.error(node, key, f"{raw!r} must be a whole number >= {low}")
         return int(raw)
 
@@ -295,7 +295,7 @@ def _payee(r: _Reader, p: _Node, creator_id: str) -> Payee:
         creator_id=creator_id,
         name=r.text(p, "name"),
         kyc_status=r.text(kyc, "status", None, KYC_STATUSES),
-        kyc_evidence=r.text(kyc, "evidence", ""),
+        kyc_evidence=r.text(kyc, "evidence"),
         payout_method=method,
         currency=r.currency(payout, "currency"),
         iban=iban,
@@ -363,7 +363,7 @@ def _splits(r: _Reader, node: _Node, key: str) -> tuple[Split, ...]:
     if splits:
         total = sum(s.share for s in splits) * HUNDRED
         if total != HUNDRED:
-            raise r.error(node, key, f"shares sum to {total.normalize()}%, they must sum to exactly 100%")
+            raise r.error(node, key, f"shares sum to {total.normalize():f}%, they must sum to exactly 100%")
         if len({s.payee_id for s in splits}) != len(splits):
             raise r.error(node, key, "a payee appears twice")
     return tuple(sorted(splits, key=lambda s: s.payee_id))
@@ -431,6 +431,9 @@ def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
             for s in rule.splits:
                 if s.payee_id not in payees:
                     raise r.error(node, "payees", f"unknown payee {s.payee_id!r} in rule {rule.rule_id!r}")
+        for s in node.get("payees", []):  # the contract's own split also names who advances and guarantees go to
+            if r.text(s, "payee") not in payees:
+                raise r.error(node, "payees", f"unknown payee {r.text(s, 'payee')!r} in the contract's payees")
     problem = overlapping_contracts(catalog.contracts)
     if problem:
         a, b, target, payee = problem

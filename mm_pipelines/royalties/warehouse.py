@@ -97,13 +97,14 @@ def parse_sales_csv(path: Path, text: str) -> list[Sale]:
     if missing:
         raise SalesFileError(f"{path}:1: missing column {missing[0]!r} (expected header {','.join(SALES_COLUMNS)})")
     out = []
-    for line, r in enumerate(reader, start=2):
+    for r in reader:
+        line = reader.line_num  # the file's line, not the record's index: blank lines and quoted newlines count
         def bad(field: str, why: str) -> SalesFileError:
             return SalesFileError(f"{path}:{line}: field {field!r} {why} (got {r.get(field)!r})")
 
         if not (r["sale_id"] or "").strip():
             raise bad("sale_id", "must not be empty")
-        if not (r["revision"] or "").isdigit():
+        if not (r["revision"] or "").isdecimal():
             raise bad("revision", "must be a whole number >= 0")
         try:
             sold_at = datetime.fromisoformat(r["sold_at"].replace("Z", "+00:00"))
@@ -114,7 +115,7 @@ def parse_sales_csv(path: Path, text: str) -> list[Sale]:
         if not (r["sku"] or "").strip():
             raise bad("sku", "must not be empty")
         territory = (r["territory"] or "").strip()
-        if len(territory) != 2 or not territory.isalpha() or not territory.isupper() or territory == WORLDWIDE:
+        if len(territory) != 2 or not territory.isascii() or not territory.isalpha() or not territory.isupper() or territory == WORLDWIDE:
             raise bad("territory", "must be an ISO 3166 country code (two capital letters)")
         try:
             units = int(r["units"])
@@ -222,15 +223,20 @@ def rule_rows(period: str, contracts: list[Contract]) -> pa.Table:
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
 
 
-def write_snapshot(session: Session, period: str, rules: pa.Table, periods: dict[str, str], rates: dict[str, Decimal]) -> None:
-    """Replace the open period's snapshot (a closed period's snapshot is never touched)."""
+def write_period_statuses(session: Session, periods: dict[str, str]) -> None:
+    """Mirror Postgres's period statuses: the ledger model posts nothing into a period marked closed here."""
     ensure_royalty_tables(session)
-    session.command("ALTER TABLE royalty.rules DROP PARTITION {p:String}", {"p": period})
-    if rules.num_rows:
-        session.insert_arrow("royalty.rules", rules)
     session.command("TRUNCATE TABLE royalty.periods")
     if periods:
         session.insert_arrow("royalty.periods", pa.table({"period": list(periods), "status": list(periods.values())}))
+
+
+def write_snapshot(session: Session, period: str, rules: pa.Table, periods: dict[str, str], rates: dict[str, Decimal]) -> None:
+    """Replace the open period's snapshot (a closed period's snapshot is never touched)."""
+    write_period_statuses(session, periods)
+    session.command("ALTER TABLE royalty.rules DROP PARTITION {p:String}", {"p": period})
+    if rules.num_rows:
+        session.insert_arrow("royalty.rules", rules)
     session.command("ALTER TABLE royalty.period_rates DELETE WHERE period = {p:String}", {"p": period}, settings={"mutations_sync": 2})
     if rates:
         session.insert_arrow("royalty.period_rates", pa.table({

@@ -1,0 +1,289 @@
+"""Royalties through Dagster on real PostgreSQL (and the real S3 server for exports): the ledger posts, corrects
+and never rewrites; statements, payout batches, signed exports and confirmations close the loop."""
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context
+
+from mm_pipelines.platform import Platform
+from mm_pipelines.royalties import batches, payouts, store
+from mm_pipelines.royalties.contracts import parse_catalog
+from mm_pipelines.royalties.warehouse import load_sales_file
+
+pytestmark = pytest.mark.integration
+
+HEADER = "sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
+CATALOG = """
+creators:
+  - id: cr-1
+    name: Creator One
+    payees:
+      - id: pe-a
+        name: Payee A
+        kyc: {status: verified, evidence: "kyc://case/a"}
+        payout: {method: sepa, currency: USD, iban: DE89370400440532013000}
+        threshold: "1.00"
+      - id: pe-b
+        name: Payee B
+        kyc: {status: verified, evidence: "kyc://case/b"}
+        payout: {method: sepa, currency: USD, iban: FR1420041010050500013M02606}
+contracts:
+  - reference: CT-1
+    creator: cr-1
+    currency: USD
+    effective_from: 2026-01-01
+    expires_on: 2027-12-31
+    payees: [{payee: pe-a, share: 66.67}, {payee: pe-b, share: 33.33}]
+    rules:
+      - id: book
+        sku: SKU-1
+        deduction_per_unit: "0.10"
+        tiers: {by: units, steps: [{from: 0, rate_percent: 10}, {from: 100, rate_percent: 15}]}
+"""
+
+
+@pytest.fixture
+def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
+    """Embedded ClickHouse with the reference seed and empty marts; a fresh database on the real Postgres."""
+    import subprocess
+    import sys
+
+    from mm_pipelines.assets.attribution import ensure_fit_table
+    from mm_pipelines.config import dbt_project_dir
+    from mm_pipelines.events.ingest import ensure_raw_tables
+
+    monkeypatch.setenv("MM_POSTGRES_DSN", dsn_url(postgres_dsn))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    platform = Platform.from_env()
+    with platform.warehouse.session() as s:
+        ensure_raw_tables(s)
+        ensure_fit_table(s)
+    subprocess.run([str(Path(sys.executable).parent / "mm-dbt"), "build", "--exclude", "tag:royalty", "--quiet"],
+                   cwd=dbt_project_dir(), check=True)
+    return platform
+
+
+def dsn_url(conninfo: str) -> str:
+    """MM_POSTGRES_DSN takes a URL; the test server's DSN is key=value."""
+    from urllib.parse import urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = conninfo_to_dict(conninfo)
+    query = urlencode({k: v for k, v in p.items() if k in ("host", "port")})
+    return f"postgresql://{p.get('user', '')}@/{p['dbname']}?{query}"
+
+
+def load_catalog(platform, text: str, name: str = "catalog.yml"):
+    with platform.metadata.connect() as conn:
+        store.save_catalog(conn, parse_catalog(Path(name), text), name, "rights-team")
+
+
+def load_sales(platform, tmp_path: Path, name: str, lines: list[str]):
+    path = tmp_path / name
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    with platform.warehouse.session() as s:
+        load_sales_file(s, path)
+
+
+def run_period(period: str):
+    from mm_pipelines.definitions import build_definitions
+
+    with DagsterInstance.get() as instance:
+        result = build_definitions().resolve_job_def("royalties_job").execute_in_process(
+            instance=instance, partition_key=f"{period}-01", raise_on_error=False)
+    assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+
+
+LEDGER = "period, entry, sale_id, revision, tier_index, toString(rate_applied), units, toString(base_amount), toString(rule_royalty), payee_id, toString(royalty_amount), idempotency_key"
+
+
+def ledger(platform) -> list[tuple]:
+    return sorted(platform.warehouse.query_rows(f"SELECT {LEDGER} FROM marts.royalty_ledger"))
+
+
+def test_the_ledger_posts_tiers_splits_corrections_and_late_sales_without_rewriting(royalty_env, tmp_path):
+    platform = royalty_env
+    load_catalog(platform, CATALOG)
+    load_sales(platform, tmp_path, "oct.csv", [
+        "s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD",
+        "s2,0,2026-10-03T10:00:00Z,SKU-1,DE,60,600.00,USD",  # crosses the 100-unit tier: 40 at 10%, 20 at 15%
+        "s3,0,2026-10-03T11:00:00Z,SKU-2,DE,5,50.00,USD",  # no rule for this SKU
+    ])
+    run_period("2026-10")
+    october = ledger(platform)
+    rows = {(r[2], r[4], r[9]): r for r in october}
+    # s1: (600 − 60 × 0.10) × 10% = 59.40; split 66.67% / 33.33%: pe-b rounds, pe-a takes the remainder.
+    assert Decimal(rows[("s1", 1, "pe-a")][8]) == Decimal("59.4")
+    assert Decimal(rows[("s1", 1, "pe-b")][10]) == Decimal("19.79802")
+    assert Decimal(rows[("s1", 1, "pe-a")][10]) == Decimal("39.60198")
+    # s2: base 594 split 40/60 → 396 at 10% = 39.60 and 198 at 15% = 29.70.
+    assert (Decimal(rows[("s2", 1, "pe-a")][7]), Decimal(rows[("s2", 1, "pe-a")][8])) == (Decimal(396), Decimal("39.6"))
+    assert (Decimal(rows[("s2", 2, "pe-a")][7]), Decimal(rows[("s2", 2, "pe-a")][8])) == (Decimal(198), Decimal("29.7"))
+    assert rows[("s2", 2, "pe-a")][6] == 20 and rows[("s2", 1, "pe-a")][6] == 40
+    for sale, tier in {(r[2], r[4]) for r in october}:
+        split = [Decimal(r[10]) for r in october if (r[2], r[4]) == (sale, tier)]
+        assert sum(split) == Decimal(rows[(sale, tier, "pe-a")][8])
+    assert not any(r[2] == "s3" for r in october)
+
+    run_period("2026-10")  # re-running an open period posts nothing
+    assert ledger(platform) == october
+
+    with platform.metadata.connect() as conn:
+        store.close_period(conn, "2026-10", "finance")
+    load_sales(platform, tmp_path, "late.csv", [
+        "s1,1,2026-10-02T10:00:00Z,SKU-1,US,50,500.00,USD",  # correction of a closed period's sale
+        "s4,0,2026-10-30T10:00:00Z,SKU-1,US,10,100.00,USD",  # late sale for the closed period
+    ])
+    run_period("2026-10")  # closed: nothing changes
+    assert ledger(platform) == october
+    run_period("2026-11")
+    after = ledger(platform)
+    assert set(october) <= set(after)  # nothing updated or deleted
+    november = [r for r in after if r[0] == "2026-11"]
+    reversal = [r for r in november if r[1] == "reversal"]
+    assert {(r[2], r[3], Decimal(r[10])) for r in reversal} == {("s1", 0, Decimal("-39.60198")), ("s1", 0, Decimal("-19.79802"))}
+    # After the reversal, 60 units are posted; the corrected s1 (50) then s4 (10) land on 110: s1 has 40 at 10%, 10 at 15%.
+    s1 = {(r[4], r[9]): r for r in november if r[2] == "s1" and r[1] == "accrual"}
+    assert (s1[(1, "pe-a")][6], s1[(2, "pe-a")][6]) == (40, 10)
+    s4 = [r for r in november if r[2] == "s4" and r[9] == "pe-a"]
+    assert [(r[4], Decimal(r[8])) for r in s4] == [(2, Decimal("14.85"))]  # (100 − 1) × 15%
+    assert len({r[11] for r in after}) == len(after)  # every idempotency key once
+
+    run_period("2026-11")
+    assert ledger(platform) == after
+
+
+def make_batchable(platform, tmp_path):
+    """Two periods of statements: a verified payee paid, one held for KYC, above the dual-approval limit."""
+    catalog = CATALOG.replace('kyc: {status: verified, evidence: "kyc://case/b"}', 'kyc: {status: pending, evidence: "kyc://case/b"}')
+    catalog = catalog.replace("currency: USD, iban", "currency: EUR, iban")
+    load_catalog(platform, catalog)
+    load_sales(platform, tmp_path, "oct.csv", [f"s{i},0,2026-10-0{1 + i % 9}T10:00:00Z,SKU-1,US,10,10000.00,USD" for i in range(12)])
+    run_period("2026-10")
+
+
+def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and_audit(royalty_env, tmp_path, monkeypatch, s3_store):
+    platform = royalty_env
+    private, public = payouts.generate_key_pair()
+    monkeypatch.setenv("MM_PAYOUT_SIGNING_KEY", private)
+    monkeypatch.setenv("MM_PAYOUT_DUAL_APPROVAL_ABOVE", "5000")
+    monkeypatch.setenv("MM_OBJECT_STORE", s3_store.url)  # exports and confirmations on the real S3 server
+    make_batchable(platform, tmp_path)
+    settings = batches.PayoutSettings.from_env()
+    with platform.metadata.connect() as conn:
+        (batch_id,) = [b for (b,) in conn.execute("SELECT batch_id FROM payout_batches")]
+        creator = conn.execute("SELECT created_by FROM payout_batches").fetchone()[0]
+        again, holds = batches.create_batches(conn, "2026-10", "someone-else")  # a retry finds the same batch
+        assert again == [batch_id] and [h.payee_id for h in holds] == ["pe-b"]
+        total, lines = conn.execute("SELECT total, line_count FROM payout_batches").fetchone()
+        paid_a = conn.execute("SELECT paid FROM royalty_statement_totals WHERE payee_id = 'pe-a'").fetchone()[0]
+        assert (total, lines) == (paid_a, 1) and total > 5000
+        with pytest.raises(batches.BatchError, match="cannot approve"):
+            batches.approve(conn, batch_id, creator, settings)
+        assert batches.approve(conn, batch_id, "fin-1", settings) == ("draft", 1, 2)
+        with pytest.raises(batches.BatchError, match="already approved"):
+            batches.approve(conn, batch_id, "fin-1", settings)
+        with pytest.raises(batches.BatchError, match="needs its approvals"):
+            batches.export(conn, s3_store, batch_id, "fin-1", settings)
+    with platform.metadata.connect() as conn:
+        assert batches.approve(conn, batch_id, "fin-2", settings) == ("approved", 2, 2)
+        keys = batches.export(conn, s3_store, batch_id, "fin-2", settings)
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted([payouts.CSV_NAME, payouts.PAIN001_NAME, payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME])
+    first_export = {k: s3_store.get_bytes(k) for k in keys}
+    with platform.metadata.connect() as conn:
+        batches.export(conn, s3_store, batch_id, "fin-2", settings)  # re-export: byte-identical files
+    assert {k: s3_store.get_bytes(k) for k in keys} == first_export
+    assert batches.verify(s3_store, batch_id, public) == []
+    csv_key = f"{batches.EXPORT_PREFIX}/{batch_id}/{payouts.CSV_NAME}"
+    s3_store.put_bytes(csv_key, first_export[csv_key].replace(b"DE89", b"DE88"))
+    assert any(payouts.CSV_NAME in p for p in batches.verify(s3_store, batch_id, public))
+    s3_store.put_bytes(csv_key, first_export[csv_key])
+
+    # Finance reports the line failed; the sensor posts it, and the amount returns to the payee next period.
+    line_id = "2026-10:pe-a:EUR"
+    confirmation = f"batch_id,line_id,status,paid_on,reason\n{batch_id},{line_id},failed,,account closed\n".encode()
+    s3_store.put_bytes(f"{batches.CONFIRMATION_PREFIX}/{batch_id}/c1.csv", confirmation)
+    cursor = post_confirmations_via_sensor()
+    assert post_confirmations_via_sensor(cursor) == cursor  # the file is not requested twice
+    with platform.metadata.connect() as conn:  # and a re-delivered file posts nothing
+        assert batches.post_confirmation(conn, f"{batches.CONFIRMATION_PREFIX}/{batch_id}/c1.csv", confirmation, "finance")["already"]
+    with platform.metadata.connect() as conn:
+        assert conn.execute("SELECT status FROM payout_batches").fetchone()[0] == "confirmed"
+        assert conn.execute("SELECT status, returned_period FROM payout_lines").fetchone() == ("failed", "2026-11")
+    run_period("2026-11")
+    statement = dict(platform.warehouse.query_rows(
+        "SELECT account_id, toString(returned) FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-a'"))
+    assert Decimal(statement["pe-a:payments"]) == paid_a
+    held = dict(platform.warehouse.query_rows(
+        "SELECT account_id, toString(returned) FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'"))
+    with platform.metadata.connect() as conn:
+        held_amount = conn.execute("SELECT amount FROM payout_holds WHERE payee_id = 'pe-b'").fetchone()[0]
+        assert Decimal(held["pe-b:payments"]) == held_amount > 0
+        count, problems = store.verify_audit_chain(conn)
+        actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
+        assert problems == [] and count == len(actions)
+        for action in ("catalog.load", "payout.hold", "payout.batch_created", "payout.approval", "payout.batch_approved",
+                       "payout.export", "payout.confirmation"):
+            assert action in actions
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'payout.approval'")
+        assert store.verify_audit_chain(conn)[1]
+
+
+def post_confirmations_via_sensor(cursor: str | None = None) -> str | None:
+    """One sensor tick, then the runs it requests (as the daemon would); returns the sensor's new cursor."""
+    from mm_pipelines.definitions import build_definitions
+    from mm_pipelines.resources import ObjectStoreResource
+
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def("payout_confirmation_sensor")
+    with DagsterInstance.get() as instance:
+        context = build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": ObjectStoreResource()})
+        result = sensor.evaluate_tick(context)
+        job = defs.resolve_job_def("payout_confirmation_job")
+        for request in result.run_requests or []:
+            assert job.execute_in_process(instance=instance, run_config=request.run_config).success
+    return result.cursor
+
+
+def test_expiring_licenses_start_their_workflow_once(royalty_env):
+    from mm_pipelines.definitions import build_definitions
+    from mm_pipelines.resources import PostgresResource
+
+    platform = royalty_env
+    soon = date.today().replace(day=1).isoformat()
+    load_catalog(platform, CATALOG + f"""
+licenses:
+  - {{asset: asset-1, licensor: L1, expires_on: {soon}, on_expiry: takedown}}
+  - {{asset: asset-2, licensor: L2, expires_on: 2099-01-01, on_expiry: renew}}
+""")
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def("license_expiry_sensor")
+    with DagsterInstance.get() as instance:
+        requests = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"postgres": PostgresResource()})).run_requests
+        assert [r.run_key for r in requests] == [f"license:asset-1:L1:{soon}"]
+        job = defs.resolve_job_def("license_workflow_job")
+        for _ in range(2):  # a retried run records the workflow once
+            assert job.execute_in_process(instance=instance, run_config=requests[0].run_config).success
+        again = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"postgres": PostgresResource()}))
+        assert not again.run_requests
+    with platform.metadata.connect() as conn:
+        assert conn.execute("SELECT asset_id, action FROM license_workflows").fetchall() == [("asset-1", "takedown")]
+        assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'license.takedown_requested'").fetchone() == (1,)
+
+
+def test_catalog_errors_reach_the_user_and_store_nothing(royalty_env):
+    platform = royalty_env
+    bad = CATALOG.replace("share: 33.33", "share: 30")
+    with pytest.raises(ValueError, match=r"catalog.yml:\d+: payees: shares sum to 96.67%"):
+        load_catalog(platform, bad)
+    with platform.metadata.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM contracts").fetchone() == (0,)
+    load_catalog(platform, CATALOG)
+    overlapping = CATALOG.replace("reference: CT-1", "reference: CT-2").replace("effective_from: 2026-01-01", "effective_from: 2027-06-01")
+    with pytest.raises(ValueError, match="overlaps stored contract 'CT-1' for sku SKU-1"):
+        load_catalog(platform, overlapping)
