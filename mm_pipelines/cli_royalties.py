@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import html
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -225,13 +226,19 @@ def payouts_create(period: Annotated[str, typer.Argument(help="The period, YYYY-
 
 
 @payouts_app.command("list")
-def payouts_list() -> None:
+def payouts_list(format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
     """Every payout batch with its status and approvals."""
+    if format not in ("table", "json"):
+        raise UserError(f"--format {format!r} is not supported", "use --format table or json")
     rows = _lifecycle(lambda conn: conn.execute(
         """SELECT b.batch_id, b.period, b.currency, b.total, b.line_count, b.status, b.created_by,
                   coalesce(string_agg(a.approver, ', ' ORDER BY a.approver), '')
            FROM payout_batches b LEFT JOIN payout_approvals a USING (batch_id)
            GROUP BY b.batch_id ORDER BY b.period, b.batch_id""").fetchall())
+    if format == "json":
+        keys = ("batch_id", "period", "currency", "total", "lines", "status", "created_by", "approved_by")
+        print(json.dumps([dict(zip(keys, (*r[:3], str(r[3]), *r[4:]))) for r in rows], indent=2))
+        return
     table = Table(title="Payout batches")
     for name in ("batch", "period", "currency", "total", "lines", "status", "created by", "approved by"):
         table.add_column(name, justify="right" if name in ("total", "lines") else "left")
@@ -302,21 +309,29 @@ def payouts_keygen() -> None:
 
 
 @payouts_app.command("confirm")
-def payouts_confirm(file: Annotated[Path, typer.Argument(help="Finance's confirmation CSV: batch_id,line_id,status,paid_on,reason.")]) -> None:
-    """Drop a confirmation file where the payout_confirmation_sensor picks it up (checked here first)."""
-    from mm_pipelines.royalties.batches import CONFIRMATION_PREFIX
+def payouts_confirm(
+    file: Annotated[Path, typer.Argument(help="Finance's confirmation CSV: batch_id,line_id,status,paid_on,reason.")],
+    by: Actor = "",
+) -> None:
+    """Post Finance's confirmation file now, and keep it under finance/confirmations/ (where the sensor would find it)."""
+    from mm_pipelines.royalties.batches import CONFIRMATION_PREFIX, post_confirmation
     from mm_pipelines.royalties.payouts import PayoutError, parse_confirmation
 
     if not file.exists():
         raise UserError(f"{file}: no such file", "give the path of Finance's confirmation CSV")
     data = file.read_bytes()
     try:
-        batch, lines = parse_confirmation(str(file), data)
+        batch, _ = parse_confirmation(str(file), data)
     except PayoutError as e:
-        raise UserError(str(e), "fix the file and send it again") from None
+        raise UserError(str(e), "fix the file and send it again (nothing was posted)") from None
     key = f"{CONFIRMATION_PREFIX}/{batch}/{file.name}"
-    _platform().objects.put_bytes(key, data)
-    err.print(f"Uploaded {key} ({len(lines)} lines); the payout_confirmation_sensor posts it")
+    platform = _platform()
+    platform.objects.put_bytes(key, data)
+    result = _lifecycle(lambda conn: post_confirmation(conn, key, data, by or _user()))
+    if result["already"]:
+        err.print(f"{key} was posted before: nothing changed")
+    else:
+        err.print(f"{key}: {result['paid']} paid, {result['failed']} failed (back on the balance next period), {result['pending']} pending")
 
 
 @audit_app.command("verify")

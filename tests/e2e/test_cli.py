@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 from datetime import date
+from decimal import Decimal
 
 import pytest
 import requests
@@ -155,3 +156,75 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+
+
+ROYALTY_CATALOG = """
+creators:
+  - id: cr-1
+    name: Creator One
+    payees:
+      - id: pe-a
+        name: Payee A
+        kyc: {{status: verified, evidence: "kyc://case/a"}}
+        payout: {{method: sepa, currency: EUR, iban: DE89370400440532013000}}
+      - id: pe-b
+        name: Payee B
+        kyc: {{status: verified, evidence: "kyc://case/b"}}
+        payout: {{method: sepa, currency: EUR, iban: FR1420041010050500013M02606}}
+contracts:
+  - reference: CT-1
+    creator: cr-1
+    currency: USD
+    effective_from: 2026-01-01
+    expires_on: 2027-12-31
+    payees: [{{payee: pe-a, share: 70}}, {{payee: pe-b, share: 30}}]
+    rules:
+      - {{id: book, sku: SKU-1, rate_percent: 10}}
+      - {{id: video, asset: {asset}, base: attributed_revenue, attribution_model: linear, rate_percent: 20}}
+"""
+
+
+def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path):
+    """Sales → attribution → ledger → statements → batch → signed export → confirmation → balances, as users run it."""
+    mm("demo", "--events", "6000")
+    [top] = sql_json(mm, "SELECT asset_id, toString(sum(revenue_credit)) AS credit FROM marts.attribution_credits "
+                         "WHERE model = 'linear' AND asset_id != '' AND conversion_date < '2026-11-01' GROUP BY asset_id ORDER BY sum(revenue_credit) DESC LIMIT 1")
+    catalog = tmp_path / "catalog.yml"
+    catalog.write_text(ROYALTY_CATALOG.format(asset=top["asset_id"]))
+    mm("royalties", "load", str(catalog), "--by", "rights")
+    sales = tmp_path / "sales.csv"
+    sales.write_text("sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
+                     "s1,0,2026-10-03T10:00:00Z,SKU-1,US,3,300.00,USD\ns2,0,2026-10-04T10:00:00Z,SKU-1,US,-1,-100.00,USD\n")
+    mm("royalties", "sales", "load", str(sales))
+    out = mm("royalties", "run", "2026-10").stdout
+    assert "Royalty statements 2026-10" in out and "draft" in out
+    ledger = {r["base"]: Decimal(r["royalty"]) for r in sql_json(
+        mm, "SELECT base, toString(sum(royalty_amount)) AS royalty FROM marts.royalty_ledger GROUP BY base")}
+    # 20% of the asset's linear credit, and 10% of 300 − 100 of book sales: the ledger explains every cent.
+    assert ledger == {"attributed_revenue": Decimal(top["credit"]) * Decimal("0.2"), "net_sales": Decimal(20)}
+    statement = mm("royalties", "statement", "2026-10", "pe-a", "--html", str(tmp_path / "st.html"))
+    assert "CT-1@" in statement.stdout and "Royalty statement 2026-10" in (tmp_path / "st.html").read_text()
+
+    keys = dict(line.split("=", 1) for line in mm("payouts", "keygen").stdout.split())
+    os.environ.update(keys)
+    try:
+        [batch] = [row["batch_id"] for row in json.loads(mm("payouts", "list", "--format", "json").stdout)]
+        mm("payouts", "approve", batch, "--by", "fin-1")
+        assert "exported" not in mm("payouts", "list").stdout
+        mm("payouts", "export", batch, "--by", "fin-1")
+        assert "signature and every file's SHA-256 verify" in mm("payouts", "verify", batch).stdout
+        confirmation = tmp_path / "confirm.csv"
+        confirmation.write_text(f"batch_id,line_id,status,paid_on,reason\n{batch},2026-10:pe-a:EUR,paid,2026-11-05,\n"
+                                f"{batch},2026-10:pe-b:EUR,failed,,IBAN closed\n")
+        assert "1 paid, 1 failed" in mm("payouts", "confirm", str(confirmation), "--by", "finance").stderr
+        assert "posted before" in mm("payouts", "confirm", str(confirmation), "--by", "finance").stderr
+        mm("royalties", "close", "2026-10", "--by", "finance")
+        mm("royalties", "run", "2026-11")
+        [back] = sql_json(mm, "SELECT toString(returned) AS returned FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'")
+        [paid_b] = sql_json(mm, "SELECT toString(paid) AS paid FROM royalty.statement_lines WHERE period = '2026-10' AND payee_id = 'pe-b'")
+        assert Decimal(back["returned"]) == Decimal(paid_b["paid"]) > 0
+        assert "chain intact" in mm("audit", "verify").stdout
+    finally:
+        for k in keys:
+            os.environ.pop(k, None)
+
