@@ -88,13 +88,12 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             f"{period}:{payee_id}:{currency}", payee_id, name, iban, bic or None, paid, currency, f"Royalties {period} {payee_id}"
         ))
     returned = add_months(period, 1)
-    for h in holds:
-        held = conn.execute(
-            "INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (period, h.payee_id, h.currency, h.amount, h.reason, returned),
-        ).rowcount
-        if held:
-            audit(conn, actor, "payout.hold", f"{period}:{h.payee_id}", {"amount": h.amount, "currency": h.currency, "reason": h.reason})
+    held = [h for h in holds if conn.execute(
+        "INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (period, h.payee_id, h.currency, h.amount, h.reason, returned)).rowcount]
+    if held:
+        audit(conn, actor, "payout.holds", period, {"returned_period": returned, "payees": {
+            h.payee_id: {"amount": h.amount, "currency": h.currency, "reason": h.reason} for h in held}})
     batch_ids = []
     for currency, batch_lines in sorted(lines.items()):
         payouts.validate_lines(batch_lines)
@@ -106,14 +105,13 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             (bid, period, currency, total, len(batch_lines), actor),
         ).rowcount
         if created:
-            for line in batch_lines:
-                taken = conn.execute("SELECT batch_id FROM payout_lines WHERE line_id = %s", (line.line_id,)).fetchone()
-                if taken:
-                    raise BatchError(f"{line.line_id} is already in batch {taken[0]}: a statement is paid once; cancel that batch first")
-                conn.execute(
-                    "INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) VALUES (%s, %s, %s, %s, %s)",
-                    (line.line_id, bid, line.payee_id, line.amount, currency),
-                )
+            taken = conn.execute("SELECT line_id, batch_id FROM payout_lines WHERE line_id = ANY(%s) LIMIT 1",
+                                 ([line.line_id for line in batch_lines],)).fetchone()
+            if taken:
+                raise BatchError(f"{taken[0]} is already in batch {taken[1]}: a statement is paid once; cancel that batch first")
+            with conn.cursor().copy("COPY payout_lines (line_id, batch_id, payee_id, amount, currency) FROM STDIN") as copy:
+                for line in batch_lines:
+                    copy.write_row((line.line_id, bid, line.payee_id, line.amount, currency))
             audit(conn, actor, "payout.batch_created", bid, {"period": period, "currency": currency, "total": total, "lines": len(batch_lines)})
         batch_ids.append(bid)
     return batch_ids, holds

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -103,23 +104,45 @@ class Contract:
     reserve_installments: int
     rules: tuple[Rule, ...]
 
-    @property
+    @cached_property
     def version(self) -> str:
         """Content hash: statements and ledger lines name the exact terms that produced them."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return _digest(self.document())
 
     def rule_version(self, rule: Rule) -> str:
         """Hash of what the ledger computes from: changing it reverses and re-posts the rule's lines."""
-        terms = [asdict(rule), self.currency, self.territories, self.effective_from, self.effective_to]
-        return hashlib.sha256(json.dumps(terms, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return _digest([_rule_document(rule), self.currency, list(self.territories), str(self.effective_from), str(self.effective_to)])
 
     def account_id(self, payee_id: str) -> str:
         """Cross-collateralised contracts share one account per payee, so advances recoup across them."""
         return f"{payee_id}:xc:{self.creator_id}" if self.cross_collateralized else f"{payee_id}:{self.reference}"
 
     def document(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The contract as JSON values (Decimals and dates as text), built by hand: asdict() was most of a
+        50,000-contract snapshot."""
+        return {
+            "reference": self.reference, "creator_id": self.creator_id, "currency": self.currency,
+            "effective_from": str(self.effective_from), "effective_to": str(self.effective_to),
+            "territories": list(self.territories), "cross_collateralized": self.cross_collateralized,
+            "minimum_guarantees": [[p, str(a)] for p, a in self.minimum_guarantees],
+            "advances": [{"payee_id": a.payee_id, "amount": str(a.amount), "paid_on": str(a.paid_on)} for a in self.advances],
+            "reserve_rate": str(self.reserve_rate), "reserve_release_after": self.reserve_release_after,
+            "reserve_installments": self.reserve_installments, "rules": [_rule_document(r) for r in self.rules],
+        }
+
+
+def _rule_document(rule: Rule) -> dict:
+    return {
+        "rule_id": rule.rule_id, "target_kind": rule.target_kind, "target_id": rule.target_id, "base": rule.base,
+        "attribution_model": rule.attribution_model, "rate_basis": rule.rate_basis,
+        "tiers": [{"start": str(t.start), "rate": str(t.rate)} for t in rule.tiers],
+        "deduction_per_unit": str(rule.deduction_per_unit),
+        "splits": [{"payee_id": s.payee_id, "share": str(s.share)} for s in rule.splits],
+    }
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -19,12 +20,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import sepaxml
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from lxml import etree as lxml_etree
 from sepaxml import SepaTransfer
-from sepaxml.validation import ValidationError, try_valid_xml
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
@@ -261,15 +267,23 @@ def _deterministic(generated: bytes, batch: str, lines: Sequence[PayoutLine], cr
             f"{header.find('CtrlSum').text}, the lines are {len(lines)} totalling {total}; report this as a bug"
         )
     xml = b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(document, encoding="utf-8")
-    try:
-        try_valid_xml(xml, PAIN001_SCHEMA)
-    except ValidationError as error:
-        invalid = error.__cause__  # sepaxml wraps xmlschema's error, which has the reason and where
+    schema = _pain001_schema()
+    parsed = lxml_etree.fromstring(xml)
+    if not schema.validate(parsed):
+        invalid = schema.error_log.last_error
+        found = parsed.xpath(invalid.path) if invalid.path else []
+        path = "/" + "/".join(lxml_etree.QName(e).localname for e in [*reversed(list(found[0].iterancestors())), found[0]]) if found else "?"
         raise PayoutError(
-            f"batch {batch}: pain.001 does not validate against {PAIN001_SCHEMA}.xsd at {invalid.path}: "
-            f"{' '.join(str(invalid.reason).split())}; correct that value in the payout lines or the debtor"
-        ) from None
+            f"batch {batch}: pain.001 does not validate against {PAIN001_SCHEMA}.xsd at {path}: "
+            f"{' '.join(invalid.message.split())}; correct that value in the payout lines or the debtor"
+        )
     return xml
+
+
+@functools.cache
+def _pain001_schema():
+    """sepaxml's copy of the ISO 20022 XSD, compiled once by libxml2: xmlschema took 20 s on a 60,000-line batch."""
+    return lxml_etree.XMLSchema(lxml_etree.parse(str(Path(sepaxml.__file__).parent / "schemas" / f"{PAIN001_SCHEMA}.xsd")))
 
 
 def manifest(batch: str, files: Mapping[str, bytes], meta: Mapping[str, str]) -> bytes:

@@ -117,7 +117,12 @@ def verify_audit_chain(conn: psycopg.Connection) -> tuple[int, list[str]]:
 
 
 def stored_contracts(conn: psycopg.Connection) -> list[Contract]:
-    return [contract_from_document(doc) for (doc,) in conn.execute("SELECT document FROM contracts ORDER BY reference")]
+    contracts = []
+    for doc, version in conn.execute("SELECT document, version FROM contracts ORDER BY reference"):
+        contract = contract_from_document(doc)
+        contract.__dict__["version"] = version  # hashed when stored; re-hashing 50,000 documents cost seconds
+        contracts.append(contract)
+    return contracts
 
 
 def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor: str) -> dict[str, int]:
@@ -128,48 +133,45 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
     if problem:
         a, b, target, payee = problem
         raise CatalogError(f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: end one before the other starts")
-    for c in catalog.creators:
-        conn.execute(
+    with conn.cursor() as cur:  # executemany pipelines the statements: a 100k-payee catalog loads in seconds
+        cur.executemany(
             "INSERT INTO creators VALUES (%s, %s) ON CONFLICT (creator_id) DO UPDATE SET name = EXCLUDED.name",
-            (c.creator_id, c.name),
+            [(c.creator_id, c.name) for c in catalog.creators],
         )
-    for p in catalog.payees:
-        conn.execute(
+        cur.executemany(
             """INSERT INTO payees VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (payee_id) DO UPDATE SET creator_id = EXCLUDED.creator_id, name = EXCLUDED.name,
                kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, payout_method = EXCLUDED.payout_method,
                currency = EXCLUDED.currency, iban = EXCLUDED.iban, bic = EXCLUDED.bic, threshold = EXCLUDED.threshold,
                withholding_rate = EXCLUDED.withholding_rate""",
-            (p.payee_id, p.creator_id, p.name, p.kyc_status, p.kyc_evidence, p.payout_method, p.currency, p.iban, p.bic, p.threshold, p.withholding_rate),
+            [(p.payee_id, p.creator_id, p.name, p.kyc_status, p.kyc_evidence, p.payout_method, p.currency, p.iban, p.bic,
+              p.threshold, p.withholding_rate) for p in catalog.payees],
         )
-    changed = 0
-    for c in catalog.contracts:
-        doc = Jsonb(c.document())
-        inserted = conn.execute(
+        refs = [c.reference for c in catalog.contracts]
+        current = dict(conn.execute("SELECT reference, version FROM contracts WHERE reference = ANY(%s)", (refs,)).fetchall())
+        changed = [c for c in catalog.contracts if current.get(c.reference) != c.version]
+        cur.executemany(
             "INSERT INTO contract_versions (reference, version, document) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (c.reference, c.version, doc),
-        ).rowcount
-        conn.execute(
+            [(c.reference, c.version, Jsonb(c.document())) for c in changed],
+        )
+        cur.executemany(
             """INSERT INTO contracts (reference, creator_id, version, document) VALUES (%s, %s, %s, %s)
                ON CONFLICT (reference) DO UPDATE SET creator_id = EXCLUDED.creator_id, version = EXCLUDED.version,
-               document = EXCLUDED.document, loaded_at = now() WHERE contracts.version <> EXCLUDED.version""",
-            (c.reference, c.creator_id, c.version, doc),
+               document = EXCLUDED.document, loaded_at = now()""",
+            [(c.reference, c.creator_id, c.version, Jsonb(c.document())) for c in changed],
         )
-        if inserted:
-            changed += 1
-            audit(conn, actor, "contract.version", c.reference, {"version": c.version, "source": source})
-    for lic in catalog.licenses:
-        conn.execute(
+        cur.executemany(
             """INSERT INTO licenses VALUES (%s, %s, %s, %s) ON CONFLICT (asset_id, licensor)
                DO UPDATE SET expires_on = EXCLUDED.expires_on, on_expiry = EXCLUDED.on_expiry""",
-            (lic.asset_id, lic.licensor, lic.expires_on, lic.on_expiry),
+            [(lic.asset_id, lic.licensor, lic.expires_on, lic.on_expiry) for lic in catalog.licenses],
         )
     audit(conn, actor, "catalog.load", source, {
-        "creators": len(catalog.creators), "payees": len(catalog.payees),
-        "contracts": len(catalog.contracts), "new_contract_versions": changed, "licenses": len(catalog.licenses),
+        "creators": len(catalog.creators), "payees": len(catalog.payees), "contracts": len(catalog.contracts),
+        "licenses": len(catalog.licenses),
+        "contract_versions": {c.reference: {"version": c.version, "previous": current.get(c.reference)} for c in changed},
     })
     return {"creators": len(catalog.creators), "payees": len(catalog.payees), "contracts": len(catalog.contracts),
-            "new versions": changed, "licenses": len(catalog.licenses)}
+            "new versions": len(changed), "licenses": len(catalog.licenses)}
 
 
 # --- periods ----------------------------------------------------------------------------------------------

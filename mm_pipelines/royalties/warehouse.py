@@ -201,12 +201,13 @@ def rule_rows(period: str, contracts: list[Contract]) -> pa.Table:
         if c.effective_to < first or c.effective_from > last:
             continue
         for rule in c.rules:
+            rule_version = c.rule_version(rule)
             # The largest share (then the first payee id) takes the rounding remainder of a split.
             ranked = sorted(rule.splits, key=lambda s: (-s.share, s.payee_id))
             for rank, split in enumerate(ranked, start=1):
                 row = {
                     "period": period, "contract_ref": c.reference, "contract_version": c.version,
-                    "rule_version": c.rule_version(rule), "creator_id": c.creator_id,
+                    "rule_version": rule_version, "creator_id": c.creator_id,
                     "account_id": c.account_id(split.payee_id), "rule_id": f"{c.reference}/{rule.rule_id}",
                     "target_kind": rule.target_kind, "target_id": rule.target_id, "base": rule.base,
                     "attribution_model": rule.attribution_model, "rate_basis": rule.rate_basis,

@@ -227,7 +227,7 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
         count, problems = store.verify_audit_chain(conn)
         actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
         assert problems == [] and count == len(actions)
-        for action in ("catalog.load", "payout.hold", "payout.batch_created", "payout.approval", "payout.batch_approved",
+        for action in ("catalog.load", "payout.holds", "payout.batch_created", "payout.approval", "payout.batch_approved",
                        "payout.export", "payout.confirmation"):
             assert action in actions
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'payout.approval'")
