@@ -164,10 +164,10 @@ def replay(
         task = progress.add_task("Replaying days", total=(last - first).days + 1)
         report = replay_archive(s, platform.objects, first, last, restore_ledger=everything, progress=lambda d, t: progress.update(task, completed=d))
     table = Table(title=f"Replayed {first} … {last} from {platform.settings.object_store_url}")
-    for col in ("days", "files", "events", "dead letters", "ranges", "spend reports"):
+    for col in ("days", "files", "events", "dead letters", "ranges", "spend reports", "sales reports", "ledger lines"):
         table.add_column(col, justify="right")
     table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", f"{report.dead_letters:,}", f"{report.ranges:,}",
-                  f"{report.spend_reports:,}")
+                  f"{report.spend_reports:,}", f"{report.sales_reports:,}", f"{report.ledger_lines:,}")
     err.print(table)
     err.print("Rebuild what depends on them with: mm materialize")
 
@@ -209,11 +209,12 @@ def materialize_cmd(
 
     Two runs: the unpartitioned assets (ingestion, staging) first, then the daily ones over --from … --to, by
     default the days raw.events holds once the first run has ingested what was pending."""
-    from dagster import AssetSelection
+    from dagster import AssetKey, AssetSelection
 
     explicit = _date_range(from_, to) if (from_ or to) else None
-    # '*' means the platform; the Spark backfill runs only when asked for by name.
-    chosen = AssetSelection.all() - AssetSelection.groups("backfill") if selection == "*" else AssetSelection.from_coercible(selection)
+    # '*' means the platform; the Spark backfill runs only when asked for by name, royalty periods by `mm royalties run`.
+    periods = AssetSelection.groups("royalty") - AssetSelection.assets(AssetKey(["marts", "royalty_statements"]))
+    chosen = AssetSelection.all() - AssetSelection.groups("backfill") - periods if selection == "*" else AssetSelection.from_coercible(selection)
     daily = AssetSelection.tag("partitioning", "daily")
     from mm_pipelines.definitions import defs
 
@@ -226,6 +227,8 @@ def materialize_cmd(
         matched = set()
     if not matched:
         raise UserError(f"No asset matches {selection!r}", "see the asset keys with `mm dev`, e.g. raw/events, group:marts, '*'")
+    if (chosen & periods).resolve(graph):
+        raise UserError(f"{selection!r} selects royalty assets, which run one period at a time", "use `mm royalties run YYYY-MM`")
     ok = True
     if (chosen - daily).resolve(graph):
         ok = _execute(None, chosen - daily)

@@ -67,9 +67,10 @@ def sales_load(file: Annotated[Path, typer.Argument(help="CSV: sale_id,revision,
 
     if not file.exists():
         raise UserError(f"{file}: no such file", "give the path of a sales CSV")
+    platform = _platform()
     try:
-        with _platform().warehouse.session() as s:
-            load_id, rows = load_sales_file(s, file)
+        with platform.warehouse.session() as s:
+            load_id, rows = load_sales_file(s, file, platform.objects)
     except SalesFileError as e:
         raise UserError(str(e), "fix that line of the report and load it again (nothing was loaded)") from None
     err.print(f"Loaded {rows:,} sales lines from {file} (load {load_id[:12]}); post them with: mm royalties run PERIOD")

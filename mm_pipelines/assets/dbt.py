@@ -21,7 +21,8 @@ from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, 
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.resources import ClickHouseResource, mm_dbt_executable
+from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, mm_dbt_executable
+from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
 
 ATTRIBUTION_PATH_MODELS = "int_conversion_paths int_attribution_journeys"
 ATTRIBUTION_MART_MODELS = "attribution_credits attribution_daily attribution_data_driven"
@@ -170,8 +171,12 @@ def build_dbt_assets() -> list:
 
     @dbt_assets(**common, select="royalty_ledger", name="royalty_ledger_dbt", partitions_def=MONTHLY_PARTITIONS,
                 backfill_policy=BackfillPolicy.multi_run(1))
-    def royalty_ledger_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build", "--vars", json.dumps({"royalty_period": period_of(context.partition_key)})], context=context).stream()
+    def royalty_ledger_dbt(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource, object_store: ObjectStoreResource):
+        period = period_of(context.partition_key)
+        yield from dbt.cli(["build", "--vars", json.dumps({"royalty_period": period})], context=context).stream()
+        # The ledger is a record, not a derivation: the archive is what a disaster-recovery replay restores.
+        with clickhouse.get_warehouse().session(context.log.info) as s:
+            archive_period(s, object_store.open(), "marts.royalty_ledger", LEDGER_PREFIX, period)
 
     @dbt_assets(**common, select="royalty_statements", name="royalty_statements_dbt")
     def royalty_statements_dbt(context: AssetExecutionContext, dbt: DbtCliResource):

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from mm_pipelines.assets.partitions import MONTHLY_PARTITIONS, period_of
-from mm_pipelines.resources import ClickHouseResource, PostgresResource
+from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, PostgresResource
 from mm_pipelines.royalties import batches, statement_run, store
 from mm_pipelines.royalties import warehouse as royalty_warehouse
 
@@ -93,7 +93,9 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
     deps=[LEDGER_KEY, AssetDep(STATEMENTS_KEY, partition_mapping=PREVIOUS_PERIOD)],
     description="Per-payee statements for the period from the ledger, the contract terms and last period's balances (docs/royalty_statements.md).",
 )
-def royalty_statements(context: AssetExecutionContext, postgres: PostgresResource, clickhouse: ClickHouseResource) -> MaterializeResult:
+def royalty_statements(
+    context: AssetExecutionContext, postgres: PostgresResource, clickhouse: ClickHouseResource, object_store: ObjectStoreResource
+) -> MaterializeResult:
     period = period_of(context.partition_key)
     with postgres.get_db().connect() as conn, clickhouse.get_warehouse().session(context.log.info) as s:
         result = statement_run.compute_period(conn, s, period)
@@ -101,6 +103,7 @@ def royalty_statements(context: AssetExecutionContext, postgres: PostgresResourc
             context.log.info(result.skipped)
             return MaterializeResult(metadata={"period": period, "skipped": result.skipped})
         count = statement_run.write_period(conn, s, period, result)
+        royalty_warehouse.archive_period(s, object_store.open(), "royalty.statement_lines", royalty_warehouse.STATEMENTS_PREFIX, period)
     st = result.statements
     return MaterializeResult(metadata={
         "period": period, "statements": count,

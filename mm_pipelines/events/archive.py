@@ -94,6 +94,8 @@ class ReplayReport:
     dead_letters: int = 0
     ranges: int = 0
     spend_reports: int = 0
+    sales_reports: int = 0
+    ledger_lines: int = 0
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -155,4 +157,7 @@ def replay(
 
         session.command("TRUNCATE TABLE raw.ad_spend")
         report.spend_reports = replay_spend(session, store, f"replay:{replay_id}")
+        from mm_pipelines.royalties.warehouse import restore_royalties
+
+        report.sales_reports, report.ledger_lines = restore_royalties(session, store, f"replay:{replay_id}")
     return report

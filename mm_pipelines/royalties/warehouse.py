@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -16,10 +17,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mm_pipelines.events.contract import CURRENCIES
 from mm_pipelines.royalties.contracts import WORLDWIDE, Contract
 from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.objects import ObjectStore
 
 D = "Decimal(38, 10)"
 DDL = [
@@ -150,16 +153,64 @@ def sales_table(sales: list[Sale], load_id: str, file: str, loaded_at: datetime)
     })
 
 
-def load_sales_file(session: Session, path: Path) -> tuple[str, int]:
-    """Validate the whole report, then insert it once: the file's SHA-256 is the insert dedup token."""
+def load_sales_file(session: Session, path: Path, archive: ObjectStore | None = None) -> tuple[str, int]:
+    """Validate the whole report, archive it, then insert it once: the file's SHA-256 is the insert dedup token."""
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     sales = parse_sales_csv(path, data.decode("utf-8-sig"))
+    loaded_at = datetime.now(timezone.utc)
+    if archive is not None:
+        record_key = f"{SALES_PREFIX}/{load_id}.json"
+        if archive.exists(record_key):
+            loaded_at = datetime.fromisoformat(json.loads(archive.get_bytes(record_key))["loaded_at"])
+        else:
+            archive.put_bytes(f"{SALES_PREFIX}/{load_id}.csv", data)
+            archive.put_bytes(record_key, json.dumps({"file": str(path), "loaded_at": loaded_at.isoformat()}).encode())
+    _insert_sales(session, sales, load_id, str(path), loaded_at, f"sales:{load_id}")
+    return load_id, len(sales)
+
+
+def _insert_sales(session: Session, sales: list[Sale], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
     ensure_royalty_tables(session)
     if sales:
-        table = sales_table(sales, load_id, str(path), datetime.now(timezone.utc))
-        session.insert_arrow("raw.sales", table, settings={"insert_deduplication_token": f"sales:{load_id}"})
-    return load_id, len(sales)
+        session.insert_arrow("raw.sales", sales_table(sales, load_id, file, loaded_at), settings={"insert_deduplication_token": token})
+
+
+# --- the archive: sales reports as loaded, and each period's ledger and statements --------------------------
+
+SALES_PREFIX = "raw/sales"
+LEDGER_PREFIX = "royalty/ledger"
+STATEMENTS_PREFIX = "royalty/statements"
+
+
+def archive_period(session: Session, store: ObjectStore, table: str, prefix: str, period: str) -> int:
+    """Write the period's rows as one Parquet file (rewritten while the period is open; final once it closes)."""
+    data = session.query_arrow(f"SELECT * FROM {table} WHERE period = {{p:String}}", {"p": period})
+    buf = io.BytesIO()
+    pq.write_table(data, buf)
+    store.put_bytes(f"{prefix}/period={period}.parquet", buf.getvalue())
+    return data.num_rows
+
+
+def restore_royalties(session: Session, store: ObjectStore, token_prefix: str) -> tuple[int, int]:
+    """Disaster recovery: reload every archived sales report, ledger and statement period; (reports, ledger lines)."""
+    ensure_royalty_tables(session)
+    session.command("TRUNCATE TABLE raw.sales")
+    records = [k for k in store.list_keys(f"{SALES_PREFIX}/") if k.endswith(".json")]
+    for key in records:
+        record = json.loads(store.get_bytes(key))
+        load_id = key.rsplit("/", 1)[1].removesuffix(".json")
+        sales = parse_sales_csv(Path(record["file"]), store.get_bytes(key.removesuffix(".json") + ".csv").decode("utf-8-sig"))
+        _insert_sales(session, sales, load_id, record["file"], datetime.fromisoformat(record["loaded_at"]), f"{token_prefix}:{key}")
+    lines = 0
+    for table, prefix in (("marts.royalty_ledger", LEDGER_PREFIX), ("royalty.statement_lines", STATEMENTS_PREFIX)):
+        session.command(f"TRUNCATE TABLE {table}")
+        for key in store.list_keys(f"{prefix}/"):
+            data = pq.read_table(io.BytesIO(store.get_bytes(key)))
+            if data.num_rows:
+                session.insert_arrow(table, data, settings={"insert_deduplication_token": f"{token_prefix}:{key}"})
+            lines += data.num_rows if table == "marts.royalty_ledger" else 0
+    return len(records), lines
 
 
 def generate_sales_csv(skus: list[str], period: str, lines: int, seed: int = 11, currencies: tuple[str, ...] = ("USD", "EUR")) -> str:
