@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mm_pipelines.platform import Platform
 from mm_pipelines.royalties import batches, payouts, store
@@ -62,8 +64,9 @@ def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
     with platform.warehouse.session() as s:
         ensure_raw_tables(s)
         ensure_fit_table(s)
-    subprocess.run([str(Path(sys.executable).parent / "mm-dbt"), "build", "--exclude", "tag:royalty", "--quiet"],
-                   cwd=dbt_project_dir(), check=True)
+    # What the ledger reads: the FX seed, stg_sales and the (empty) attribution credits.
+    subprocess.run([str(Path(sys.executable).parent / "mm-dbt"), "build", "--select", "+attribution_credits", "stg_sales",
+                    "--exclude-resource-type", "test", "--quiet"], cwd=dbt_project_dir(), check=True)
     return platform
 
 
@@ -287,3 +290,83 @@ def test_catalog_errors_reach_the_user_and_store_nothing(royalty_env):
     overlapping = CATALOG.replace("reference: CT-1", "reference: CT-2").replace("effective_from: 2026-01-01", "effective_from: 2027-06-01")
     with pytest.raises(ValueError, match="overlaps stored contract 'CT-1' for sku SKU-1"):
         load_catalog(platform, overlapping)
+
+
+SALE = st.tuples(st.sampled_from(["SKU-1", "SKU-2"]), st.integers(-3, 40), st.integers(1, 10_000))
+
+
+def post_ledger(period: str):
+    """The snapshot and the ledger only (what these properties are about), through Dagster."""
+    from dagster import AssetSelection, define_asset_job
+
+    from mm_pipelines.assets.partitions import MONTHLY_PARTITIONS
+    from mm_pipelines.assets.royalties import LEDGER_KEY, PERIOD_RATES_KEY, PERIODS_KEY, RULES_KEY
+    from mm_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    job = define_asset_job("ledger_only", selection=AssetSelection.assets(RULES_KEY, PERIODS_KEY, PERIOD_RATES_KEY, LEDGER_KEY),
+                           partitions_def=MONTHLY_PARTITIONS).resolve(asset_graph=defs.resolve_asset_graph())
+    with DagsterInstance.get() as instance:
+        assert job.execute_in_process(instance=instance, partition_key=f"{period}-01").success
+
+
+FULL_LEDGER = "SELECT * EXCEPT posted_at FROM marts.royalty_ledger ORDER BY idempotency_key"
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(october=st.lists(SALE, min_size=1, max_size=12), corrections=st.lists(st.tuples(st.integers(0, 11), st.integers(-3, 40)), max_size=3),
+       november=st.lists(SALE, max_size=6), close_october=st.booleans())
+def test_property_the_ledger_is_append_only_idempotent_and_adds_up(royalty_env, tmp_path, october, corrections, november, close_october):
+    """Hypothesis: whatever is loaded, corrected, closed and re-run, posted lines never change or disappear, a re-run
+    posts nothing, every split adds up to its rule royalty, and the net units posted per rule equal the units of the
+    latest revision of every sale it covers."""
+    platform = royalty_env
+    with platform.metadata.connect() as conn:
+        conn.execute("DELETE FROM royalty_periods")
+    with platform.warehouse.session() as s:
+        for table in ("raw.sales", "marts.royalty_ledger"):
+            s.command(f"TRUNCATE TABLE {table}")
+    load_catalog(platform, CATALOG)
+    sales = {f"o{i}": (0, sku, units, amount, "2026-10-05") for i, (sku, units, amount) in enumerate(october)}
+    load_sales(platform, tmp_path, "oct.csv", [line(k, *v) for k, v in sales.items()])
+    history: list[tuple] = []
+
+    def post_and_check(period: str):
+        nonlocal history
+        post_ledger(period)
+        now = platform.warehouse.query_rows(FULL_LEDGER)
+        assert set(history) <= set(now)  # never updated or deleted
+        history = now
+
+    post_and_check("2026-10")
+    if close_october:
+        with platform.metadata.connect() as conn:
+            store.close_period(conn, "2026-10", "finance")
+    changed = []
+    for index, units in corrections:
+        key = f"o{index % len(october)}"
+        rev, sku, _, amount, day = sales[key]
+        sales[key] = (rev + 1, sku, units, amount, day)
+        changed.append(line(key, *sales[key]))
+    sales.update({f"n{i}": (0, sku, units, amount, "2026-11-05") for i, (sku, units, amount) in enumerate(november)})
+    changed += [line(f"n{i}", 0, sku, units, amount, "2026-11-05") for i, (sku, units, amount) in enumerate(november)]
+    if changed:
+        load_sales(platform, tmp_path, "nov.csv", changed)
+    before_october = [r for r in history if r[0] == "2026-10"]
+    post_and_check("2026-10")  # corrections post here while October is open; nothing once it is closed
+    post_and_check("2026-11")
+    settled = history
+    post_and_check("2026-11")
+    assert history == settled  # a re-run posts nothing
+    if close_october:  # a closed period is never written again
+        assert [r for r in history if r[0] == "2026-10"] == before_october
+    splits = platform.warehouse.query_rows(
+        "SELECT sale_id, revision, tier_index, entry, sum(royalty_amount) = any(rule_royalty) FROM marts.royalty_ledger "
+        "GROUP BY sale_id, revision, tier_index, entry")
+    assert all(ok for *_, ok in splits)
+    posted_units = platform.warehouse.query_rows("SELECT sum(units) FROM marts.royalty_ledger WHERE payee_id = 'pe-a'")[0][0]
+    assert posted_units == sum(units for _, sku, units, _, _ in sales.values() if sku == "SKU-1")
+
+
+def line(sale_id: str, revision: int, sku: str, units: int, amount: int, day: str) -> str:
+    return f"{sale_id},{revision},{day}T10:00:00Z,{sku},US,{units},{amount * (1 if units >= 0 else -1)}.00,USD"
