@@ -16,7 +16,7 @@ from decimal import Decimal
 import psycopg
 
 from mm_pipelines.royalties import payouts
-from mm_pipelines.royalties.money import add_months
+from mm_pipelines.royalties.money import CENT, add_months
 from mm_pipelines.royalties.store import audit, period_status
 from mm_pipelines.stores.objects import ObjectStore
 
@@ -65,7 +65,8 @@ def hold_reason(kyc_status: str, payout_method: str) -> str | None:
     if kyc_status != "verified":
         return f"KYC {kyc_status}: verify the payee's KYC before paying"
     if payout_method != "sepa":
-        return "payout method manual: pay outside the batch"
+        # Held, not paid elsewhere: the amount returns to the balance, so paying it by hand would pay it twice.
+        return "payout method manual: no bank details to pay from; switch the payee to sepa to release it"
     return None
 
 
@@ -84,8 +85,8 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
         if reason:
             holds.append(Hold(payee_id, currency, paid, reason))
             continue
-        lines.setdefault(currency, []).append(payouts.PayoutLine(
-            f"{period}:{payee_id}:{currency}", payee_id, name, iban, bic or None, paid, currency, f"Royalties {period} {payee_id}"
+        lines.setdefault(currency, []).append(payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
+            f"{period}:{payee_id}:{currency}", payee_id, name, iban, bic or None, paid.quantize(CENT), currency, f"Royalties {period} {payee_id}"
         ))
     returned = add_months(period, 1)
     held = [h for h in holds if conn.execute(
@@ -155,7 +156,7 @@ def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.Payout
            WHERE l.batch_id = %s ORDER BY l.line_id""",
         (batch_id,),
     ).fetchall()
-    return [payouts.PayoutLine(lid, pid, name, iban, bic or None, Decimal(amount).quantize(Decimal("0.01")), cur, f"Royalties {period} {pid}")
+    return [payouts.PayoutLine(lid, pid, name, iban, bic or None, Decimal(amount).quantize(CENT), cur, f"Royalties {period} {pid}")
             for lid, pid, name, iban, bic, amount, cur, period in rows]
 
 

@@ -370,3 +370,37 @@ def test_property_the_ledger_is_append_only_idempotent_and_adds_up(royalty_env, 
 
 def line(sale_id: str, revision: int, sku: str, units: int, amount: int, day: str) -> str:
     return f"{sale_id},{revision},{day}T10:00:00Z,{sku},US,{units},{amount * (1 if units >= 0 else -1)}.00,USD"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amounts=st.lists(st.integers(1, 10**7), min_size=1, max_size=6), attempts=st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=6))
+def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts, attempts):
+    """Hypothesis: however batch creation is retried, and even if statements change between retries, each payee's
+    statement for a period is in at most one batch, and a batch pays exactly what the statements said when drafted."""
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        store.migrate(conn)
+        for table in ("payout_approvals", "payout_lines", "payout_holds", "payout_batches", "royalty_statement_totals", "payees", "creators"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("INSERT INTO creators VALUES ('cr', 'Creator')")
+        for i, cents in enumerate(amounts):
+            conn.execute("INSERT INTO payees VALUES (%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)", (f"p{i}", f"P {i}"))
+            conn.execute("INSERT INTO royalty_statement_totals (period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) "
+                         "VALUES ('2026-10', %s, 'EUR', %s, %s, 0, 0, '')", (f"p{i}", Decimal(cents) / 100, Decimal(cents) / 100))
+        conn.commit()
+        drafted = None
+        for restate, who in attempts:
+            if restate:  # a statement recomputed between retries must not produce a second batch for the same lines
+                conn.execute("UPDATE royalty_statement_totals SET paid = paid + 1 WHERE payee_id = 'p0'")
+            try:
+                with conn.transaction():
+                    ids, _ = batches.create_batches(conn, "2026-10", f"user-{who}")
+            except batches.BatchError as e:
+                assert drafted is not None and "already in batch" in str(e)
+                continue
+            drafted = drafted or (ids, conn.execute("SELECT sum(paid) FROM royalty_statement_totals").fetchone()[0])
+            assert ids == drafted[0]
+        per_payee = conn.execute("SELECT payee_id, count(*) FROM payout_lines GROUP BY payee_id").fetchall()
+        assert sorted(per_payee) == sorted((f"p{i}", 1) for i in range(len(amounts)))
+        assert conn.execute("SELECT count(*), sum(total) FROM payout_batches").fetchone() == (1, drafted[1])
