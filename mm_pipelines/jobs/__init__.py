@@ -6,10 +6,13 @@ from mm_pipelines.assets.backfill import BACKFILL_KEY
 from mm_pipelines.assets.ingest import RAW_EVENTS_KEY
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS
 
+# Everything that follows the events: not the Spark backfill (on request) nor royalties (monthly periods).
+PLATFORM_SELECTION = AssetSelection.all() - AssetSelection.groups("backfill", "royalty")
+
 # Ingest whatever is pending, build every dbt model and the attribution for the run's days, run every check.
 platform_job = define_asset_job(
     "platform_job",
-    selection=AssetSelection.all() - AssetSelection.groups("backfill", "royalty"),
+    selection=PLATFORM_SELECTION,
     partitions_def=DAILY_PARTITIONS,
     description="Ingest pending events, build the dbt models and attribution for the selected days, run the data-quality checks.",
 )

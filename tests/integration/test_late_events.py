@@ -7,6 +7,7 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job,
 
 from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.events.generator import generate_events
+from mm_pipelines.jobs import PLATFORM_SELECTION
 from mm_pipelines.platform import Platform
 
 from .events import produce
@@ -31,7 +32,7 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     instance = DagsterInstance.ephemeral()
     platform = Platform.from_env()
     produce(platform, generate_events(events=3000, seed=9, start=datetime(2026, 10, 20, tzinfo=timezone.utc), days=5))
-    execute(defs, instance, AssetSelection.all() - AssetSelection.groups("backfill"), range_tags(date(2026, 10, 20), date(2026, 10, 24)))
+    execute(defs, instance, PLATFORM_SELECTION, range_tags(date(2026, 10, 20), date(2026, 10, 24)))
     cursor = evaluate_automation_conditions(defs, instance).cursor
 
     # A click from 2026-10-10, long after that day was processed, and ingestion picks it up.
@@ -43,8 +44,7 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
     assert tick.get_requested_partitions(AssetKey(["staging", "stg_events"])) == {None}
     assert not tick.get_requested_partitions(PATHS)
-    staged = execute(defs, instance, AssetSelection.all() - AssetSelection.groups("backfill")
-                     - AssetSelection.tag("partitioning", "daily") - AssetSelection.assets(AssetKey(["raw", "events"])))
+    staged = execute(defs, instance, PLATFORM_SELECTION - AssetSelection.tag("partitioning", "daily") - AssetSelection.assets(AssetKey(["raw", "events"])))
     days = {e.event_specific_data.materialization.partition for e in staged.all_events
             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == EVENTS_BY_DAY}
     assert days == {"2026-10-10"}
