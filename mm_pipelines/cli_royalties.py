@@ -272,6 +272,19 @@ def payouts_approve(batch: Annotated[str, typer.Argument(help="The batch id.")],
     err.print(f"batch {batch}: {count} of {needed} approval(s), {status}")
 
 
+@payouts_app.command("cancel")
+def payouts_cancel(
+    batch: Annotated[str, typer.Argument(help="The batch id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    by: Actor = "",
+) -> None:
+    """Cancel a draft or approved batch; the period's statements can then be recomputed and drafted again."""
+    from mm_pipelines.royalties.batches import cancel
+
+    _lifecycle(lambda conn: cancel(conn, batch, by or _user(), reason))
+    err.print(f"batch {batch} cancelled; re-run `mm royalties run PERIOD` or `mm payouts create PERIOD` to draft again")
+
+
 @payouts_app.command("export")
 def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], by: Actor = "") -> None:
     """Write the approved batch's CSV, pain.001 (EUR) and signed manifest under finance/payouts/<batch>/."""

@@ -99,6 +99,10 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
     for currency, batch_lines in sorted(lines.items()):
         payouts.validate_lines(batch_lines)
         bid = payouts.batch_id(period, currency, batch_lines)
+        cancelled = conn.execute("SELECT count(*) FROM payout_batches WHERE period = %s AND currency = %s AND status = 'cancelled'",
+                                 (period, currency)).fetchone()[0]
+        if cancelled:  # a new draft after a cancellation, even with the same lines, is a new batch: PB-<period>r<n>-…
+            bid = payouts.batch_id(f"{period}r{cancelled + 1}", currency, batch_lines)
         total = sum((line.amount for line in batch_lines), Decimal(0))
         created = conn.execute(
             """INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by)
@@ -106,7 +110,7 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             (bid, period, currency, total, len(batch_lines), actor),
         ).rowcount
         if created:
-            taken = conn.execute("SELECT line_id, batch_id FROM payout_lines WHERE line_id = ANY(%s) LIMIT 1",
+            taken = conn.execute("SELECT line_id, batch_id FROM payout_lines WHERE line_id = ANY(%s) AND status <> 'cancelled' LIMIT 1",
                                  ([line.line_id for line in batch_lines],)).fetchone()
             if taken:
                 raise BatchError(f"{taken[0]} is already in batch {taken[1]}: a statement is paid once; cancel that batch first")
@@ -147,6 +151,20 @@ def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: Pa
         audit(conn, approver, "payout.batch_approved", batch_id, {"approvers": count})
         return "approved", count, needed
     return "draft", count, needed
+
+
+def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> None:
+    """Void a batch before it leaves for the bank: its lines stay, marked cancelled, and the period's statements
+    can be recomputed and drafted again."""
+    batch = batch_row(conn, batch_id)
+    if batch["status"] not in ("draft", "approved"):
+        raise BatchError(f"batch {batch_id} is {batch['status']}: only a draft or approved batch can be cancelled; "
+                         "an exported one is settled by Finance's confirmation (failed lines return to the balance)")
+    if not reason.strip():
+        raise BatchError("say why the batch is cancelled (--reason): it goes into the audit log")
+    conn.execute("UPDATE payout_batches SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
+    conn.execute("UPDATE payout_lines SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
+    audit(conn, actor, "payout.batch_cancelled", batch_id, {"reason": reason, "was": batch["status"], "total": batch["total"]})
 
 
 def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.PayoutLine]:
@@ -242,8 +260,8 @@ def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, acto
                 raise BatchError(f"{file_key}: line {c.line_id} was already confirmed {known[c.line_id]}, not {c.status}")
             continue
         conn.execute(
-            "UPDATE payout_lines SET status = %s, paid_on = %s, reason = %s, returned_period = %s WHERE line_id = %s",
-            (c.status, c.paid_on, c.reason, back if c.status == "failed" else None, c.line_id),
+            "UPDATE payout_lines SET status = %s, paid_on = %s, reason = %s, returned_period = %s WHERE line_id = %s AND batch_id = %s",
+            (c.status, c.paid_on, c.reason, back if c.status == "failed" else None, c.line_id, bid),
         )
         posted[c.status] += 1
     conn.execute("INSERT INTO payout_confirmations VALUES (%s, %s, %s, %s)", (file_key, bid, digest, len(confirmations)))

@@ -100,7 +100,7 @@ def _earnings(session: Session, period: str) -> tuple[dict, dict]:
 def compute_period(conn: psycopg.Connection, session: Session, period: str) -> PeriodResult:
     if period_status(conn, period) == "closed":
         return PeriodResult([], f"period {period} is closed: its statements are final")
-    paid = conn.execute("SELECT batch_id FROM payout_batches WHERE period = %s LIMIT 1", (period,)).fetchone()
+    paid = conn.execute("SELECT batch_id FROM payout_batches WHERE period = %s AND status <> 'cancelled' LIMIT 1", (period,)).fetchone()
     if paid:
         return PeriodResult([], f"batch {paid[0]} exists for {period}: its statements are final")
     ensure_royalty_tables(session)

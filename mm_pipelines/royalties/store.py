@@ -50,11 +50,13 @@ SCHEMA = [
         batch_id text PRIMARY KEY, period text NOT NULL, currency text NOT NULL, total numeric NOT NULL,
         line_count integer NOT NULL, status text NOT NULL, created_by text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(), exported_at timestamptz, manifest_sha256 text)""",
-    # line_id is period:payee:currency and globally unique: the same statement can never be in two batches.
+    # line_id is period:payee:currency; the live-line index means a statement is in one batch at most
+    # (a cancelled batch keeps its lines, marked cancelled, for the record).
     """CREATE TABLE IF NOT EXISTS payout_lines (
-        line_id text PRIMARY KEY, batch_id text NOT NULL REFERENCES payout_batches, payee_id text NOT NULL,
+        line_id text NOT NULL, batch_id text NOT NULL REFERENCES payout_batches, payee_id text NOT NULL,
         amount numeric NOT NULL, currency text NOT NULL, status text NOT NULL DEFAULT 'pending',
-        paid_on date, reason text NOT NULL DEFAULT '', returned_period text)""",
+        paid_on date, reason text NOT NULL DEFAULT '', returned_period text, PRIMARY KEY (line_id, batch_id))""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS payout_lines_live ON payout_lines (line_id) WHERE status <> 'cancelled'",
     """CREATE TABLE IF NOT EXISTS payout_holds (
         period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, amount numeric NOT NULL,
         reason text NOT NULL, returned_period text NOT NULL, PRIMARY KEY (period, payee_id, currency))""",

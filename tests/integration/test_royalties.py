@@ -383,11 +383,7 @@ def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts
         store.migrate(conn)
         for table in ("payout_approvals", "payout_lines", "payout_holds", "payout_batches", "royalty_statement_totals", "payees", "creators"):
             conn.execute(f"DELETE FROM {table}")
-        conn.execute("INSERT INTO creators VALUES ('cr', 'Creator')")
-        for i, cents in enumerate(amounts):
-            conn.execute("INSERT INTO payees VALUES (%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)", (f"p{i}", f"P {i}"))
-            conn.execute("INSERT INTO royalty_statement_totals (period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) "
-                         "VALUES ('2026-10', %s, 'EUR', %s, %s, 0, 0, '')", (f"p{i}", Decimal(cents) / 100, Decimal(cents) / 100))
+        seed_statements(conn, {f"p{i}": str(Decimal(cents) / 100) for i, cents in enumerate(amounts)})
         conn.commit()
         drafted = None
         for restate, who in attempts:
@@ -404,3 +400,44 @@ def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts
         per_payee = conn.execute("SELECT payee_id, count(*) FROM payout_lines GROUP BY payee_id").fetchall()
         assert sorted(per_payee) == sorted((f"p{i}", 1) for i in range(len(amounts)))
         assert conn.execute("SELECT count(*), sum(total) FROM payout_batches").fetchone() == (1, drafted[1])
+
+
+def seed_statements(conn, amounts: dict[str, str]):
+    """Payees with verified KYC and their statement totals for 2026-10, straight into Postgres."""
+    store.migrate(conn)
+    conn.execute("INSERT INTO creators VALUES ('cr', 'Creator') ON CONFLICT DO NOTHING")
+    for payee, amount in amounts.items():
+        conn.execute("INSERT INTO payees VALUES (%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)",
+                     (payee, payee.upper()))
+        conn.execute("INSERT INTO royalty_statement_totals (period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) "
+                     "VALUES ('2026-10', %s, 'EUR', %s, %s, 0, 0, '')", (payee, Decimal(amount), Decimal(amount)))
+
+
+def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(postgres_dsn):
+    import psycopg
+
+    settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_DUAL_APPROVAL_ABOVE": "1000"})
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
+        [first], _ = batches.create_batches(conn, "2026-10", "dagster")
+        batches.approve(conn, first, "fin-1", settings_)
+        with pytest.raises(batches.BatchError, match="--reason"):
+            batches.cancel(conn, first, "fin-1", " ")
+        batches.cancel(conn, first, "fin-1", "wrong debtor account")
+        with pytest.raises(batches.BatchError, match="only a draft or approved"):
+            batches.cancel(conn, first, "fin-1", "again")
+        [second], _ = batches.create_batches(conn, "2026-10", "dagster")  # same statements, a new batch
+        assert second != first and second.startswith("PB-2026-10r2-EUR-")
+        assert batches.create_batches(conn, "2026-10", "dagster")[0] == [second]  # and a retry finds it
+        assert conn.execute("SELECT batch_id, status FROM payout_batches ORDER BY created_at, batch_id").fetchall() == [
+            (first, "cancelled"), (second, "draft")]
+        assert sorted(conn.execute("SELECT line_id, status FROM payout_lines WHERE batch_id = %s", (first,)).fetchall()) == [
+            ("2026-10:p1:EUR", "cancelled"), ("2026-10:p2:EUR", "cancelled")]
+        live = conn.execute("SELECT line_id, count(*) FROM payout_lines WHERE status <> 'cancelled' GROUP BY line_id").fetchall()
+        assert sorted(live) == [("2026-10:p1:EUR", 1), ("2026-10:p2:EUR", 1)]
+        conn.execute("INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by) "
+                     "VALUES ('PB-by-hand', '2026-10', 'EUR', 10, 1, 'draft', 'someone')")
+        with pytest.raises(psycopg.errors.UniqueViolation, match="payout_lines_live"), conn.transaction():
+            conn.execute("INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) "
+                         "VALUES ('2026-10:p1:EUR', 'PB-by-hand', 'p1', 10, 'EUR')")  # the database refuses a second live line
+        assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'payout.batch_cancelled'").fetchone() == (1,)
