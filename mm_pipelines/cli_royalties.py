@@ -303,9 +303,15 @@ def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) 
     from mm_pipelines.royalties.batches import signing_key, verify
     from mm_pipelines.royalties.payouts import public_key_text
 
+    from mm_pipelines.royalties.batches import BatchError
+    from mm_pipelines.royalties.payouts import PayoutError
+
     settings = _settings()
-    key = settings.verify_key or public_key_text(_lifecycle(lambda _: signing_key(settings)))
-    problems = _lifecycle(lambda _: verify(_platform().objects, batch, key))
+    try:
+        key = settings.verify_key or public_key_text(signing_key(settings))
+        problems = verify(_platform().objects, batch, key)
+    except (BatchError, PayoutError) as e:
+        raise UserError(str(e)) from None
     if problems:
         for p in problems:
             err.print(f"[red]✗[/red] {p}")

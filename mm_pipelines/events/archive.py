@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -161,3 +161,24 @@ def replay(
 
         report.sales_reports, report.ledger_lines = restore_royalties(session, store, f"replay:{replay_id}")
     return report
+
+
+def archive_report(store: ObjectStore, prefix: str, load_id: str, file: str, data: bytes) -> datetime:
+    """Keep a loaded report (spend, sales) as it was, with when it was first loaded: a disaster-recovery replay
+    reloads reports in their original order. Loading the same file again keeps its first time."""
+    record_key = f"{prefix}/{load_id}.json"
+    if store.exists(record_key):
+        return datetime.fromisoformat(json.loads(store.get_bytes(record_key))["loaded_at"])
+    loaded_at = datetime.now(timezone.utc)
+    store.put_bytes(f"{prefix}/{load_id}.csv", data)
+    store.put_bytes(record_key, json.dumps({"file": file, "loaded_at": loaded_at.isoformat()}).encode())
+    return loaded_at
+
+
+def archived_reports(store: ObjectStore, prefix: str):
+    """(record key, load id, file, loaded_at, bytes) of every report archive_report kept under `prefix`."""
+    for key in store.list_keys(f"{prefix}/"):
+        if key.endswith(".json"):
+            record = json.loads(store.get_bytes(key))
+            yield (key, key.rsplit("/", 1)[1].removesuffix(".json"), record["file"], datetime.fromisoformat(record["loaded_at"]),
+                   store.get_bytes(key.removesuffix(".json") + ".csv"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mm_pipelines.events.archive import archive_report, archived_reports
 from mm_pipelines.events.contract import CURRENCIES
 from mm_pipelines.events.ingest import ensure_raw_tables
 from mm_pipelines.stores.clickhouse import Session
@@ -77,14 +77,7 @@ def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = 
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     rows = parse_spend_csv(path, data.decode("utf-8-sig"))
-    loaded_at = datetime.now(timezone.utc)
-    if archive is not None:
-        record_key = f"{SPEND_PREFIX}/{load_id}.json"
-        if archive.exists(record_key):  # loaded before: keep its place in the restatement order
-            loaded_at = datetime.fromisoformat(json.loads(archive.get_bytes(record_key))["loaded_at"])
-        else:
-            archive.put_bytes(f"{SPEND_PREFIX}/{load_id}.csv", data)
-            archive.put_bytes(record_key, json.dumps({"file": str(path), "loaded_at": loaded_at.isoformat()}).encode())
+    loaded_at = archive_report(archive, SPEND_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(timezone.utc)
     _insert(session, rows, load_id, str(path), loaded_at, f"spend:{load_id}")
     return load_id, len(rows)
 
@@ -92,15 +85,10 @@ def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = 
 def replay_spend(session: Session, archive: ObjectStore, token_prefix: str) -> int:
     """Reload every archived spend report as it was loaded; returns the number of reports. Tokens start with
     `token_prefix`, unique to the replay, since the table may remember the original loads' tokens."""
-    records = [k for k in archive.list_keys(f"{SPEND_PREFIX}/") if k.endswith(".json")]
-    for key in records:
-        record = json.loads(archive.get_bytes(key))
-        data = archive.get_bytes(key.removesuffix(".json") + ".csv")
-        load_id = key.rsplit("/", 1)[1].removesuffix(".json")
-        rows = parse_spend_csv(Path(record["file"]), data.decode("utf-8-sig"))
-        _insert(session, rows, load_id, record["file"], datetime.fromisoformat(record["loaded_at"]), f"{token_prefix}:{key}")
-    return len(records)
-
+    reports = list(archived_reports(archive, SPEND_PREFIX))
+    for key, load_id, file, loaded_at, data in reports:
+        _insert(session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token_prefix}:{key}")
+    return len(reports)
 
 def _insert(session: Session, rows: list[SpendRow], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
     ensure_raw_tables(session)

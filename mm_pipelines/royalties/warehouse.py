@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -19,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mm_pipelines.events.archive import archive_report, archived_reports
 from mm_pipelines.events.contract import CURRENCIES
 from mm_pipelines.royalties.contracts import WORLDWIDE, Contract
 from mm_pipelines.stores.clickhouse import Session
@@ -158,14 +158,7 @@ def load_sales_file(session: Session, path: Path, archive: ObjectStore | None = 
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     sales = parse_sales_csv(path, data.decode("utf-8-sig"))
-    loaded_at = datetime.now(timezone.utc)
-    if archive is not None:
-        record_key = f"{SALES_PREFIX}/{load_id}.json"
-        if archive.exists(record_key):
-            loaded_at = datetime.fromisoformat(json.loads(archive.get_bytes(record_key))["loaded_at"])
-        else:
-            archive.put_bytes(f"{SALES_PREFIX}/{load_id}.csv", data)
-            archive.put_bytes(record_key, json.dumps({"file": str(path), "loaded_at": loaded_at.isoformat()}).encode())
+    loaded_at = archive_report(archive, SALES_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(timezone.utc)
     _insert_sales(session, sales, load_id, str(path), loaded_at, f"sales:{load_id}")
     return load_id, len(sales)
 
@@ -196,12 +189,9 @@ def restore_royalties(session: Session, store: ObjectStore, token_prefix: str) -
     """Disaster recovery: reload every archived sales report, ledger and statement period; (reports, ledger lines)."""
     ensure_royalty_tables(session)
     session.command("TRUNCATE TABLE raw.sales")
-    records = [k for k in store.list_keys(f"{SALES_PREFIX}/") if k.endswith(".json")]
-    for key in records:
-        record = json.loads(store.get_bytes(key))
-        load_id = key.rsplit("/", 1)[1].removesuffix(".json")
-        sales = parse_sales_csv(Path(record["file"]), store.get_bytes(key.removesuffix(".json") + ".csv").decode("utf-8-sig"))
-        _insert_sales(session, sales, load_id, record["file"], datetime.fromisoformat(record["loaded_at"]), f"{token_prefix}:{key}")
+    reports = list(archived_reports(store, SALES_PREFIX))
+    for key, load_id, file, loaded_at, data in reports:
+        _insert_sales(session, parse_sales_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token_prefix}:{key}")
     lines = 0
     for table, prefix in (("marts.royalty_ledger", LEDGER_PREFIX), ("royalty.statement_lines", STATEMENTS_PREFIX)):
         session.command(f"TRUNCATE TABLE {table}")
@@ -210,7 +200,7 @@ def restore_royalties(session: Session, store: ObjectStore, token_prefix: str) -
             if data.num_rows:
                 session.insert_arrow(table, data, settings={"insert_deduplication_token": f"{token_prefix}:{key}"})
             lines += data.num_rows if table == "marts.royalty_ledger" else 0
-    return len(records), lines
+    return len(reports), lines
 
 
 def generate_sales_csv(skus: list[str], period: str, lines: int, seed: int = 11, currencies: tuple[str, ...] = ("USD", "EUR")) -> str:
