@@ -66,48 +66,53 @@ def _luhn_valid_sql(digits: str) -> str:
     return f"({summed} % 10 = 0)"
 
 
-def _fields_sql(col: str) -> str:
-    """Every top-level field as raw JSON text, parsed once per message (ClickHouse reuses the
-    identical expression wherever it appears, so each message is parsed one time, not per field)."""
-    return f"CAST(JSONExtractKeysAndValuesRaw({col}), 'Map(String, String)')"
+def _text(name: str) -> str:
+    return f"f_{name}"
 
 
-def _raw_sql(col: str, name: str) -> str:
-    return f"{_fields_sql(col)}[{sql_string(name)}]"
+def _has(name: str) -> str:
+    return f"h_{name}"
 
 
-def field_sql(col: str, name: str) -> str:
-    """A field as text: strings unquoted, numbers as written (never through a float), '' if absent or null."""
-    raw = _raw_sql(col, name)
-    return f"multiIf(startsWith({raw}, '\"'), JSONExtractString({raw}), {raw} = 'null', '', {raw})"
+def parsed_sql(source: str) -> str:
+    """SELECT every column of `source` (which has a `raw` column) plus each message parsed once:
+    `fields` (every top-level field as raw JSON text), per known field `f_<name>` (strings
+    unquoted, numbers as written, never through a float; '' if absent or null) and `h_<name>`
+    (present and not null), and `ts` (occurred_at as a timestamp, or NULL)."""
+    per_field = []
+    for name in KNOWN_FIELDS:
+        v = f"fields[{sql_string(name)}]"
+        per_field.append(f"multiIf(startsWith({v}, '\"'), JSONExtractString({v}), {v} = 'null', '', {v}) AS {_text(name)}")
+        per_field.append(f"({v} NOT IN ('', 'null')) AS {_has(name)}")
+    return f"""SELECT *, parseDateTime64BestEffortOrNull({_text('occurred_at')}, 3, 'UTC') AS ts FROM (
+        SELECT *, {', '.join(per_field)} FROM (
+            SELECT *, CAST(JSONExtractKeysAndValuesRaw(raw), 'Map(String, String)') AS fields FROM {source}))"""
 
 
-def _has_sql(col: str, name: str) -> str:
-    """The field is present and not JSON null."""
-    return f"({_raw_sql(col, name)} NOT IN ('', 'null'))"
+# Every kind of PII needs one of these, so the exact (costlier) checks run only where one appears.
+_PII_HINT = r"@|\+\d|\(\d{3}\)|(?:\d[ -]?){12,18}\d"
 
 
-def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
-    """ClickHouse expression giving '' for a valid event, else the first reason it is invalid."""
-    f = lambda name: field_sql(col, name)  # noqa: E731
-    has = lambda name: _has_sql(col, name)  # noqa: E731
+def error_sql(now: str = "now64(3, 'UTC')") -> str:
+    """Over `parsed_sql`: '' for a valid event, else the first reason it is invalid."""
+    f, has = _text, _has
     present = lambda name: f"({has(name)} AND {f(name)} != '')"  # noqa: E731
     types = ", ".join(sql_string(t) for t in EVENT_TYPES)
     currencies = ", ".join(sql_string(c) for c in sorted(CURRENCIES))
-    ts = f"parseDateTime64BestEffortOrNull({f('occurred_at')}, 3, 'UTC')"
     revenue = f"toDecimal128OrNull({f('revenue')}, 10)"
+    hint = f"match(raw, {sql_string(_PII_HINT)})"
     card_digits = (
         f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), "
-        f"extractAll({col}, {sql_string(_STRING_TOKENS)}))))"
+        f"extractAll(raw, {sql_string(_STRING_TOKENS)}))))"
     )
     clauses: list[tuple[str, str]] = [
-        (f"NOT isValidJSON({col})", "'malformed JSON: the message is not a JSON document'"),
-        (f"JSONType({col}) != 'Object'", "'malformed event: the message is JSON but not an object'"),
+        ("NOT isValidJSON(raw)", "'malformed JSON: the message is not a JSON document'"),
+        ("JSONType(raw) != 'Object'", "'malformed event: the message is JSON but not an object'"),
         # PII first: an event carrying personal data must be recognised as such whatever else is wrong.
-        (f"match({col}, {sql_string(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
-        (f"match({col}, {sql_string(_PHONE)})", "'PII: a phone number appears in the event'"),
+        (f"{hint} AND match(raw, {sql_string(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
+        (f"{hint} AND match(raw, {sql_string(_PHONE)})", "'PII: a phone number appears in the event'"),
         (
-            f"arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
+            f"{hint} AND arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
             "'PII: a payment card number appears in the event'",
         ),
     ]
@@ -119,11 +124,11 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
             f"concat('event_type ', {f('event_type')}, ' is not one of {', '.join(EVENT_TYPES)}')",
         ),
         (
-            f"NOT match({f('occurred_at')}, {sql_string(_RFC3339)}) OR {ts} IS NULL",
+            f"NOT match({f('occurred_at')}, {sql_string(_RFC3339)}) OR ts IS NULL",
             f"concat('occurred_at ', {f('occurred_at')}, ' is not an RFC 3339 timestamp with a time zone')",
         ),
         (
-            f"{ts} > {now} + INTERVAL {FUTURE_TOLERANCE_S} SECOND",
+            f"ts > {now} + INTERVAL {FUTURE_TOLERANCE_S} SECOND",
             f"concat('occurred_at ', {f('occurred_at')}, ' is in the future')",
         ),
     ]
@@ -155,27 +160,37 @@ def error_sql(col: str = "raw", now: str = "now64(3, 'UTC')") -> str:
     return f"multiIf({', '.join(parts)}, '')"
 
 
-def typed_columns_sql(col: str = "raw") -> str:
-    """SELECT list that turns a valid raw message into the columns of raw.events."""
-    f = lambda name: field_sql(col, name)  # noqa: E731
-    opt = lambda name: f"if({_has_sql(col, name)}, {f(name)}, NULL)"  # noqa: E731
+EVENT_COLUMNS = (
+    "event_id", "event_type", "occurred_at", "user_id", "channel", "campaign_id", "creative_id", "asset_id",
+    "order_id", "revenue", "currency", "sku", "schema_version", "extra",
+)
+
+
+def validated_sql(source: str, now: str = "now64(3, 'UTC')") -> str:
+    """SELECT over `source` (columns partition, offset, raw): those columns, `error` ('' if valid)
+    and the typed columns of raw.events (meaningful where the event is valid)."""
+    f, has = _text, _has
+    opt = lambda name: f"if({has(name)}, {f(name)}, NULL)"  # noqa: E731
     known = ", ".join(sql_string(k) for k in KNOWN_FIELDS)
-    return ",\n".join(
-        [
-            f"{f('event_id')} AS event_id",
-            f"{f('event_type')} AS event_type",
-            f"parseDateTime64BestEffort({f('occurred_at')}, 3, 'UTC') AS occurred_at",
-            f"{f('user_id')} AS user_id",
-            f"{f('channel')} AS channel",
-            f"{f('campaign_id')} AS campaign_id",
-            f"{f('creative_id')} AS creative_id",
-            f"{f('asset_id')} AS asset_id",
-            f"{opt('order_id')} AS order_id",
-            f"toDecimal128OrNull({opt('revenue')}, 10) AS revenue",
-            f"{opt('currency')} AS currency",
-            f"{opt('sku')} AS sku",
-            f"toUInt16OrDefault({f('schema_version')}, toUInt16({SCHEMA_VERSION})) AS schema_version",
-            # Unknown fields are kept, each as its raw JSON text.
-            f"mapFilter((k, v) -> k NOT IN ({known}), {_fields_sql(col)}) AS extra",
-        ]
-    )
+    columns = [
+        "partition",
+        "offset",
+        "raw",
+        f"{error_sql(now)} AS error",
+        f"{f('event_id')} AS event_id",
+        f"{f('event_type')} AS event_type",
+        "ifNull(ts, toDateTime64(0, 3, 'UTC')) AS occurred_at",
+        f"{f('user_id')} AS user_id",
+        f"{f('channel')} AS channel",
+        f"{f('campaign_id')} AS campaign_id",
+        f"{f('creative_id')} AS creative_id",
+        f"{f('asset_id')} AS asset_id",
+        f"{opt('order_id')} AS order_id",
+        f"toDecimal128OrNull({opt('revenue')}, 10) AS revenue",
+        f"{opt('currency')} AS currency",
+        f"{opt('sku')} AS sku",
+        f"toUInt16OrDefault({f('schema_version')}, toUInt16({SCHEMA_VERSION})) AS schema_version",
+        # Unknown fields are kept, each as its raw JSON text.
+        f"mapFilter((k, v) -> k NOT IN ({known}), fields) AS extra",
+    ]
+    return f"SELECT {', '.join(columns)} FROM ({parsed_sql(source)})"

@@ -7,18 +7,22 @@ at any point neither loses nor doubles a row. The recorded range is written last
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 
 from mm_pipelines.events.archive import archive_range, archive_range_record
 from mm_pipelines.events.bus import Batch, EventBus, EventBusError
-from mm_pipelines.events.contract import error_sql, sql_string, typed_columns_sql
+from mm_pipelines.events.contract import EVENT_COLUMNS, validated_sql
 from mm_pipelines.royalties.warehouse import ensure_royalty_tables
 from mm_pipelines.stores.clickhouse import Session, Warehouse
 from mm_pipelines.stores.objects import ObjectStore
@@ -106,17 +110,6 @@ RAW_TABLES = {
         ) ENGINE = MergeTree
         ORDER BY (spend_date, channel, campaign_id, loaded_at)
         SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-    # Scratch space for a batch being validated; one partition per batch, dropped when done.
-    "raw.event_landing": f"""
-        CREATE TABLE IF NOT EXISTS raw.event_landing (
-            batch_id String,
-            partition UInt32,
-            offset UInt64,
-            raw String,
-            error String MATERIALIZED {error_sql('raw')}
-        ) ENGINE = MergeTree
-        PARTITION BY batch_id
-        ORDER BY (partition, offset)""",
 }
 
 
@@ -124,8 +117,8 @@ def ensure_raw_tables(session: Session) -> None:
     session.command("CREATE DATABASE IF NOT EXISTS raw")
     for ddl in RAW_TABLES.values():
         session.command(ddl)
-    # Keep validation in step with the code when the table predates a change to the rules.
-    session.command(f"ALTER TABLE raw.event_landing MODIFY COLUMN error String MATERIALIZED {error_sql('raw')}")
+    # The landing table of earlier versions, replaced by per-batch scratch tables.
+    session.command("DROP TABLE IF EXISTS raw.event_landing")
     # dbt reads the royalty sources too, and only ever appends to the ledger this creates.
     ensure_royalty_tables(session)
 
@@ -150,90 +143,151 @@ class IngestResult:
     dead_letters: int
     dates: list[date] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    record: dict = field(default_factory=dict)  # the range's row of raw.ingested_ranges
+    # What the archive needs, read while the batch's scratch table exists.
+    archive_events: pa.Table | None = None
+    archive_dead_letters: pa.Table | None = None
 
 
-def _land(session: Session, batch_id: str, partition: int, offsets: list[int], values: list[bytes]) -> None:
-    session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {sql_string(batch_id)}")
-    table = pa.table(
-        {
-            "batch_id": pa.array([batch_id] * len(values), pa.string()).dictionary_encode(),
-            "partition": pa.array([partition] * len(values), pa.uint32()),
-            "offset": pa.array(offsets, pa.uint64()),
-            "raw": pa.array(values, pa.binary()),
-        }
-    )
-    # Validation (the MATERIALIZED error column) runs during this insert. Short-circuit evaluation
-    # would re-parse each message in every multiIf branch; evaluating eagerly parses it once (8x faster).
-    session.insert_arrow("raw.event_landing", table, settings={"short_circuit_function_evaluation": "disable"})
+def binary_array(values: list[bytes]) -> pa.Array:
+    """An Arrow array of the messages, built from one joined buffer: 0.16 s for 500k messages where
+    pa.array() takes 0.35 s (1 s on fresh memory), and 4x that as `binary`."""
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(values))])
 
 
-def ingest_batch(session: Session, batch: Batch, archive: ObjectStore | None = None) -> IngestResult:
-    """Validate and insert one offset range (and archive it); safe to repeat for the same range."""
+@contextmanager
+def validated_batch(
+    session: Session, batch_id: str, topic: str, partition: int, offsets: list[int], values: list[bytes], ingested_at: datetime
+) -> Iterator[str]:
+    """Land raw messages in a scratch table and validate and type them all in one pass; yields the
+    name of an in-memory table with raw.events' columns plus `raw` and `error`.
+
+    Each message is parsed once, by ClickHouse, for both its validation and its typed columns. The
+    scratch names derive from the batch, so a retry after a crash replaces what a crash left behind."""
+    base = "raw.scratch_" + hashlib.sha256(batch_id.encode()).hexdigest()[:16]
+    landed, validated = f"{base}_landed", f"{base}_validated"
+    for table in (landed, validated):
+        session.command(f"DROP TABLE IF EXISTS {table}")
+    try:
+        session.command(f"CREATE TABLE {landed} (partition UInt32, offset UInt64, raw String) ENGINE = Memory")
+        session.load_arrow(
+            landed,
+            pa.table(
+                {
+                    "partition": pa.array(np.full(len(values), partition, np.uint32)),
+                    "offset": pa.array(offsets, pa.uint64()),
+                    "raw": binary_array(values),
+                }
+            ),
+        )
+        session.command(
+            f"CREATE TABLE {validated} ENGINE = Memory AS SELECT *, '' AS raw, '' AS error FROM raw.events LIMIT 0"
+        )
+        columns = ", ".join(EVENT_COLUMNS)
+        session.command(
+            f"""INSERT INTO {validated} ({columns}, topic, partition, offset, ingested_at, raw, error)
+            SELECT {columns}, {{topic:String}}, partition, offset, {{ingested_at:DateTime64(3, 'UTC')}}, raw, error
+            FROM ({validated_sql(landed)})""",
+            {"topic": topic, "ingested_at": ingested_at},
+        )
+        session.command(f"DROP TABLE {landed}")
+        yield validated
+    finally:
+        for table in (landed, validated):
+            session.command(f"DROP TABLE IF EXISTS {table}")
+
+
+def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> IngestResult:
+    """Validate one offset range and insert its events and dead letters; safe to repeat for the same
+    range. The range is not recorded as ingested yet: see `finish_batch`."""
     token = batch_token(batch.topic, batch.partition, batch.start, batch.end)
     seconds: dict[str, float] = {}
+    ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
-    _land(session, token, batch.partition, batch.offsets, batch.values)
-    seconds["land"] = time.perf_counter() - t0
-    _failpoint("landed")
-    params = {"batch": token, "topic": batch.topic}
-    # Late events may span hundreds of months; ClickHouse's per-block partition cap must not fail them.
-    insert_settings = {"max_partitions_per_insert_block": 0, "insert_deduplicate": 1}
-    t0 = time.perf_counter()
-    session.command(
-        f"""INSERT INTO raw.events
-        SELECT {typed_columns_sql('raw')}, {{topic:String}}, partition, offset, now64(3, 'UTC')
-        FROM raw.event_landing WHERE batch_id = {{batch:String}} AND error = ''""",
-        params,
-        {**insert_settings, "insert_deduplication_token": f"{token}:events"},
-    )
-    _failpoint("events_inserted")
-    session.command(
-        """INSERT INTO raw.dead_letters
-        SELECT 'bus', {topic:String}, partition, offset, '', 0, raw, error, now64(3, 'UTC')
-        FROM raw.event_landing WHERE batch_id = {batch:String} AND error != ''""",
-        params,
-        {**insert_settings, "insert_deduplication_token": f"{token}:dead_letters"},
-    )
-    seconds["validate_insert"] = time.perf_counter() - t0
-    _failpoint("dead_letters_inserted")
-    good, dead, lo, hi = session.query_rows(
-        """SELECT countIf(error = ''), countIf(error != ''),
-                   minIf(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 3, 'UTC'), error = ''),
-                   maxIf(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 3, 'UTC'), error = '')
-            FROM raw.event_landing WHERE batch_id = {batch:String}""",
-        params,
-    )[0]
-    dates = [
-        r[0]
-        for r in session.query_rows(
-            """SELECT DISTINCT toDate(parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC')) AS d
-            FROM raw.event_landing WHERE batch_id = {batch:String} AND error = '' ORDER BY d""",
-            params,
-        )
-    ]
-    record = {
-        "topic": batch.topic, "partition": batch.partition, "start_offset": batch.start, "end_offset": batch.end,
-        "events": good, "dead_letters": dead, "min_occurred_at": lo, "max_occurred_at": hi,
-        "ingested_at": datetime.now(timezone.utc).replace(tzinfo=None),
-    }
-    if archive is not None:
-        # The archive is complete before the range counts as ingested: a crash in between re-archives.
+    with validated_batch(session, token, batch.topic, batch.partition, batch.offsets, batch.values, ingested_at) as validated:
+        seconds["land"] = time.perf_counter() - t0
+        _failpoint("landed")
+        insert_settings = {
+            # Late events may span hundreds of months; ClickHouse's per-block partition cap must not fail them.
+            "max_partitions_per_insert_block": 0,
+            "insert_deduplicate": 1,
+            # One block per insert whatever order the scratch rows are read in, so the dedup token of a
+            # retried insert always covers exactly the same rows.
+            "min_insert_block_size_rows": 1 << 40,
+            "min_insert_block_size_bytes": 0,
+        }
         t0 = time.perf_counter()
-        archive_range(session, archive, batch.topic, batch.partition, batch.start, batch.end)
-        archive_range_record(archive, record)
-        seconds["archive"] = time.perf_counter() - t0
-        _failpoint("archived")
+        session.command(
+            f"INSERT INTO raw.events SELECT * EXCEPT (raw, error) FROM {validated} WHERE error = ''",
+            settings={**insert_settings, "insert_deduplication_token": f"{token}:events"},
+        )
+        _failpoint("events_inserted")
+        session.command(
+            f"""INSERT INTO raw.dead_letters
+            SELECT 'bus', topic, partition, offset, '', 0, raw, error, ingested_at FROM {validated} WHERE error != ''""",
+            settings={**insert_settings, "insert_deduplication_token": f"{token}:dead_letters"},
+        )
+        seconds["validate_insert"] = time.perf_counter() - t0
+        _failpoint("dead_letters_inserted")
+        good, dead, lo, hi = session.query_rows(
+            f"""SELECT countIf(error = ''), countIf(error != ''),
+                       minIf(toNullable(occurred_at), error = ''), maxIf(toNullable(occurred_at), error = '')
+                FROM {validated}"""
+        )[0]
+        dates = [r[0] for r in session.query_rows(f"SELECT DISTINCT toDate(occurred_at) AS d FROM {validated} WHERE error = '' ORDER BY d")]
+        result = IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
+        result.record = {
+            "topic": batch.topic, "partition": batch.partition, "start_offset": batch.start, "end_offset": batch.end,
+            "events": good, "dead_letters": dead, "min_occurred_at": lo, "max_occurred_at": hi, "ingested_at": ingested_at,
+        }
+        if for_archive:
+            t0 = time.perf_counter()
+            result.archive_events = session.query_arrow(f"SELECT * EXCEPT (raw, error) FROM {validated} WHERE error = '' ORDER BY offset")
+            result.archive_dead_letters = session.query_arrow(
+                """SELECT * FROM raw.dead_letters
+                WHERE source = 'bus' AND topic = {topic:String} AND partition = {p:UInt32}
+                  AND offset >= {start:UInt64} AND offset < {end:UInt64}
+                ORDER BY offset""",
+                {"topic": batch.topic, "p": batch.partition, "start": batch.start, "end": batch.end},
+            )
+            seconds["archive"] = time.perf_counter() - t0
+    return result
+
+
+def archive_batch(archive: ObjectStore, result: IngestResult) -> None:
+    """Write a loaded range to the archive (no warehouse needed, so it can overlap the next batch)."""
+    t0 = time.perf_counter()
+    archive_range(archive, result.topic, result.partition, result.start, result.end, result.archive_events, result.archive_dead_letters)
+    archive_range_record(archive, result.record)
+    result.archive_events = result.archive_dead_letters = None
+    result.seconds["archive"] = result.seconds.get("archive", 0.0) + time.perf_counter() - t0
+    _failpoint("archived")
+
+
+def record_range(session: Session, result: IngestResult) -> None:
+    """Record the range as ingested: the last step, after its rows (and archive) are complete."""
+    token = batch_token(result.topic, result.partition, result.start, result.end)
     session.command(
         """INSERT INTO raw.ingested_ranges VALUES
         ({topic:String}, {partition:UInt32}, {start_offset:UInt64}, {end_offset:UInt64}, {events:UInt64}, {dead_letters:UInt64},
          {min_occurred_at:Nullable(DateTime64(3, 'UTC'))}, {max_occurred_at:Nullable(DateTime64(3, 'UTC'))},
          {ingested_at:DateTime64(3, 'UTC')})""",
-        record,
+        result.record,
         {"insert_deduplication_token": f"{token}:range"},
     )
     _failpoint("range_recorded")
-    session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {sql_string(token)}")
-    return IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
+
+
+def ingest_batch(session: Session, batch: Batch, archive: ObjectStore | None = None) -> IngestResult:
+    """Validate, insert, archive and record one offset range; safe to repeat for the same range."""
+    result = load_batch(session, batch, for_archive=archive is not None)
+    if archive is not None:
+        archive_batch(archive, result)
+    record_range(session, result)
+    return result
 
 
 def ingested_offsets(session: Session, topic: str) -> dict[int, int]:
@@ -299,15 +353,9 @@ class FileValidation:
 def validate_lines(session: Session, batch_id: str, lines: list[bytes]) -> FileValidation:
     """Validate the lines of a file with the same rules as bus ingestion; line numbers are 1-based."""
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    _land(session, batch_id, 0, [n for n, _ in numbered], [line for _, line in numbered])
-    try:
-        result = session.query_arrow(
-            """SELECT offset AS line, error, JSONExtractString(raw, 'user_id') AS user_id
-            FROM raw.event_landing WHERE batch_id = {batch:String} ORDER BY offset""",
-            {"batch": batch_id},
-        ).to_pydict()
-    finally:
-        session.command(f"ALTER TABLE raw.event_landing DROP PARTITION {sql_string(batch_id)}")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with validated_batch(session, batch_id, "", 0, [n for n, _ in numbered], [line for _, line in numbered], now) as validated:
+        result = session.query_arrow(f"SELECT offset AS line, error, user_id FROM {validated} ORDER BY offset").to_pydict()
     valid, keys, invalid = [], [], []
     for line, error, user in zip(result["line"], result["error"], result["user_id"]):
         if error:
@@ -367,7 +415,7 @@ def ingest_pending(
 ) -> IngestRun:
     """Ingest everything between the recorded offsets and the end of the topic (or, with `up_to`,
     of the listed partitions up to those offsets). The warehouse is held per batch only, never
-    while the bus is read."""
+    while waiting for the bus."""
     with warehouse.session(log) as s:
         ensure_raw_tables(s)
         done = ingested_offsets(s, topic)
@@ -384,24 +432,55 @@ def ingest_pending(
         # whichever run gets there first; a range already covered is a no-op.
         targets = {p: min(end, ends.get(p, 0)) for p, end in up_to.items()}
     run.ranges = pending_ranges(done, targets, max_batch, intents)
+    if not run.ranges:
+        run.lag = {p: end - done.get(p, 0) for p, end in ends.items()}
+        return run
     started = time.perf_counter()
-    for p, start, end in run.ranges:
-        with warehouse.session(log) as s:
+    with warehouse.session(log) as s:
+        for p, start, end in run.ranges:
             record_intent(s, topic, p, start, end)
+
+    def fetch(r: tuple[int, int, int]) -> tuple[Batch, float]:
         t0 = time.perf_counter()
-        batch = bus.read_range(topic, p, start, end)
-        run.seconds["fetch"] += time.perf_counter() - t0
-        with warehouse.session(log) as s:
-            result = ingest_batch(s, batch, archive)
+        return bus.read_range(topic, *r), time.perf_counter() - t0
+
+    def finish(s: Session, result: IngestResult) -> None:
+        record_range(s, result)
         run.events += result.events
         run.dead_letters += result.dead_letters
         run.dates.update(result.dates)
         for k, v in result.seconds.items():
             run.seconds[k] += v
-        done[p] = end
-        log(f"{topic}[{p}] {start}-{end}: {result.events} events, {result.dead_letters} dead letters")
+        done[result.partition] = result.end
+        log(f"{topic}[{result.partition}] {result.start}-{result.end}: {result.events} events, {result.dead_letters} dead letters")
+
+    # Three stages overlap: the bus is read for the next range and the previous range is archived
+    # while ClickHouse validates this one. Ranges are still recorded one by one, in order, each after
+    # its archive is complete.
+    with ThreadPoolExecutor(1, thread_name_prefix="mm-fetch") as fetcher, ThreadPoolExecutor(1, thread_name_prefix="mm-archive") as archiver:
+        upcoming = fetcher.submit(fetch, run.ranges[0])
+        archiving: tuple[IngestResult, Future] | None = None
+        for i in range(len(run.ranges)):
+            batch, fetch_s = upcoming.result()
+            run.seconds["fetch"] += fetch_s
+            if i + 1 < len(run.ranges):
+                upcoming = fetcher.submit(fetch, run.ranges[i + 1])
+            with warehouse.session(log) as s:
+                result = load_batch(s, batch, for_archive=archive is not None)
+                del batch
+                if archiving is not None:
+                    archiving[1].result()
+                    finish(s, archiving[0])
+                    archiving = None
+                if archive is None:
+                    finish(s, result)
+                else:
+                    archiving = (result, archiver.submit(archive_batch, archive, result))
+        if archiving is not None:
+            archiving[1].result()
+            with warehouse.session(log) as s:
+                finish(s, archiving[0])
     run.seconds["total"] = time.perf_counter() - started
     run.lag = {p: end - done.get(p, 0) for p, end in ends.items()}
-    if run.ranges:
-        bus.commit(topic, {p: done[p] for p, _, _ in run.ranges})
+    bus.commit(topic, {p: done[p] for p, _, _ in run.ranges})
     return run

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_pipelines.events.contract import CURRENCIES, error_sql
+from mm_pipelines.events.contract import CURRENCIES, validated_sql
 from mm_pipelines.events.generator import generate_events
 
 pytestmark = pytest.mark.unit
@@ -22,7 +22,7 @@ CONVERSION = {
 
 def errors(session, messages: list[bytes]) -> list[str]:
     rows = session.query_rows(
-        f"SELECT {error_sql('raw')} FROM (SELECT arrayJoin({{m:Array(String)}}) AS raw)",
+        f"SELECT error FROM ({validated_sql('(SELECT 0 AS partition, 0 AS offset, arrayJoin({m:Array(String)}) AS raw)')})",
         {"m": [m.decode("utf-8", "replace") for m in messages]},
     )
     return [r[0] for r in rows]
