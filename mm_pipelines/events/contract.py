@@ -26,6 +26,9 @@ KNOWN_FIELDS = (
     "schema_version",
 )
 
+# Amounts: never read through a float.
+MONEY_FIELDS = ("revenue",)
+
 # Every field an event of any type must carry; touches also need their ad, conversions their order.
 REQUIRED_FIELDS = ("event_id", "event_type", "occurred_at", "user_id", "channel")
 REQUIRED_FOR_TOUCHES = ("campaign_id", "creative_id")
@@ -82,7 +85,13 @@ def parsed_sql(source: str) -> str:
     per_field = []
     for name in KNOWN_FIELDS:
         v = f"fields[{sql_string(name)}]"
-        per_field.append(f"multiIf(startsWith({v}, '\"'), JSONExtractString({v}), {v} = 'null', '', {v}) AS {_text(name)}")
+        number = v
+        if name in MONEY_FIELDS:
+            # ClickHouse re-prints a JSON number through a float, so take its digits as written; the
+            # text scanner may find a nested field of the same name, hence the check on the value.
+            literal = f"trimBoth(simpleJSONExtractRaw(raw, {sql_string(name)}))"
+            number = f"if(toFloat64OrNull({literal}) = toFloat64OrNull({v}), {literal}, '')"
+        per_field.append(f"multiIf(startsWith({v}, '\"'), JSONExtractString({v}), {v} = 'null', '', {number}) AS {_text(name)}")
         per_field.append(f"({v} NOT IN ('', 'null')) AS {_has(name)}")
     return f"""SELECT *, parseDateTime64BestEffortOrNull({_text('occurred_at')}, 3, 'UTC') AS ts FROM (
         SELECT *, {', '.join(per_field)} FROM (
@@ -114,6 +123,10 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
         (
             f"{hint} AND arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
             "'PII: a payment card number appears in the event'",
+        ),
+        (
+            f"{has('revenue')} AND NOT startsWith(fields['revenue'], '\"') AND {f('revenue')} = ''",
+            "'revenue is a JSON number whose digits could not be read exactly: send it as a string, e.g. \"19.99\"'",
         ),
     ]
     for name in REQUIRED_FIELDS:

@@ -47,6 +47,21 @@ def test_money_and_unknown_fields_survive_exactly(warehouse):
     assert json.loads(extra["campaign_meta"]) == {"a": [1, 2]}
 
 
+def test_a_revenue_sent_as_a_json_number_keeps_every_digit(warehouse):
+    base = {**generate_events(events=50, seed=2)[-1], "event_type": "conversion", "order_id": "o", "currency": "EUR", "sku": "s"}
+    body = json.dumps({k: v for k, v in base.items() if k != "revenue"})[:-1]
+    exact = (body + ', "revenue": 12345678901234567890.1234567891}').encode()  # a float keeps 17 digits of these 30
+    # The nested field of the same name comes first, so the number's digits cannot be told apart: refused, not rounded.
+    nested = (body.replace('"event_id": "', '"event_id": "n-') + ', "meta": {"revenue": 1}, "revenue": 0.30000000000000001}').encode()
+    with warehouse.session() as s:
+        ensure_raw_tables(s)
+        ingest_batch(s, batch_of([], extra=[exact, nested]))
+        assert s.query_rows("SELECT toString(revenue) FROM raw.events") == [("12345678901234567890.1234567891",)]
+        assert s.query_rows("SELECT offset, error FROM raw.dead_letters") == [
+            (1, 'revenue is a JSON number whose digits could not be read exactly: send it as a string, e.g. "19.99"')
+        ]
+
+
 def test_a_batch_spanning_hundreds_of_days_lands(warehouse):
     base = generate_events(events=50, seed=3)[0]
     events = [
