@@ -293,7 +293,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
         in_nodes = sum(r["execution_time"] for r in results)
         return Stage(f"({step}) dbt build {label}", seconds, peak_mb, f"{len(results)} nodes, {in_nodes:.1f} s in nodes")
 
-    stages.append(dbt_stage("a", "--exclude tag:daily", ["--exclude", "tag:daily"], config.dbt_vars()))
+    # Royalty models are monthly and read the credits; they are not part of attribution.
+    stages.append(dbt_stage("a", "--exclude tag:daily tag:royalty", ["--exclude", "tag:daily", "tag:royalty"], config.dbt_vars()))
     stages.append(dbt_stage("b", "paths + journeys", ["--select", "int_conversion_paths", "int_attribution_journeys"], range_vars))
 
     with console.status("(c) data-driven fit (Markov, Shapley) in Python…"):

@@ -202,7 +202,7 @@ def validated_batch(
 
 def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> IngestResult:
     """Validate one offset range and insert its events and dead letters; safe to repeat for the same
-    range. The range is not recorded as ingested yet: see `finish_batch`."""
+    range. The range is not recorded as ingested yet: see `record_range`."""
     token = batch_token(batch.topic, batch.partition, batch.start, batch.end)
     seconds: dict[str, float] = {}
     ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -244,6 +244,8 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
             "events": good, "dead_letters": dead, "min_occurred_at": lo, "max_occurred_at": hi, "ingested_at": ingested_at,
         }
         if for_archive:
+            # Read from the scratch table, not raw.events (whose sort key does not help find a range). After a
+            # crash between the insert and the archive, the archived copy carries the retry's ingested_at.
             t0 = time.perf_counter()
             result.archive_events = session.query_arrow(f"SELECT * EXCEPT (raw, error) FROM {validated} WHERE error = '' ORDER BY offset")
             result.archive_dead_letters = session.query_arrow(
