@@ -13,6 +13,14 @@
 {#- CTEs `<relation>_transformed`: `<relation>` plus column transformed_column(column), the configured path
     transforms applied in order to `column` (an array of touch tuples whose 4th element is the channel). One
     CTE and one new column per transform, so every expression reads a plain column. -#}
+{#- A range of at most `days` days: worth a prefilter that only pays off when few days are rebuilt. -#}
+{% macro is_narrow_partition_range(days) -%}
+    {%- set start = var('attribution_start_date', none) -%}
+    {%- set end = var('attribution_end_date', none) -%}
+    {{- return(start is not none and end is not none and (
+        modules.datetime.date.fromisoformat(end | string) - modules.datetime.date.fromisoformat(start | string)).days <= days) -}}
+{%- endmacro %}
+
 {% macro path_transform_ctes(relation, column) -%}
     {%- set ns = namespace(prev=relation) -%}
     {%- for t in var('attribution_path_transforms') -%}

@@ -26,7 +26,7 @@ from mm_pipelines.assets.automation import DAILY_AUTOMATION
 from mm_pipelines.assets.dbt import rebuild_days
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days
 from mm_pipelines.attribution.config import AttributionConfig
-from mm_pipelines.attribution.datadriven import fit_counts, index_journeys
+from mm_pipelines.attribution.datadriven import WindowSums
 from mm_pipelines.resources import ClickHouseResource
 from mm_pipelines.stores.clickhouse import Session
 
@@ -55,40 +55,84 @@ def ensure_fit_table(session: Session) -> None:
     session.command(FIT_DDL)
 
 
-def fit_rows(journeys: dict[date, dict[tuple[str, ...], tuple[int, int]]], first: date, end: date, config: AttributionConfig) -> list[dict]:
-    """Rows of intermediate.attribution_fit for the days [first, end), from journeys by date.
+def window_sums_by_day(session: Session, lo: date, end: date) -> tuple[dict[date, WindowSums], dict[date, set[frozenset[str]]]]:
+    """Each day's journeys in [lo, end) reduced in ClickHouse to the sums both fits read (over one
+    channel and channel-set index), and the channel sets of each day's converting paths."""
+    params = {"lo": lo, "end": end}
+    where = "journey_date >= {lo:Date} AND journey_date < {end:Date} AND length(channels) > 0"
+    source = f"intermediate.int_attribution_journeys WHERE {where}"
+    transitions = session.query_rows(
+        f"""SELECT journey_date, if(i = 1, NULL, channels[i - 1]) AS src, channels[i] AS dst, sum(converting + non_converting)
+        FROM intermediate.int_attribution_journeys ARRAY JOIN arrayEnumerate(channels) AS i
+        WHERE {where} GROUP BY journey_date, src, dst""",
+        params,
+    )
+    terminals = session.query_rows(
+        f"SELECT journey_date, channels[-1] AS last, sum(converting), sum(non_converting) FROM {source} GROUP BY journey_date, last",
+        params,
+    )
+    sets = session.query_rows(
+        f"""SELECT journey_date, arraySort(arrayDistinct(channels)) AS s, sum(converting), sum(converting + non_converting)
+        FROM {source} GROUP BY journey_date, s""",
+        params,
+    )
+    channels = sorted({c for _, c, _, _ in terminals} | {c for _, _, c, _ in transitions})
+    state = {c: i + 1 for i, c in enumerate(channels)}
+    channel_sets = sorted({frozenset(s) for _, s, _, _ in sets}, key=sorted)
+    set_index = {s: i for i, s in enumerate(channel_sets)}
+    size, n_sets = len(channels) + 1, len(channel_sets)
+    by_day: dict[date, WindowSums] = {}
 
-    Journeys are indexed once; the window's counts per journey are kept as a running sum (add the day that
-    enters, subtract the one that leaves), so each fit is array arithmetic over the chain the reference builds."""
-    index = index_journeys({p for by_path in journeys.values() for p in by_path})
-    position = {p: j for j, p in enumerate(index.paths)}
-    by_day = {}
-    for d, by_path in journeys.items():
-        entries = [(position[p], c, n) for p, (c, n) in by_path.items() if p]
-        if entries:
-            ids, conv, null = zip(*entries)
-            by_day[d] = (np.array(ids), np.array(conv, dtype=float), np.array(null, dtype=float))
-    window_conv = np.zeros(len(index.paths))
-    window_null = np.zeros(len(index.paths))
+    def day(d: date) -> WindowSums:
+        if d not in by_day:
+            by_day[d] = WindowSums(channels, np.zeros((size, size)), np.zeros(size), np.zeros(size), channel_sets,
+                                   np.zeros(n_sets), np.zeros(n_sets))
+        return by_day[d]
 
-    def shift(day: date, sign: int) -> None:
-        if day in by_day:
-            ids, conv, null = by_day[day]
-            np.add.at(window_conv, ids, sign * conv)
-            np.add.at(window_null, ids, sign * null)
+    for d, src, dst, w in transitions:
+        day(d).counts[state[src] if src is not None else 0, state[dst]] += float(w)
+    for d, last, conv, null in terminals:
+        day(d).to_conversion[state[last]] += float(conv)
+        day(d).to_null[state[last]] += float(null)
+    needed: dict[date, set[frozenset[str]]] = defaultdict(set)
+    for d, s, conv, total in sets:
+        i = set_index[frozenset(s)]
+        day(d).set_converting[i] += float(conv)
+        day(d).set_total[i] += float(total)
+        if conv:
+            needed[d].add(frozenset(s))
+    return by_day, needed
+
+
+def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[str]]], first: date, end: date,
+             config: AttributionConfig) -> list[dict]:
+    """Rows of intermediate.attribution_fit for the days [first, end) from each day's journey sums.
+
+    The window is a running sum (add the day that enters, subtract the one that leaves): exact, since every
+    entry is a sum of whole journey counts in Float64."""
+    if not by_day:
+        return []
+    window = next(iter(by_day.values()))
+    window = WindowSums(window.channels, *(np.zeros_like(a) for a in (window.counts, window.to_conversion, window.to_null)),
+                        window.channel_sets, np.zeros_like(window.set_converting), np.zeros_like(window.set_total))
+    parts = ("counts", "to_conversion", "to_null", "set_converting", "set_total")
+
+    def shift(d: date, sign: int) -> None:
+        if d in by_day:
+            for part in parts:
+                getattr(window, part).__iadd__(sign * getattr(by_day[d], part))
 
     for d in days(first - timedelta(days=config.fit_days - 1), first):
         shift(d, +1)
     rows = []
-    for day in days(first, end):
-        shift(day, +1)
-        shift(day - timedelta(days=config.fit_days), -1)
-        if not (window_conv.any() or window_null.any()):
+    for d in days(first, end):
+        shift(d, +1)
+        shift(d - timedelta(days=config.fit_days), -1)
+        converting, total = window.to_conversion.sum(), window.to_conversion.sum() + window.to_null.sum()
+        if not total:
             continue
-        needed = {frozenset(path) for path, (c, _) in journeys.get(day, {}).items() if c and path}
-        fit = fit_counts(index, window_conv, window_null, needed, config)
-        base = {"fit_date": day, "journeys": int(window_conv.sum() + window_null.sum()),
-                "converting_journeys": int(window_conv.sum()), "fit_days": config.fit_days}
+        fit = window.fit(needed.get(d, set()), config)
+        base = {"fit_date": d, "journeys": int(total), "converting_journeys": int(converting), "fit_days": config.fit_days}
         for model, channel, value, attributed in fit.channel_values:
             rows.append(base | {"model": model, "scope": "channel", "channel_set": [], "channel": channel,
                                 "value": float(value), "attributed_conversions": float(attributed)})
@@ -118,15 +162,8 @@ def _fit_table(rows: list[dict]) -> pa.Table:
 def refit(session: Session, first: date, end: date, config: AttributionConfig) -> list[dict]:
     """Replace the fits of [first, end) with fresh ones; re-running gives the same rows."""
     ensure_fit_table(session)
-    lo = first - timedelta(days=config.fit_days - 1)
-    journeys: dict[date, dict[tuple[str, ...], tuple[int, int]]] = defaultdict(dict)
-    for journey_date, channels, conv, null in session.query_rows(
-        "SELECT journey_date, channels, converting, non_converting FROM intermediate.int_attribution_journeys "
-        "WHERE journey_date >= {lo:Date} AND journey_date < {end:Date}",
-        {"lo": lo, "end": end},
-    ):
-        journeys[journey_date][tuple(channels)] = (int(conv), int(null))
-    rows = fit_rows(journeys, first, end, config)
+    by_day, needed = window_sums_by_day(session, first - timedelta(days=config.fit_days - 1), end)
+    rows = fit_rows(by_day, needed, first, end, config)
     session.command(
         "DELETE FROM intermediate.attribution_fit WHERE fit_date >= {first:Date} AND fit_date < {end:Date}",
         {"first": first, "end": end},

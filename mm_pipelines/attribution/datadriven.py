@@ -60,14 +60,17 @@ def _chain(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> tuple[lis
     size = len(index.channels) + 1
     weight = conv + null
     counts = np.bincount(index.pair_from * size + index.pair_to, weights=weight[index.pair_path], minlength=size * size)
-    counts = counts.reshape(size, size)
     to_conversion = np.bincount(index.terminal, weights=conv, minlength=size)
     to_null = np.bincount(index.terminal, weights=null, minlength=size)
-    present = np.zeros(size, dtype=bool)
-    present[index.pair_to[weight[index.pair_path] > 0]] = True
-    keep = [0] + [s for s in range(1, size) if present[s]]
-    channels = [index.channels[s - 1] for s in keep[1:]]
-    return channels, counts[np.ix_(keep, keep)], to_conversion[keep], to_null[keep]
+    return _present_chain(index.channels, counts.reshape(size, size), to_conversion, to_null)
+
+
+def _present_chain(channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray
+                   ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The chain restricted to `start` and the channels some journey of the window moves into."""
+    present = counts.sum(axis=0) > 0  # counts are sums of non-negative journey counts
+    keep = [0] + [s for s in range(1, len(channels) + 1) if present[s]]
+    return [channels[s - 1] for s in keep[1:]], counts[np.ix_(keep, keep)], to_conversion[keep], to_null[keep]
 
 
 def _absorption_probabilities(counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray,
@@ -104,7 +107,10 @@ def _counts(journeys: Journeys) -> tuple[JourneyIndex, np.ndarray, np.ndarray]:
 
 
 def _removal_effects(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> dict[str, float]:
-    channels, counts, to_conversion, to_null = _chain(index, conv, null)
+    return _chain_removal_effects(*_chain(index, conv, null))
+
+
+def _chain_removal_effects(channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray) -> dict[str, float]:
     p, without = _absorption_probabilities(counts, to_conversion, to_null, range(1, len(channels) + 1))
     if p <= 0:
         return {c: 0.0 for c in channels}
@@ -182,14 +188,18 @@ def coalition_values(journeys: Journeys, value: str = "conversions") -> dict[fro
 
 
 def _coalition_values(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, value: str) -> dict[frozenset[str], float]:
-    if value not in ("conversions", "conversion_rate"):
-        raise ValueError(f"Shapley value {value!r} must be 'conversions' or 'conversion_rate'")
     n = len(index.channel_sets)
     converting = np.bincount(index.set_of_path, weights=conv, minlength=n)
     total = np.bincount(index.set_of_path, weights=conv + null, minlength=n)
+    return _set_values(index.channel_sets, converting, total, value)
+
+
+def _set_values(channel_sets: list[frozenset[str]], converting: np.ndarray, total: np.ndarray, value: str) -> dict[frozenset[str], float]:
+    if value not in ("conversions", "conversion_rate"):
+        raise ValueError(f"Shapley value {value!r} must be 'conversions' or 'conversion_rate'")
     out = {}
     for i in np.flatnonzero(total > 0):
-        out[index.channel_sets[i]] = float(converting[i]) if value == "conversions" else float(converting[i] / total[i])
+        out[channel_sets[i]] = float(converting[i]) if value == "conversions" else float(converting[i] / total[i])
     return out
 
 
@@ -230,11 +240,34 @@ def fit_window(journeys: Journeys, needed_sets: Iterable[frozenset[str]], config
 def fit_counts(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, needed_sets: Iterable[frozenset[str]],
                config: AttributionConfig) -> DayFit:
     """fit_window over journeys given as an index and their counts in the window (zeros: not in the window)."""
-    effects = _removal_effects(index, conv, null)
-    R = _coalition_values(index, conv, null, config.shapley_value)
+    return _fit(_chain(index, conv, null), _coalition_values(index, conv, null, config.shapley_value), float(conv.sum()), needed_sets)
+
+
+@dataclass
+class WindowSums:
+    """A window of journeys reduced to what both fits read, all sums of journey counts (so windows add and
+    subtract exactly in Float64): the transition counts among `start` (state 0) and `channels` (state i + 1)
+    and into the absorbing states, and the converting and total journeys per channel set."""
+
+    channels: list[str]
+    counts: np.ndarray
+    to_conversion: np.ndarray
+    to_null: np.ndarray
+    channel_sets: list[frozenset[str]]
+    set_converting: np.ndarray
+    set_total: np.ndarray
+
+    def fit(self, needed_sets: Iterable[frozenset[str]], config: AttributionConfig) -> DayFit:
+        chain = _present_chain(self.channels, self.counts, self.to_conversion, self.to_null)
+        R = _set_values(self.channel_sets, self.set_converting, self.set_total, config.shapley_value)
+        return _fit(chain, R, float(self.to_conversion.sum()), needed_sets)
+
+
+def _fit(chain: tuple[list[str], np.ndarray, np.ndarray, np.ndarray], R: dict[frozenset[str], float], converting: float,
+         needed_sets: Iterable[frozenset[str]]) -> DayFit:
+    effects = _chain_removal_effects(*chain)
     by_set = subgame_shapley_values(R, set(needed_sets))
     channels = sorted(effects)
-    converting = float(conv.sum())
     phi = shapley_values(R, channels)
     markov_conv = _normalise(effects, converting)
     shapley_conv = _normalise(phi, converting)

@@ -234,3 +234,65 @@ def test_fit_window_conversion_rate_value():
     assert fit.shapley_by_set[frozenset("ab")] == pytest.approx({"a": 0.875, "b": 0.375})
     values = {(m, c): (v, a) for m, c, v, a in fit.channel_values}
     assert values[("shapley", "a")] == pytest.approx((0.875, 4 * 0.875 / 1.25))
+
+
+# --- The daily fit over window sums computed in ClickHouse ----------------------------------------------------
+
+DAY_JOURNEYS = st.dictionaries(
+    st.integers(0, 9),  # day offset
+    st.dictionaries(st.lists(st.sampled_from(["direct", "email", "search", "social"]), min_size=0, max_size=4).map(tuple),
+                    st.tuples(st.integers(0, 3), st.integers(0, 3)).filter(lambda cn: sum(cn) > 0), max_size=6),
+    max_size=10,
+)
+
+
+@pytest.fixture(scope="module")
+def journeys_warehouse(tmp_path_factory):
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    with Warehouse(f"chdb://{tmp_path_factory.mktemp('fit')}/wh").session() as s:
+        s.command("CREATE DATABASE IF NOT EXISTS intermediate")
+        s.command("""CREATE TABLE intermediate.int_attribution_journeys
+                     (journey_date Date, channels Array(String), converting UInt64, non_converting UInt64)
+                     ENGINE = MergeTree ORDER BY (journey_date, channels)""")
+        yield s
+
+
+@settings(max_examples=40, deadline=None)
+@given(DAY_JOURNEYS, st.integers(1, 4))
+def test_the_daily_fit_from_clickhouse_sums_equals_the_reference_fit_of_each_window(journeys_warehouse, by_offset, fit_days):
+    """refit() reduces each day to sums in ClickHouse and slides a window over them; each day's rows must be
+    exactly fit_window() over the window's journeys merged in Python."""
+    from datetime import date, timedelta
+
+    from mm_pipelines.assets.attribution import refit
+
+    s = journeys_warehouse
+    s.command("TRUNCATE TABLE intermediate.int_attribution_journeys")
+    s.command("DROP TABLE IF EXISTS intermediate.attribution_fit")
+    day0 = date(2026, 3, 1)
+    rows = [(day0 + timedelta(days=k), list(p), c, n) for k, by_path in by_offset.items() for p, (c, n) in by_path.items()]
+    if rows:
+        s.command("INSERT INTO intermediate.int_attribution_journeys VALUES " + ", ".join(
+            f"('{d}', [{', '.join(repr(x) for x in p)}], {c}, {n})" for d, p, c, n in rows))
+    config = AttributionConfig(fit_days=fit_days)
+    first, end = day0 + timedelta(days=3), day0 + timedelta(days=10)
+    got = sorted((r["fit_date"], r["model"], r["scope"], tuple(r["channel_set"]), r["channel"], r["value"], r["attributed_conversions"],
+                  r["journeys"], r["converting_journeys"]) for r in refit(s, first, end, config))
+    expected = []
+    for k in range(3, 10):
+        window: dict[tuple[str, ...], tuple[int, int]] = {}
+        for j in range(k - fit_days + 1, k + 1):
+            for p, (c, n) in by_offset.get(j, {}).items():
+                if p:
+                    window[p] = (window.get(p, (0, 0))[0] + c, window.get(p, (0, 0))[1] + n)
+        if not window:
+            continue
+        needed = {frozenset(p) for p, (c, _) in by_offset.get(k, {}).items() if c and p}
+        fit = fit_window(window, needed, config)
+        conv, total = sum(c for c, _ in window.values()), sum(c + n for c, n in window.values())
+        d = day0 + timedelta(days=k)
+        expected += [(d, m, "channel", (), ch, v, a, total, conv) for m, ch, v, a in fit.channel_values]
+        expected += [(d, "shapley", "set", tuple(sorted(cs)), ch, v, 0.0, total, conv)
+                     for cs, values in fit.shapley_by_set.items() for ch, v in values.items()]
+    assert got == sorted(expected)
