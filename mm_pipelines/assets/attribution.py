@@ -10,7 +10,6 @@ import time
 from collections import defaultdict
 from datetime import date, timedelta
 
-import numpy as np
 import pyarrow as pa
 from dagster import (
     AssetDep,
@@ -80,28 +79,20 @@ def window_sums_by_day(session: Session, lo: date, end: date) -> tuple[dict[date
     state = {c: i + 1 for i, c in enumerate(channels)}
     channel_sets = sorted({frozenset(s) for _, s, _, _ in sets}, key=sorted)
     set_index = {s: i for i, s in enumerate(channel_sets)}
-    size, n_sets = len(channels) + 1, len(channel_sets)
-    by_day: dict[date, WindowSums] = {}
-
-    def day(d: date) -> WindowSums:
-        if d not in by_day:
-            by_day[d] = WindowSums(channels, np.zeros((size, size)), np.zeros(size), np.zeros(size), channel_sets,
-                                   np.zeros(n_sets), np.zeros(n_sets))
-        return by_day[d]
-
+    by_day: dict[date, WindowSums] = defaultdict(lambda: WindowSums.zeros(channels, channel_sets))
     for d, src, dst, w in transitions:
-        day(d).counts[state[src] if src is not None else 0, state[dst]] += float(w)
+        by_day[d].counts[state[src] if src is not None else 0, state[dst]] += float(w)
     for d, last, conv, null in terminals:
-        day(d).to_conversion[state[last]] += float(conv)
-        day(d).to_null[state[last]] += float(null)
+        by_day[d].to_conversion[state[last]] += float(conv)
+        by_day[d].to_null[state[last]] += float(null)
     needed: dict[date, set[frozenset[str]]] = defaultdict(set)
     for d, s, conv, total in sets:
         i = set_index[frozenset(s)]
-        day(d).set_converting[i] += float(conv)
-        day(d).set_total[i] += float(total)
+        by_day[d].set_converting[i] += float(conv)
+        by_day[d].set_total[i] += float(total)
         if conv:
             needed[d].add(frozenset(s))
-    return by_day, needed
+    return dict(by_day), needed
 
 
 def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[str]]], first: date, end: date,
@@ -112,15 +103,12 @@ def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[st
     entry is a sum of whole journey counts in Float64."""
     if not by_day:
         return []
-    window = next(iter(by_day.values()))
-    window = WindowSums(window.channels, *(np.zeros_like(a) for a in (window.counts, window.to_conversion, window.to_null)),
-                        window.channel_sets, np.zeros_like(window.set_converting), np.zeros_like(window.set_total))
-    parts = ("counts", "to_conversion", "to_null", "set_converting", "set_total")
+    any_day = next(iter(by_day.values()))
+    window = WindowSums.zeros(any_day.channels, any_day.channel_sets)
 
     def shift(d: date, sign: int) -> None:
         if d in by_day:
-            for part in parts:
-                getattr(window, part).__iadd__(sign * getattr(by_day[d], part))
+            window.add(by_day[d], sign)
 
     for d in days(first - timedelta(days=config.fit_days - 1), first):
         shift(d, +1)

@@ -257,6 +257,17 @@ class WindowSums:
     set_converting: np.ndarray
     set_total: np.ndarray
 
+    @classmethod
+    def zeros(cls, channels: list[str], channel_sets: list[frozenset[str]]) -> WindowSums:
+        size, n_sets = len(channels) + 1, len(channel_sets)
+        return cls(channels, np.zeros((size, size)), np.zeros(size), np.zeros(size), channel_sets, np.zeros(n_sets), np.zeros(n_sets))
+
+    def add(self, other: WindowSums, sign: int = 1) -> None:
+        """Add (or with sign -1 take out) a window over the same channels and sets."""
+        for part in ("counts", "to_conversion", "to_null", "set_converting", "set_total"):
+            mine = getattr(self, part)
+            mine += sign * getattr(other, part)
+
     def fit(self, needed_sets: Iterable[frozenset[str]], config: AttributionConfig) -> DayFit:
         chain = _present_chain(self.channels, self.counts, self.to_conversion, self.to_null)
         R = _set_values(self.channel_sets, self.set_converting, self.set_total, config.shapley_value)

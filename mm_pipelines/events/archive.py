@@ -47,7 +47,8 @@ def archive_range(
     keys = []
     if events.num_rows:
         # Day numbers by integer arithmetic (strftime on every row cost more than the Parquet writing).
-        days = np.floor_divide(events["occurred_at"].cast(pa.int64()).to_numpy(), 86_400_000)
+        millis = events["occurred_at"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
+        days = np.floor_divide(millis, 86_400_000)
         if np.any(days[1:] < days[:-1]):
             order = np.argsort(days, kind="stable")  # offset order within a day
             events, days = events.take(order), days[order]
