@@ -49,7 +49,8 @@ def main() -> None:
 
     topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
     rng = random.Random(3)
-    with tempfile.TemporaryDirectory(prefix="mm-attr-latency-") as home:
+    # Run workers may still be writing their logs when `mm dev` stops: leftovers must not hide the figures.
+    with tempfile.TemporaryDirectory(prefix="mm-attr-latency-", ignore_cleanup_errors=True) as home:
         bus_url = f"log://{home}/eventlog" if args.embedded else f"kafka://{args.bootstrap}"
         env = {**os.environ, "MM_HOME": home, "MM_EVENT_BUS": bus_url, "MM_EVENTS_TOPIC": topic}
         os.environ.update(env)

@@ -1,6 +1,6 @@
 """The code location: every asset, check, job, sensor and resource of the platform."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from mm_pipelines.assets.attribution import attribution_fit
 from mm_pipelines.assets.automation import events_by_day
@@ -35,6 +35,9 @@ def build_definitions() -> Definitions:
         sensors=[raw_events_sensor, warehouse_automation_sensor, payout_confirmation_sensor, license_expiry_sensor],
         schedules=[royalties_monthly_schedule],
         resources=build_resources(),
+        # Every step of a run in its run worker: a step process costs seconds of Python start-up, and the
+        # embedded warehouse serialises the steps anyway (runs still start in parallel).
+        executor=in_process_executor,
     )
 
 
