@@ -300,11 +300,8 @@ def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], 
 @payouts_app.command("verify")
 def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) -> None:
     """Check the export's Ed25519 signature and every file's SHA-256 (MM_PAYOUT_VERIFY_KEY, or the signing key's public half)."""
-    from mm_pipelines.royalties.batches import signing_key, verify
-    from mm_pipelines.royalties.payouts import public_key_text
-
-    from mm_pipelines.royalties.batches import BatchError
-    from mm_pipelines.royalties.payouts import PayoutError
+    from mm_pipelines.royalties.batches import BatchError, signing_key, verify
+    from mm_pipelines.royalties.payouts import PayoutError, public_key_text
 
     settings = _settings()
     try:

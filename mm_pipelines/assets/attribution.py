@@ -116,7 +116,8 @@ def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[st
     for d in days(first, end):
         shift(d, +1)
         shift(d - timedelta(days=config.fit_days), -1)
-        converting, total = window.to_conversion.sum(), window.to_conversion.sum() + window.to_null.sum()
+        converting = window.to_conversion.sum()
+        total = converting + window.to_null.sum()
         if not total:
             continue
         fit = window.fit(needed.get(d, set()), config)

@@ -232,12 +232,12 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
         )
         seconds["validate_insert"] = time.perf_counter() - t0
         _failpoint("dead_letters_inserted")
-        good, dead, lo, hi = session.query_rows(
+        good, dead, lo, hi, dates = session.query_rows(
             f"""SELECT countIf(error = ''), countIf(error != ''),
-                       minIf(toNullable(occurred_at), error = ''), maxIf(toNullable(occurred_at), error = '')
+                       minIf(toNullable(occurred_at), error = ''), maxIf(toNullable(occurred_at), error = ''),
+                       arraySort(groupUniqArrayIf(toDate(occurred_at), error = ''))
                 FROM {validated}"""
         )[0]
-        dates = [r[0] for r in session.query_rows(f"SELECT DISTINCT toDate(occurred_at) AS d FROM {validated} WHERE error = '' ORDER BY d")]
         result = IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
         result.record = {
             "topic": batch.topic, "partition": batch.partition, "start_offset": batch.start, "end_offset": batch.end,

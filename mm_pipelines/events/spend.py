@@ -90,6 +90,7 @@ def replay_spend(session: Session, archive: ObjectStore, token_prefix: str) -> i
         _insert(session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token_prefix}:{key}")
     return len(reports)
 
+
 def _insert(session: Session, rows: list[SpendRow], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
     ensure_raw_tables(session)
     table = pa.table(

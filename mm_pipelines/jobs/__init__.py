@@ -1,6 +1,6 @@
 """Jobs: the platform's main job, the ingestion job the events sensor launches, and the royalty jobs."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 from mm_pipelines.assets.backfill import BACKFILL_KEY
 from mm_pipelines.assets.ingest import RAW_EVENTS_KEY
@@ -28,8 +28,6 @@ ingest_job = define_asset_job(
     "ingest_job",
     selection=AssetSelection.assets(RAW_EVENTS_KEY),
     description="Ingest one offset range of the events topic into raw.events.",
-    # One step: running it in the run worker saves a second Python process start per range (seconds).
-    executor_def=in_process_executor,
 )
 
 royalties_job = define_asset_job(
