@@ -1,5 +1,6 @@
 """Conversion produced → its credits visible in marts.attribution_credits, with the sensors and automation
-running (`mm dev`: raw_events_sensor + warehouse_automation_sensor); prints p50/p95 against the 60 s objective.
+running (`mm dev`: raw_events_sensor + warehouse_automation_sensor); prints p50/p95 against the 60 s objective,
+and where the time goes: the runs launched, by kind, with their median wait to start (queue and worker start-up) and run time.
 
     python benchmarks/latency_attribution.py [--seconds 180] [--rate 200] [--bootstrap 127.0.0.1:19092 | --embedded]
 
@@ -103,6 +104,7 @@ def main() -> None:
                     status.update(f"{len(seen_at):,}/{len(sent_at):,} conversions credited")
                     time.sleep(2)
         finally:
+            timeline = run_timeline(Path(home) / "dagster")
             stop_dev(dev)
             bus.close()
     lags = sorted(seen_at[c] - sent_at[c] for c in seen_at)
@@ -118,6 +120,31 @@ def main() -> None:
             table.add_row(f"latency {label}", f"{q(p):.1f} s")
         table.add_row("objective (p95)", "60 s: " + ("met" if q(0.95) <= 60 else "NOT met"))
     console.print(table)
+    console.print(timeline)
+
+
+def run_timeline(dagster_home: Path) -> Table:
+    """Where the lag goes: per kind of run, how many, how long each waited in the queue and ran."""
+    from statistics import median
+
+    from dagster import DagsterInstance, RunsFilter
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    kinds: dict[str, list[tuple[float, float]]] = {}
+    with DagsterInstance.get() as instance:
+        for record in instance.get_run_records(RunsFilter()):
+            run = record.dagster_run
+            if record.start_time is None or record.end_time is None:
+                continue
+            keys = sorted({k.path[-1] for k in run.asset_selection or ()})
+            kind = run.job_name if run.job_name != "__ASSET_JOB" else ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+            kinds.setdefault(kind, []).append((record.start_time - record.create_timestamp.timestamp(), record.end_time - record.start_time))
+    table = Table(title="Runs while producing (median seconds)")
+    for column in ("run", "count", "queued + worker start", "ran"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for kind, spans in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+        table.add_row(kind, str(len(spans)), f"{median(q for q, _ in spans):.1f}", f"{median(r for _, r in spans):.1f}")
+    return table
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """When daily attribution partitions rebuild on their own: the latest day as data arrives, and any older day
 a late event touched (plus the days whose lookback reaches it).
 
-Each time the unpartitioned models (stg_events …) are rebuilt, the days that received events since the
-previous build are recorded as partitions of `staging/events_by_day`; the daily models depend on those
-partitions through a lookback mapping, so a late event marks exactly the affected days stale, once staging
-holds it, and this condition requests them. Updates of the unpartitioned models themselves are ignored here:
+Today's partitions (and the reprocessing window before today) are rebuilt by the events sensor's own runs
+right after they ingest. Each time the unpartitioned models (stg_events …) are rebuilt, the days that
+received events since the previous build are recorded as partitions of `staging/events_by_day`; the daily
+models depend on those partitions through a lookback mapping, so a late event marks exactly the affected
+days stale, once staging holds it, and this condition requests the ones those runs did not rebuild. Updates of the unpartitioned models themselves are ignored here:
 they would otherwise mark every day since 2025 stale on each ingestion.
 """
 
@@ -35,7 +36,10 @@ DAILY_AUTOMATION = (
     .since_last_handled()
     # the unpartitioned inputs (int_conversions, seeds …) must exist; missing days upstream are simply empty
     & ~AutomationCondition.any_deps_missing().ignore(_daily_upstream)
-    & ~AutomationCondition.any_deps_in_progress()
+    # Not held back while staging is in progress: the events sensor's runs stage almost continuously under a
+    # steady stream, and waiting for a gap starved late days. A day is never requested twice at once, and
+    # dbt-clickhouse overwrites a partition through a table named per invocation, so two runs on different
+    # days do not collide.
     & ~AutomationCondition.in_progress()
 ).with_label("daily_data_changed")
 

@@ -1,4 +1,4 @@
-"""Jobs: the platform's main job, the ingestion job the events sensor launches, and the royalty jobs."""
+"""Jobs: the platform's main job (which the events sensor launches for today), ingestion alone, and the royalty jobs."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -27,7 +27,7 @@ attribution_backfill_job = define_asset_job(
 ingest_job = define_asset_job(
     "ingest_job",
     selection=AssetSelection.assets(RAW_EVENTS_KEY),
-    description="Ingest one offset range of the events topic into raw.events.",
+    description="Ingest what is pending on the events topic (or up to the configured offsets) into raw.events, and nothing else.",
 )
 
 royalties_job = define_asset_job(

@@ -1,24 +1,42 @@
-"""The events sensor: turns new offsets on the bus into ingestion runs over bounded offset ranges.
+"""The events sensor: turns new offsets on the bus into platform runs that ingest them and bring today's
+attribution up to date, one run at a time.
 
-One run per tick takes the next range of every partition (not one run per partition): a Dagster run
-costs seconds of process start-up, and on two cores one run per partition per tick fell behind a
-2,000 events/s stream (p95 86 s from produce to raw); see benchmarks/latency_kafka.py."""
+A run takes the next range of every partition (not one run per partition: a Dagster run costs seconds of
+process start-up), then stages the events and rebuilds today's daily partitions (with the reprocessing
+window before it) in the same process. While it is in flight the sensor waits, and the next run takes
+everything that arrived meanwhile: one run start and one pass of each dbt model per cycle, where
+separate ingestion, staging and attribution runs cost three starts and kept blocking each other (p95
+172 s from a produced conversion to its credits; benchmarks/latency_attribution.py). Older days a late
+event touched are left to the automation sensor."""
 
 
 import json
+from datetime import datetime, timezone
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 
 from mm_pipelines.events.bus import EventBusError
 from mm_pipelines.events.ingest import ingested_offsets, pending_ranges
-from mm_pipelines.jobs import ingest_job
+from mm_pipelines.jobs import platform_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
 
 MAX_RANGE = 500_000
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
-def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends: dict[int, int], max_range: int):
-    """Run requests for everything past both the cursor and what is ingested.
+def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends: dict[int, int], max_range: int,
+              max_runs: int | None = None, partition_key: str | None = None):
+    """Run requests (for `partition_key`) for everything past both the cursor and what is ingested: at most
+    `max_runs`, the cursor then stops where they do.
 
     Run k takes the k-th bounded range of each partition; its key names every range it takes
     (`<topic>:<partition>:<start>-<end>;…`), so a re-evaluated tick can never launch it twice."""
@@ -29,11 +47,13 @@ def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends
         if taken == len(rounds):
             rounds.append({})
         rounds[taken][p] = (s, e)
+    rounds = rounds[:max_runs]
     requests = [
         RunRequest(
             run_key=f"{topic}:" + ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items())),
             run_config={"ops": {"raw__events": {"config": {"up_to": {str(p): e for p, (_, e) in r.items()}, "max_batch": max_range}}}},
             tags={"mm/topic": topic, "mm/ranges": ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items()))},
+            partition_key=partition_key,
         )
         for r in rounds
     ]
@@ -41,9 +61,14 @@ def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends
     return requests, next_cursor
 
 
-@sensor(job=ingest_job, minimum_interval_seconds=5, default_status=DefaultSensorStatus.RUNNING)
+@sensor(job=platform_job, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING)
 def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseResource, event_bus: EventBusResource):
     topic = event_bus.events_topic()
+    in_flight = context.instance.get_run_records(
+        RunsFilter(job_name=platform_job.name, statuses=IN_FLIGHT, tags={"mm/topic": topic}), limit=1
+    )
+    if in_flight:
+        return SkipReason(f"Run {in_flight[0].dagster_run.run_id} is in flight; the next run takes what arrives meanwhile")
     bus = event_bus.open()
     try:
         ends = bus.end_offsets(topic)
@@ -55,7 +80,8 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
     with clickhouse.get_warehouse().session(context.log.info) as s:
         ingested = ingested_offsets(s, topic) if s.scalar("EXISTS TABLE raw.ingested_ranges") else {}
     cursor = {int(k): v for k, v in json.loads(context.cursor or "{}").items()}
-    requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE)
+    today = datetime.now(timezone.utc).date().isoformat()
+    requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE, max_runs=1, partition_key=today)
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
     if not requests:
         return SkipReason(f"No new events on {topic}")

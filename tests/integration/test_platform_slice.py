@@ -2,7 +2,7 @@
 
 import csv
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -105,12 +105,62 @@ def test_sensor_requests_each_range_once(mm_home):
     produce(platform, generate_events(events=300, seed=23))
     defs = build_definitions()
     resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
-    with build_sensor_context(resources=resources) as ctx:
+    instance = DagsterInstance.ephemeral()
+    with build_sensor_context(instance=instance, resources=resources) as ctx:
         first = raw_events_sensor(ctx)
         keys = sorted(r.run_key for r in first)
         ends = platform.bus.end_offsets("mm.events.v1")
         assert keys == ["mm.events.v1:" + ";".join(f"{p}:0-{end}" for p, end in sorted(ends.items()) if end)]
-    with build_sensor_context(resources=resources) as ctx:  # re-evaluated on the same state: same keys
+    with build_sensor_context(instance=instance, resources=resources) as ctx:  # re-evaluated on the same state: same keys
         assert sorted(r.run_key for r in raw_events_sensor(ctx)) == keys
-    with build_sensor_context(resources=resources, cursor=ctx.cursor) as ctx2:
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
         assert "No new events" in str(raw_events_sensor(ctx2).skip_message)
+
+
+def _stamped_today(events: list[dict]) -> list[dict]:
+    """The events as a live stream sends them: conversions now, each touch up to an hour before."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    out = []
+    for i, e in enumerate(events):
+        t = now - (timedelta(0) if e["event_type"] == "conversion" else timedelta(seconds=1 + i % 3600))
+        out.append({**e, "occurred_at": t.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+    return out
+
+
+def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home):
+    """The live path: one sensor-launched run ingests, stages and credits today's conversions; while a run of
+    the sensor is in flight, the next tick waits instead of queueing another."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from mm_pipelines.definitions import build_definitions
+    from mm_pipelines.sensors.events import raw_events_sensor
+
+    platform = Platform.from_env()
+    events = _stamped_today(generate_events(events=400, seed=24))
+    produce(platform, events)
+    defs = build_definitions()
+    resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
+    instance = DagsterInstance.ephemeral()
+    with build_sensor_context(instance=instance, resources=resources) as ctx:
+        (request,) = raw_events_sensor(ctx)
+    today = datetime.now(timezone.utc).date()
+    assert request.partition_key == today.isoformat()
+    result = defs.resolve_job_def(request.job_name or "platform_job").execute_in_process(
+        run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
+    )
+    assert result.success
+    conversions = {e["event_id"] for e in events if e["event_type"] == "conversion"}
+    assert conversions
+    credited = platform.warehouse.query_rows(
+        "SELECT DISTINCT conversion_id FROM marts.attribution_credits WHERE conversion_date = {d:Date}", {"d": today}
+    )
+    assert {c for (c,) in credited} == conversions
+
+    produce(platform, _stamped_today(generate_events(events=50, seed=25)))
+    instance.add_run(DagsterRun(job_name="platform_job", run_id="in-flight", status=DagsterRunStatus.STARTED, tags=dict(request.tags)))
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
+        assert "in flight" in str(raw_events_sensor(ctx2).skip_message)
+    instance.report_run_canceled(instance.get_run_by_id("in-flight"))
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx3:
+        (following,) = raw_events_sensor(ctx3)
+    assert following.run_key != request.run_key

@@ -35,6 +35,15 @@ def test_run_keys_name_topic_partitions_and_ranges():
     assert batch_token("mm.events.v1", 0, 10, 20) == "mm.events.v1:0:10-20"
 
 
+def test_at_most_max_runs_are_planned_and_the_cursor_stops_where_they_do():
+    requests, cursor = plan_runs("t", {}, {}, {0: 25, 1: 5}, max_range=10, max_runs=1, partition_key="2026-11-27")
+    assert [r.run_key for r in requests] == ["t:0:0-10;1:0-5"]
+    assert cursor == {0: 10, 1: 5}
+    assert requests[0].partition_key == "2026-11-27"
+    following, cursor = plan_runs("t", cursor, {}, {0: 25, 1: 5}, max_range=10, max_runs=1)
+    assert [r.run_key for r in following] == ["t:0:10-20"] and cursor == {0: 20, 1: 5}
+
+
 @given(cursor=offsets, ingested=offsets, ends=offsets)
 def test_evaluating_twice_on_the_same_state_gives_identical_run_keys(cursor, ingested, ends):
     first, c1 = plan_runs("t", cursor, ingested, ends, 1000)
