@@ -7,6 +7,7 @@
    pseudo-random from hashes of the row number (the same arguments always give the same rows).
 2. The production path, timed stage by stage (docs/attribution.md): (a) dbt build of the unpartitioned models,
    (b) the daily conversion paths and journeys, (c) the data-driven fit in Python, (d) the daily attribution marts.
+   Each dbt command is forked from a server that has dbt imported, as in a Dagster run (mm_pipelines.dbt_server).
 3. Spark: raw.events exported to the Parquet archive layout, then the rule-based backfill over the whole range.
 4. pandas: the six rule-based models as an analyst would write them (benchmarks/attribution_pandas.py).
 
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from mm_pipelines.dbt_server import SERVER_ENV, DbtServer
 
 console = Console()
 
@@ -154,8 +157,38 @@ def run_child(cmd: list[str], out: Path, err: Path | None = None, cwd: Path | No
     return time.perf_counter() - t0, proc.returncode, usage.ru_maxrss / 1024, timed_out
 
 
-def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict) -> tuple[float, float, list[dict]]:
-    """One `mm-dbt build` as Dagster runs it; (seconds, peak RSS MB, node results). Fails loudly."""
+class ChildrenPeak:
+    """The peak RSS of the dbt commands a fork server runs for us, sampled (VmHWM of its children) while a
+    command runs: wait4 on `mm-dbt` would only see the thin client."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid, self.peak_mb, self._stop = server_pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children").read_text().split()
+            except OSError:
+                continue
+            for pid in children:
+                try:
+                    self.peak_mb = max(self.peak_mb, _status_mb("VmHWM", pid))
+                except (OSError, RuntimeError):
+                    pass
+
+    def __enter__(self) -> "ChildrenPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict, server: DbtServer) -> tuple[float, float, list[dict]]:
+    """One `mm-dbt build` as Dagster runs it, in a fork of the run's dbt server; (seconds, peak RSS MB, node
+    results). Fails loudly."""
     from mm_pipelines.config import dbt_project_dir
     from mm_pipelines.resources import mm_dbt_executable
 
@@ -166,7 +199,9 @@ def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict) -> tuple[f
         mm_dbt_executable(), "build", *args, "--vars", json.dumps(dbt_vars), "--profiles-dir", str(project),
         "--target-path", str(target), "--log-path", str(home / "dbt-logs"),
     ]
-    seconds, code, peak_mb, _ = run_child(cmd, log, cwd=project)
+    with ChildrenPeak(server.pid) as children:
+        seconds, code, client_mb, _ = run_child(cmd, log, cwd=project)
+    peak_mb = max(client_mb, children.peak_mb)
     if code:
         console.print(log.read_text(), markup=False, highlight=False)
         raise SystemExit(f"dbt step ({step}) failed with exit code {code}: {' '.join(cmd)}")
@@ -245,14 +280,18 @@ def main() -> None:
         home = args.home.resolve()
     else:
         home = Path(tempfile.mkdtemp(prefix="mm-attribution-bench-"))
+    # As in a Dagster run: `mm-dbt` forks each command from a server that has dbt imported.
+    server = DbtServer()
+    os.environ[SERVER_ENV] = server.path
     try:
-        run(args, home)
+        run(args, home, server)
     finally:
+        server.stop()
         if not args.home:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, home: Path) -> None:
+def run(args: argparse.Namespace, home: Path, server: DbtServer) -> None:
     first = END - timedelta(days=args.days)
     if first < FX_FIRST:
         console.print(f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: those conversions get revenue 0[/yellow]")
@@ -288,7 +327,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
 
     def dbt_stage(step: str, label: str, build_args: list[str], dbt_vars: dict) -> Stage:
         with console.status(f"dbt ({step}) {label}…"):
-            seconds, peak_mb, results = dbt_build(home, step, build_args, dbt_vars)
+            seconds, peak_mb, results = dbt_build(home, step, build_args, dbt_vars, server)
         dbt_nodes.extend((step, r["unique_id"], r["execution_time"]) for r in results)
         in_nodes = sum(r["execution_time"] for r in results)
         return Stage(f"({step}) dbt build {label}", seconds, peak_mb, f"{len(results)} nodes, {in_nodes:.1f} s in nodes")

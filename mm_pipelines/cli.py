@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -172,6 +173,12 @@ def replay(
     err.print("Rebuild what depends on them with: mm materialize")
 
 
+def _returns_rows(query: str) -> bool:
+    """Queries print a table; statements (CREATE, DROP, INSERT, ALTER …) only their success."""
+    words = re.sub(r"(--[^\n]*|/\*.*?\*/)", " ", query, flags=re.S).split()
+    return bool(words) and words[0].lstrip("(").upper() in ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK")
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run on the analytics store.")],
@@ -180,7 +187,12 @@ def sql(
     """Run SQL on the analytics store and print the result."""
     if format not in ("table", "csv", "json"):
         raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
-    result = _platform().warehouse.query_arrow(query)
+    warehouse = _platform().warehouse
+    if not _returns_rows(query):
+        warehouse.command(query)
+        err.print("OK")
+        return
+    result = warehouse.query_arrow(query)
     rows = result.to_pylist()
     names = result.column_names
     if format == "json":

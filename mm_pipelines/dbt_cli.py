@@ -4,7 +4,8 @@ dbt-clickhouse always builds an HTTP client from the profile. For the embedded w
 wrapper replaces that one constructor with a `chdb://` client on the same on-disk warehouse and
 holds the warehouse lock for the whole dbt command, so dbt waits for (and is waited on by) other
 processes instead of failing to open the engine. For a ClickHouse server it only fills in the
-`server` target's connection variables from the URL.
+`server` target's connection variables from the URL. Within a Dagster run the command runs in a fork of
+the run's dbt server, which has dbt imported already (mm_pipelines.dbt_server).
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def _needs_warehouse(args: list[str]) -> bool:
 
 
 def main() -> None:
+    from mm_pipelines.dbt_server import run_on_server
+
+    code = run_on_server(sys.argv)
+    if code is not None:
+        sys.exit(code)
+    run_dbt()
+
+
+def run_dbt() -> None:
     from dbt.cli.main import cli
 
     settings = Settings.from_env()
@@ -59,15 +69,15 @@ def main() -> None:
     if warehouse is None:
         for key, value in _server_env(settings).items():
             os.environ.setdefault(key, value)
-        sys.exit(cli())
+        sys.exit(cli(prog_name="mm-dbt"))
     os.environ["MM_DBT_TARGET"] = "embedded"
     install_chdb_hook(warehouse)
     if not _needs_warehouse(sys.argv[1:]):
-        sys.exit(cli())
+        sys.exit(cli(prog_name="mm-dbt"))
     warehouse.mkdir(parents=True, exist_ok=True)
     # dbt's CLI ends by raising SystemExit, which releases the lock on its way out.
     with warehouse_lock(warehouse).held(lambda msg: print(msg, file=sys.stderr, flush=True)):
-        cli()
+        cli(prog_name="mm-dbt")
 
 
 if __name__ == "__main__":

@@ -57,5 +57,19 @@
         partition_by=date_column,
         order_by=order_by,
         tags=['daily'],
+        pre_hook="{{ assert_sort_key('" ~ order_by ~ "') }}",
     ) }}
+{%- endmacro %}
+
+{#- Pre-hook of daily models: an existing table sorted otherwise than the model now says cannot take the
+    run's partitions (ClickHouse replaces partitions only between tables of one structure). Say so, and how
+    to rebuild it, instead of failing on REPLACE PARTITION. -#}
+{% macro assert_sort_key(order_by) -%}
+    {%- if execute and is_incremental() and not should_full_refresh() -%}
+        {%- set rows = run_query("select sorting_key from system.tables where database = '" ~ this.schema ~ "' and name = '" ~ this.identifier ~ "'").rows -%}
+        {%- set wanted = order_by | replace('(', '') | replace(')', '') | replace(' ', '') -%}
+        {%- if rows and rows[0][0] | replace(' ', '') != wanted -%}
+            {{ exceptions.raise_compiler_error(this ~ " is sorted by (" ~ rows[0][0] ~ "), the model now by " ~ order_by ~ ": drop it (`mm sql 'DROP TABLE " ~ this ~ "'`) and rebuild every day (`mm materialize " ~ this.schema ~ "/" ~ this.identifier ~ "`)") }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}

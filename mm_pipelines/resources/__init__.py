@@ -12,12 +12,14 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from dagster_dbt.compat import DBT_PYTHON_VERSION
 from packaging.version import Version
+from pydantic import PrivateAttr
 
 from mm_pipelines.config import Settings, dbt_project_dir
+from mm_pipelines.dbt_server import SERVER_ENV, DbtServer
 from mm_pipelines.events.bus import EventBus, open_event_bus
 from mm_pipelines.stores.clickhouse import Warehouse
 from mm_pipelines.stores.objects import ObjectStore, open_object_store
@@ -74,9 +76,22 @@ def mm_dbt_executable() -> str:
 
 
 class MMDbtCliResource(DbtCliResource):
-    """dagster-dbt as this platform uses it, without two start-up costs paid on every run (about 4 s of the
-    attribution lag): it asks the dbt executable for its version (a dbt start-up), and imports dbt into the
-    run worker to open an adapter that only serves row-count and column metadata, which we do not fetch."""
+    """dagster-dbt as this platform uses it, without the dbt start-ups a run would pay: each `mm-dbt` runs
+    in a fork of the run's dbt server (mm_pipelines.dbt_server); dagster-dbt's own start-ups are skipped,
+    asking the executable for its version, and importing dbt into the run worker to open an adapter that
+    only serves row-count and column metadata, which we do not fetch."""
+
+    _server: DbtServer | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        super().setup_for_execution(context)
+        self._server = DbtServer()
+        os.environ[SERVER_ENV] = self._server.path
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._server is not None:
+            os.environ.pop(SERVER_ENV, None)
+            self._server.stop()
 
     @cached_property
     def _cli_version(self) -> Version:

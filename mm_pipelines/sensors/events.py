@@ -11,7 +11,7 @@ event touched are left to the automation sensor."""
 
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     DagsterRunStatus,
@@ -29,6 +29,7 @@ from mm_pipelines.jobs import platform_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
 
 MAX_RANGE = 500_000
+STALE_AFTER = timedelta(minutes=15)
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -64,8 +65,12 @@ def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends
 @sensor(job=platform_job, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING)
 def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseResource, event_bus: EventBusResource):
     topic = event_bus.events_topic()
+    # A run whose worker died without a word stays "started"; after STALE_AFTER it no longer holds ingestion
+    # back (an overlap is safe: ranges are ingested exactly once, partitions rebuilt idempotently).
     in_flight = context.instance.get_run_records(
-        RunsFilter(job_name=platform_job.name, statuses=IN_FLIGHT, tags={"mm/topic": topic}), limit=1
+        RunsFilter(job_name=platform_job.name, statuses=IN_FLIGHT, tags={"mm/topic": topic},
+                   created_after=datetime.now(timezone.utc) - STALE_AFTER),
+        limit=1,
     )
     if in_flight:
         return SkipReason(f"Run {in_flight[0].dagster_run.run_id} is in flight; the next run takes what arrives meanwhile")

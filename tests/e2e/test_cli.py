@@ -71,6 +71,10 @@ def test_sql_formats_and_clear_errors(mm):
     assert csv_out.splitlines() == ["a,b", "1,2.50"]
     table = mm("sql", "SELECT 'x' AS col").stdout
     assert "col" in table and "x" in table
+    # Statements return no rows: they say OK (an operator drops a table to rebuild it, for instance).
+    assert mm("sql", "CREATE TABLE default.scratch (x UInt8) ENGINE = Memory").stderr.strip() == "OK"
+    assert mm("sql", "drop table default.scratch").stderr.strip() == "OK"
+    assert "scratch" not in mm("sql", "SHOW TABLES FROM default").stdout
     bad = mm("sql", "SELECT * FROM nowhere.nothing", check=False)
     assert bad.returncode == 1 and "ClickHouse error" in bad.stderr and "Traceback" not in bad.stderr
     missing = mm("events", "load", "/no/such/file.jsonl", check=False)

