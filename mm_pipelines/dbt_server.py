@@ -88,24 +88,26 @@ def serve(path: str, owner: int) -> None:
         server.listen()
         server.settimeout(1.0)
         os.rename(path + ".tmp", path)  # clients see the socket only once it accepts
-        atexit.register(os.unlink, path)
-        while os.getppid() == owner:
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(None)
-            with conn:
+        try:
+            while os.getppid() == owner:
                 try:
-                    header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
-                    request = json.loads(_recv_exactly(conn, _HEADER.unpack(header)[0]))
-                except (ConnectionError, struct.error, json.JSONDecodeError):
+                    conn, _ = server.accept()
+                except TimeoutError:
                     continue
-                if os.fork() == 0:
-                    server.close()
-                    _child(conn, request, fds)
-                for fd in fds:
-                    os.close(fd)
+                conn.settimeout(None)
+                with conn:
+                    try:
+                        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+                        request = json.loads(_recv_exactly(conn, _HEADER.unpack(header)[0]))
+                    except (ConnectionError, struct.error, json.JSONDecodeError):
+                        continue
+                    if os.fork() == 0:
+                        server.close()
+                        _child(conn, request, fds)  # never returns, so never reaches the finally below
+                    for fd in fds:
+                        os.close(fd)
+        finally:
+            os.unlink(path)
 
 
 def run_on_server(argv: list[str]) -> int | None:
@@ -167,7 +169,7 @@ class DbtServer:
         return self._process.pid
 
     def stop(self) -> None:
-        self._process.terminate()  # SIGTERM skips atexit: the socket is removed below
+        self._process.terminate()  # SIGTERM ends it before its own cleanup: the socket is removed below
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -46,6 +46,7 @@ def test_a_command_through_the_server_exits_and_prints_as_it_does_alone(mm_home)
             assert _last_line(served.stderr) == _last_line(alone.stderr)
         assert _mm_dbt("build", "--vars", "{bad", server=server.path).returncode == 2
         assert "Invalid value for '--vars'" in _mm_dbt("build", "--vars", "{bad", server=server.path).stderr
+        assert Path(server.path).exists()  # still serving after its commands (a child must not remove it)
     finally:
         server.stop()
     assert not Path(server.path).exists()
