@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -28,12 +28,6 @@ from rich.table import Table
 from dev_server import start_dev, stop_dev
 
 console = Console()
-
-
-def stamp(event: dict, now: datetime, rng: random.Random) -> dict:
-    back = timedelta(0) if event["event_type"] == "conversion" else timedelta(seconds=rng.randrange(1, 3600))
-    t = now - back
-    return {**event, "occurred_at": t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"}
 
 
 def main() -> None:
@@ -45,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mm_pipelines.events.bus import open_event_bus
-    from mm_pipelines.events.generator import generate_events
+    from mm_pipelines.events.generator import as_live, generate_events
     from mm_pipelines.stores.clickhouse import Warehouse
 
     topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
@@ -88,7 +82,7 @@ def main() -> None:
                 while sent < len(events):
                     due = min(len(events), int((time.monotonic() - started) * args.rate))
                     now = datetime.now(timezone.utc)
-                    chunk = [stamp(e, now, rng) for e in events[sent:due]]
+                    chunk = as_live(events[sent:due], now, rng)
                     bus.produce(topic, [(e["user_id"].encode(), json.dumps(e).encode()) for e in chunk])
                     for e in chunk:
                         if e["event_type"] == "conversion":
@@ -129,9 +123,8 @@ def run_timeline(dagster_home: Path) -> Table:
 
     from dagster import DagsterInstance, RunsFilter
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
     kinds: dict[str, list[tuple[float, float]]] = {}
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         for record in instance.get_run_records(RunsFilter()):
             run = record.dagster_run
             if record.start_time is None or record.end_time is None:

@@ -114,7 +114,7 @@ def run_on_server(argv: list[str]) -> int | None:
     """Run this `mm-dbt` command on the server named by MM_DBT_SERVER: its exit code, or None when there is
     no server to run it (the caller then runs dbt itself)."""
     path = os.environ.get(SERVER_ENV)
-    if not path or not os.path.exists(path):
+    if not path:
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -174,8 +174,8 @@ class DbtServer:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
-        for name in ("dbt.sock", "dbt.sock.tmp"):
-            Path(self._dir, name).unlink(missing_ok=True)
+        for path in (self.path, self.path + ".tmp"):
+            Path(path).unlink(missing_ok=True)
         os.rmdir(self._dir)
 
 

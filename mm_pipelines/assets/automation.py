@@ -5,8 +5,9 @@ Today's partitions (and the reprocessing window before today) are rebuilt by the
 right after they ingest. Each time the unpartitioned models (stg_events …) are rebuilt, the days that
 received events since the previous build are recorded as partitions of `staging/events_by_day`; the daily
 models depend on those partitions through a lookback mapping, so a late event marks exactly the affected
-days stale, once staging holds it, and this condition requests the ones those runs did not rebuild. Updates of the unpartitioned models themselves are ignored here:
-they would otherwise mark every day since 2025 stale on each ingestion.
+days stale, once staging holds it, and this condition requests the ones those runs did not rebuild.
+Updates of the unpartitioned models themselves are ignored here: they would otherwise mark every day since
+2025 stale on each ingestion.
 """
 
 from dagster import AssetKey, AssetSelection, AssetSpec, AutomationCondition, TimeWindowPartitionMapping

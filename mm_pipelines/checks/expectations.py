@@ -18,6 +18,13 @@ class ExpectationOutcome:
     detail: dict[str, Any]
 
 
+def no_violations(columns) -> list:
+    """Expectations that every one of these violation-count columns is 0."""
+    import great_expectations as gx
+
+    return [gx.expectations.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=0) for c in columns]
+
+
 def validate(df: pd.DataFrame, suite_name: str, expectations: list) -> list[ExpectationOutcome]:
     """Validate `df` against `expectations` (gx.expectations.* instances) with an ephemeral context."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -171,6 +171,14 @@ def _conversion(t, user, touches, catalog, rng) -> dict:
     }
 
 
+def as_live(events: list[dict], now: datetime, rng: random.Random) -> list[dict]:
+    """The events as a live stream sends them at `now`: conversions now, each touch 1 s to an hour before."""
+    return [
+        {**e, "occurred_at": _ts(now - (timedelta(0) if e["event_type"] == "conversion" else timedelta(seconds=rng.randrange(1, 3600))))}
+        for e in events
+    ]
+
+
 def to_jsonl(events: list[dict]) -> Iterator[bytes]:
     for e in events:
         yield json.dumps(e, separators=(",", ":")).encode() + b"\n"

@@ -2,8 +2,9 @@
 
 import csv
 import os
+import random
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.events.generator import generate_events
+from mm_pipelines.events.generator import as_live, generate_events
 from mm_pipelines.platform import Platform
 
 from .events import produce
@@ -118,16 +119,6 @@ def test_sensor_requests_each_range_once(mm_home):
         assert "No new events" in str(raw_events_sensor(ctx2).skip_message)
 
 
-def _stamped_today(events: list[dict]) -> list[dict]:
-    """The events as a live stream sends them: conversions now, each touch up to an hour before."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    out = []
-    for i, e in enumerate(events):
-        t = now - (timedelta(0) if e["event_type"] == "conversion" else timedelta(seconds=1 + i % 3600))
-        out.append({**e, "occurred_at": t.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
-    return out
-
-
 def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home):
     """The live path: one sensor-launched run ingests, stages and credits today's conversions; while a run of
     the sensor is in flight, the next tick waits instead of queueing another."""
@@ -137,7 +128,7 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     from mm_pipelines.sensors.events import raw_events_sensor
 
     platform = Platform.from_env()
-    events = _stamped_today(generate_events(events=400, seed=24))
+    events = as_live(generate_events(events=400, seed=24), datetime.now(timezone.utc), random.Random(24))
     produce(platform, events)
     defs = build_definitions()
     resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
@@ -158,7 +149,7 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     )
     assert {c for (c,) in credited} == conversions
 
-    produce(platform, _stamped_today(generate_events(events=50, seed=25)))
+    produce(platform, as_live(generate_events(events=50, seed=25), datetime.now(timezone.utc), random.Random(25)))
     instance.add_run(DagsterRun(job_name="platform_job", run_id="in-flight", status=DagsterRunStatus.STARTED, tags=dict(request.tags)))
     with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
         assert "in flight" in str(raw_events_sensor(ctx2).skip_message)
