@@ -280,7 +280,14 @@ def main() -> None:
         home = args.home.resolve()
     else:
         home = Path(tempfile.mkdtemp(prefix="mm-attribution-bench-"))
-    # As in a Dagster run: `mm-dbt` forks each command from a server that has dbt imported.
+    # As in a Dagster run: `mm-dbt` forks each command from a server that has dbt imported, and dbt starts
+    # from the project's saved parse (dagster-dbt copies it into each invocation's target folder).
+    from mm_pipelines.assets.dbt import mm_dbt_project
+
+    project = mm_dbt_project()
+    saved_parse = Path(project.project_dir) / project.target_path / "partial_parse.msgpack"
+    (home / "dbt-target").mkdir(parents=True)
+    shutil.copy(saved_parse, home / "dbt-target")
     server = DbtServer()
     os.environ[SERVER_ENV] = server.path
     try:

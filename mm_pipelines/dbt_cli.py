@@ -6,6 +6,11 @@ holds the warehouse lock for the whole dbt command, so dbt waits for (and is wai
 processes instead of failing to open the engine. For a ClickHouse server it only fills in the
 `server` target's connection variables from the URL. Within a Dagster run the command runs in a fork of
 the run's dbt server, which has dbt imported already (mm_pipelines.dbt_server).
+
+Every Dagster run passes its own partition range as dbt vars, and dbt re-parses the whole project when the
+command-line vars differ from the last parse (2 s of each command). The project's vars are read only in
+model SQL, which dbt renders at execution, so `mm-dbt` leaves the vars the project declares out of that
+check (keep_parse_across_vars).
 """
 
 from __future__ import annotations
@@ -47,6 +52,25 @@ def _server_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def keep_parse_across_vars() -> None:
+    """Partial parsing survives a change on the command line of vars that dbt_project.yml declares: by the
+    project's rule they are read only in model SQL, never in a config, ref or source. Other vars still count."""
+    from dbt.parser.manifest import ManifestLoader
+
+    check = ManifestLoader.build_manifest_state_check
+
+    def build_manifest_state_check(self):
+        declared = self.root_project.vars.to_dict()
+        cli_vars = self.root_project.cli_vars
+        self.root_project.cli_vars = {k: v for k, v in cli_vars.items() if k not in declared}
+        try:
+            return check(self)
+        finally:
+            self.root_project.cli_vars = cli_vars
+
+    ManifestLoader.build_manifest_state_check = build_manifest_state_check
+
+
 def _needs_warehouse(args: list[str]) -> bool:
     words = tuple(a for a in args if not a.startswith("-"))
     return not any(words[: len(cmd)] == cmd for cmd in _NO_WAREHOUSE)
@@ -64,6 +88,7 @@ def main() -> None:
 def run_dbt() -> None:
     from dbt.cli.main import cli
 
+    keep_parse_across_vars()
     settings = Settings.from_env()
     warehouse = settings.embedded_warehouse
     if warehouse is None:
