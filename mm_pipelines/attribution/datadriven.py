@@ -16,6 +16,7 @@ import numpy as np
 from mm_pipelines.attribution.config import AttributionConfig
 
 SHAPLEY_MAX_CHANNELS = 20  # standard formula up to 2**20 coalitions; above, the equal closed form (see shapley_values)
+SUBGAME_BLOCK = 1024  # channel sets per step of subgame_shapley_values (memory: block × coalitions floats)
 
 Journeys = Mapping[tuple[str, ...], tuple[float, float]]
 
@@ -207,18 +208,26 @@ def subgame_shapley_values(R: Mapping[frozenset[str], float], sets: Iterable[fro
     """φ_S for each S: the Shapley values of the game v restricted to S.
 
     v is the sum of unanimity games with dividends R(T), so φ_S(c) = Σ_{T ⊆ S, c ∈ T} R(T) / |T| exactly
-    (Harsanyi); computed over bitmasks in a canonical order, so the result does not depend on dict order."""
+    (Harsanyi); computed over bitmasks in a canonical order, so the result does not depend on dict order.
+    All sets at once, in blocks: per set and channel it cost 1.8 s of a 60-day fit at 10M events."""
+    sets = list(sets)
     channels = sorted({c for t in R for c in t} | {c for s in sets for c in s})
-    bit = {c: 1 << i for i, c in enumerate(channels)}
+    position = {c: i for i, c in enumerate(channels)}
+    bit = {c: 1 << i for c, i in position.items()}
     items = sorted((sum(bit[c] for c in t), value / len(t)) for t, value in R.items() if t)
     masks = np.array([m for m, _ in items], dtype=np.int64)
     shares = np.array([v for _, v in items], dtype=float)
+    # share_by_channel[k, j]: coalition k's share for channel j, 0 if j is not in it.
+    share_by_channel = np.where((masks[:, None] >> np.arange(len(channels))) & 1 == 1, shares[:, None], 0.0)
+    set_masks = np.array([sum(bit[c] for c in s) for s in sets], dtype=np.int64)
     out = {}
-    for s in sets:
-        mask = sum(bit[c] for c in s)
-        inside = (masks & ~mask) == 0
-        sub_masks, sub_shares = masks[inside], shares[inside]
-        out[s] = {c: float(np.sum(sub_shares[(sub_masks & bit[c]) != 0])) for c in sorted(s)}
+    for lo in range(0, len(sets), SUBGAME_BLOCK):
+        block = set_masks[lo:lo + SUBGAME_BLOCK]
+        inside = ((masks[None, :] & ~block[:, None]) == 0).astype(float)
+        # einsum without optimize sums over coalitions in their canonical order: the same bits on every run.
+        values = np.einsum("sk,kc->sc", inside, share_by_channel)
+        for s, row in zip(sets[lo:lo + SUBGAME_BLOCK], values):
+            out[s] = {c: float(row[position[c]]) for c in sorted(s)}
     return out
 
 
