@@ -181,7 +181,7 @@ def _returns_rows(query: str) -> bool:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run on the analytics store.")],
+    query: Annotated[str, typer.Argument(help="SQL to run on the analytics store; if it starts with a comment, put -- before it: mm sql -- '-- …'.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
 ) -> None:
     """Run SQL on the analytics store and print the result."""
@@ -518,10 +518,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     try:
         code = app(standalone_mode=False)
-    except click.ClickException as e:  # usage errors: click names the bad argument or option
+    except (click.ClickException, typer.TyperException) as e:
+        # Usage errors name the bad argument or option. Typer 0.2x raises its own copy of click's exceptions.
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
     except UserError as e:
         err.print(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""))

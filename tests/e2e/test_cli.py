@@ -81,6 +81,11 @@ def test_sql_formats_and_clear_errors(mm):
     assert missing.returncode == 1 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
     wrong = subprocess.run([MM, "config"], capture_output=True, text=True, env={**os.environ, "MM_EVENT_BUS": "amqp://x"})
     assert wrong.returncode == 1 and "MM_EVENT_BUS" in wrong.stderr and "kafka://" in wrong.stderr
+    # Usage errors name the option, without a traceback; SQL that starts with a comment follows `--`.
+    usage = mm("sql", "--bogus", check=False)
+    assert usage.returncode == 2 and "No such option: --bogus" in usage.stderr and "Traceback" not in usage.stderr
+    assert "put -- before it" in mm("sql", "--help").stdout
+    assert "42" in mm("sql", "--", "-- the answer\nSELECT 42 AS a").stdout
 
 
 def test_docs_generate_the_catalog(mm):
