@@ -37,7 +37,8 @@ def main() -> None:
     from mm_pipelines.stores.clickhouse import Warehouse
 
     topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="mm-latency-") as home:
+    # Run workers may still be writing their logs when `mm dev` stops: leftovers must not hide the figures.
+    with tempfile.TemporaryDirectory(prefix="mm-latency-", ignore_cleanup_errors=True) as home:
         env = {**os.environ, "MM_HOME": home, "MM_EVENT_BUS": f"kafka://{args.bootstrap}", "MM_EVENTS_TOPIC": topic}
         os.environ.update(env)
         bus = KafkaEventBus(f"kafka://{args.bootstrap}")
