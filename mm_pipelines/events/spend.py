@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mm_pipelines.events.archive import archive_report, archived_reports
 from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.csv_reports import csv_records
 from mm_pipelines.events.ingest import ensure_raw_tables
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
@@ -43,12 +44,8 @@ class SpendRow:
 
 
 def parse_spend_csv(path: Path, text: str) -> list[SpendRow]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise SpendFileError(f"{path}:1: missing column {missing[0]!r} (expected header {','.join(COLUMNS)})")
     rows = []
-    for line, r in enumerate(reader, start=2):
+    for line, r in csv_records(path, text, COLUMNS, SpendFileError):
         def bad(field: str, why: str) -> SpendFileError:
             return SpendFileError(f"{path}:{line}: field {field!r} {why} (got {r.get(field)!r})")
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from mm_pipelines.events.archive import archive_report, archived_reports
 from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.csv_reports import csv_records
 from mm_pipelines.royalties.contracts import WORLDWIDE, Contract
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
@@ -95,13 +96,8 @@ class Sale:
 
 def parse_sales_csv(path: Path, text: str) -> list[Sale]:
     """Net sales lines; returns are negative units and amounts. Errors name file, line and field."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in SALES_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise SalesFileError(f"{path}:1: missing column {missing[0]!r} (expected header {','.join(SALES_COLUMNS)})")
     out = []
-    for r in reader:
-        line = reader.line_num  # the file's line, not the record's index: blank lines and quoted newlines count
+    for line, r in csv_records(path, text, SALES_COLUMNS, SalesFileError):
         def bad(field: str, why: str) -> SalesFileError:
             return SalesFileError(f"{path}:{line}: field {field!r} {why} (got {r.get(field)!r})")
 

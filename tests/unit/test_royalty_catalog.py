@@ -958,6 +958,14 @@ def test_parse_sales_line_numbers_are_lines_of_the_file():
     assert str(info.value).startswith(f"{SALES}:{text.splitlines().index(bad) + 1}: field 'units' ")
 
 
+def test_parse_sales_unreadable_csv_names_file_and_line():
+    """A lone carriage return (a file saved by an old Mac tool, or pasted into a field) is an error the user can
+    fix, not a crash."""
+    text = HEADER + "\n" + csv_line() + "\n" + csv_line(sku="SKU\rBOOK") + "\n"
+    with pytest.raises(SalesFileError, match=rf"^{re.escape(str(SALES))}:3: new-line character seen in unquoted field"):
+        parse_sales_csv(SALES, text)
+
+
 def test_parse_sales_line_numbers_after_a_quoted_multi_line_field():
     bad = csv_line(sale_id="s-9", currency="XYZ")
     text = HEADER + "\n" + csv_line(sku='"SKU\nBOOK"') + "\n" + bad + "\n"

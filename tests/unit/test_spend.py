@@ -45,3 +45,9 @@ def test_the_generated_report_is_deterministic_and_valid():
     assert text == generate_spend_csv(campaigns, date(2026, 10, 1), 3, seed=1)
     rows = parse_spend_csv(F, text)
     assert len(rows) == 3 and {r.campaign_id for r in rows} == {"email-cmp-00"}  # unpaid channels have no spend
+
+
+def test_a_lone_carriage_return_names_the_line_instead_of_crashing():
+    text = "date,channel,campaign_id,amount,currency\n2026-10-01,email,e-1,1,USD\n2026-10-02,email,e\r1,2,USD\n"
+    with pytest.raises(SpendFileError, match=r"^spend\.csv:3: new-line character seen in unquoted field .*quote a field"):
+        parse_spend_csv(F, text)
