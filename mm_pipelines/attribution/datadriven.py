@@ -218,7 +218,8 @@ def subgame_shapley_values(R: Mapping[frozenset[str], float], sets: Iterable[fro
     masks = np.array([m for m, _ in items], dtype=np.int64)
     shares = np.array([v for _, v in items], dtype=float)
     # share_by_channel[k, j]: coalition k's share for channel j, 0 if j is not in it.
-    share_by_channel = np.where((masks[:, None] >> np.arange(len(channels))) & 1 == 1, shares[:, None], 0.0)
+    in_coalition = ((masks[:, None] >> np.arange(len(channels))) & 1).astype(bool)
+    share_by_channel = np.where(in_coalition, shares[:, None], 0.0)
     set_masks = np.array([sum(bit[c] for c in s) for s in sets], dtype=np.int64)
     out = {}
     for lo in range(0, len(sets), SUBGAME_BLOCK):
