@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: setup demo dev test test-unit services-start services-stop kafka-start kafka-stop s3-start s3-stop \
+.PHONY: setup constraints demo dev test test-unit services-start services-stop kafka-start kafka-stop s3-start s3-stop \
         postgres-start postgres-stop bench docs clean
 
 setup: $(STAMP)
@@ -12,10 +12,13 @@ setup: $(STAMP)
 # pip's wheel cache lives in ~/.cache/pip, so a second clone installs from the cache in seconds.
 $(STAMP): setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q -c constraints.txt --upgrade pip wheel setuptools
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/pip check
 	@rm -f $(VENV)/.installed-* && touch $@
+
+constraints:           ## re-resolve setup.py in a throwaway virtualenv and rewrite constraints.txt (name==version only)
+	$(PYTHON) scripts/constraints.py regenerate
 
 demo: setup            ## generate data, ingest it, build dbt, run checks, print campaign performance
 	$(BIN)/mm demo

@@ -23,13 +23,23 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 Actor = Annotated[str, typer.Option("--by", help="Who does this (recorded in the audit log).")]
 
 
-def _period(value: str) -> str:
+def _period(value: str, posting: bool = False) -> str:
+    """A period argument; `posting` ones (run, close, create) must also be a month the ledger can post."""
     from mm_pipelines.royalties.money import validate_period
 
     try:
-        return validate_period(value)
+        period = validate_period(value)
     except ValueError as e:
         raise UserError(str(e), "give the period as YYYY-MM, e.g. 2026-10") from None
+    if posting:
+        from mm_pipelines.assets.partitions import royalty_periods
+
+        first, last = royalty_periods()
+        if period > last:
+            raise UserError(f"period {period} has not started yet", f"give a period from {first} to {last} (the current month)")
+        if period < first:
+            raise UserError(f"period {period} is before the first royalty period {first}", f"give a period from {first} to {last}")
+    return period
 
 
 def _user() -> str:
@@ -79,7 +89,7 @@ def sales_load(file: Annotated[Path, typer.Argument(help="CSV: sale_id,revision,
 @royalties_app.command("run")
 def royalties_run(period: Annotated[str, typer.Argument(help="The period, YYYY-MM.")]) -> None:
     """Snapshot the contracts, post the period's ledger, compute its statements and draft its payout batches."""
-    period = _period(period)
+    period = _period(period, posting=True)
     if not _execute("royalties_job", partition_key=f"{period}-01"):
         raise UserError(f"The royalties run for {period} failed", "see the step errors above; `mm dev` shows the run's logs")
     _print_statements(period)
@@ -90,7 +100,7 @@ def royalties_close(period: Annotated[str, typer.Argument(help="The period to cl
     """Close a period: its ledger and statements never change again; late sales post in the next open period."""
     from mm_pipelines.royalties.store import close_period
 
-    period = _period(period)
+    period = _period(period, posting=True)
     with _platform().metadata.connect() as conn:
         closed = close_period(conn, period, by or _user())
     err.print(f"Period {period} {'closed' if closed else 'was already closed'}.")
@@ -135,6 +145,8 @@ def royalties_statement(
     columns = ["account_id", "currency", "opening", "returned", "earnings", "reserve_held", "reserve_released", "advances",
                "recouped", "mg_topup", "balance", "withheld", "paid", "carried_out", "unrecouped_out", "carried_reason", "contract_versions"]
     with platform.warehouse.session() as s:
+        if not s.scalar("SELECT count() FROM system.tables WHERE database = 'royalty' AND name = 'statement_lines'"):
+            raise UserError(f"No statements yet, so none for payee {payee!r} in {period}", f"run `mm royalties run {period}` first")
         lines = [dict(zip(columns, r)) for r in s.query_rows(
             f"SELECT {', '.join(columns)} FROM royalty.statement_lines WHERE period = {{p:String}} AND payee_id = {{payee:String}} ORDER BY account_id",
             {"p": period, "payee": payee})]
@@ -216,7 +228,7 @@ def payouts_create(period: Annotated[str, typer.Argument(help="The period, YYYY-
     """Draft the period's payout batches on demand (the monthly run does this too); a retry finds the same batches."""
     from mm_pipelines.royalties.batches import create_batches
 
-    period = _period(period)
+    period = _period(period, posting=True)
     ids, holds = _lifecycle(lambda conn: create_batches(conn, period, by or _user()))
     for bid in ids:
         err.print(f"draft batch {bid}")

@@ -10,13 +10,17 @@ stop_services() {
 }
 trap stop_services EXIT
 
-# First runs fetch Kafka from Maven Central and build the S3 server: do both at once.
+# First runs fetch Kafka from Maven Central and build the S3 server; meanwhile a throwaway virtualenv
+# with an empty pip cache proves constraints.txt installs on a machine that has nothing left over.
 scripts/services/kafka.sh install &
 kafka_install=$!
 scripts/services/s3.sh install &
 s3_install=$!
+.venv/bin/python scripts/constraints.py resolve &
+resolve=$!
 wait "$kafka_install"
 wait "$s3_install"
+wait "$resolve"
 
 scripts/services/kafka.sh start
 scripts/services/s3.sh start

@@ -69,7 +69,7 @@
         {%- set rows = run_query("select sorting_key from system.tables where database = '" ~ this.schema ~ "' and name = '" ~ this.identifier ~ "'").rows -%}
         {%- set wanted = order_by | replace('(', '') | replace(')', '') | replace(' ', '') -%}
         {%- if rows and rows[0][0] | replace(' ', '') != wanted -%}
-            {{ exceptions.raise_compiler_error(this ~ " is sorted by (" ~ rows[0][0] ~ "), the model now by " ~ order_by ~ ": drop it (`mm sql 'DROP TABLE " ~ this ~ "'`) and rebuild every day (`mm materialize " ~ this.schema ~ "/" ~ this.identifier ~ "`)") }}
+            {{ exceptions.raise_compiler_error(this ~ " is sorted by (" ~ rows[0][0] ~ "), the model now by " ~ order_by ~ ": drop it (`mm sql --write 'DROP TABLE " ~ this ~ "'`) and rebuild every day (`mm materialize " ~ this.schema ~ "/" ~ this.identifier ~ "`)") }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

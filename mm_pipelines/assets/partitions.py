@@ -25,6 +25,11 @@ def range_tags(first: date, last: date) -> dict[str, str]:
 MONTHLY_PARTITIONS = MonthlyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 
 
+def royalty_periods() -> tuple[str, str]:
+    """The first and last period ('YYYY-MM') a royalty run can post: the first monthly partition to the current month."""
+    return period_of(MONTHLY_PARTITIONS.get_first_partition_key()), period_of(MONTHLY_PARTITIONS.get_last_partition_key())
+
+
 def period_of(partition_key: str) -> str:
     """'YYYY-MM' for a monthly partition key ('YYYY-MM-01')."""
     return partition_key[:7]

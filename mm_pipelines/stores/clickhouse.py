@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +28,16 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_TIMEOUT_S = 900.0
 
 
+# A ClickHouse server that does not answer fails the command or step within this many seconds.
+CONNECT_TIMEOUT_S = 10
+
+
 class WarehouseLockTimeout(RuntimeError):
     pass
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The configured ClickHouse server cannot be reached (as opposed to a query it refused)."""
 
 
 class WarehouseLock:
@@ -149,9 +158,19 @@ class Warehouse:
         if self.embedded_path is not None:
             self.embedded_path.mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(dsn=f"chdb://{self.embedded_path}")
-        return clickhouse_connect.get_client(
-            **server_client_kwargs(self.url, os.environ.get("MM_CLICKHOUSE_PASSWORD"))
-        )
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        kwargs = server_client_kwargs(self.url, os.environ.get("MM_CLICKHOUSE_PASSWORD"))
+        try:
+            # The client asks the server for its version on creation: an unreachable server fails here.
+            return clickhouse_connect.get_client(**kwargs, connect_timeout=CONNECT_TIMEOUT_S)
+        except OperationalError as e:
+            found = re.search(r"\[Errno -?\d+\][^\"')]*|timed out|Name or service not known", str(e))
+            cause = found.group(0).strip() if found else str(e).strip().splitlines()[0][:200]
+            raise WarehouseUnavailable(
+                f"The analytics store (ClickHouse at {kwargs['host']}:{kwargs['port']}, MM_CLICKHOUSE_URL={redact(self.url)}) "
+                f"is unreachable ({cause}): check MM_CLICKHOUSE_URL and that the server is up"
+            ) from None
 
     @contextmanager
     def session(self, waiting_log=log.info) -> Iterator[Session]:
@@ -171,9 +190,9 @@ class Warehouse:
                 client.close()
 
     # One-shot conveniences: each opens and closes its own session.
-    def query_arrow(self, sql: str, parameters: dict | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> pa.Table:
         with self.session() as s:
-            return s.query_arrow(sql, parameters)
+            return s.query_arrow(sql, parameters, settings)
 
     def query_rows(self, sql: str, parameters: dict | None = None) -> list[tuple]:
         with self.session() as s:
