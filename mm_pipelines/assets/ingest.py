@@ -21,7 +21,8 @@ class IngestConfig(Config):
     kinds={"clickhouse"},
     description=(
         "Canonical events from the event bus, validated in ClickHouse; invalid ones go to raw.dead_letters. "
-        "Every range is archived as Parquet (raw/events/date=…) in the object store."
+        "Every range is archived as Parquet (raw/events/date=…) in the object store. A bus that cannot be reached "
+        "fails the step; a topic nothing was produced to yet is nothing to ingest."
     ),
 )
 def raw_events(

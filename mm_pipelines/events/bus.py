@@ -7,7 +7,9 @@ deterministic function of (topic, partition, start, end) on either backend.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +26,14 @@ from mm_pipelines.config import ConfigError
 
 _HEADER = struct.Struct("<II")  # key length, value length
 
+# How long any one request to a broker (metadata, topic creation, offsets) may take before the bus counts
+# as unreachable: a run or a command that cannot reach its source fails within this, never hangs.
+BROKER_TIMEOUT_S = 10.0
+
+# librdkafka logs every failed connection attempt (many per second) to stderr unless given a logger.
+_kafka_log = logging.getLogger("mm_pipelines.kafka")
+_kafka_log.addHandler(logging.NullHandler())
+
 
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2), so both backends place a user's events alike."""
@@ -32,14 +42,18 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 @dataclass
 class Batch:
-    """The messages of one offset range of one partition, in offset order."""
+    """The messages of one offset range of one partition, in offset order, as the bus holds them: a
+    key or value may be None (Kafka allows both), and `headers` names the headers of the few messages
+    that carry any, by position in the batch."""
 
     topic: str
     partition: int
     start: int
     end: int
     offsets: list[int] = field(default_factory=list)
-    values: list[bytes] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    headers: dict[int, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -47,6 +61,14 @@ class Batch:
 
 class EventBusError(RuntimeError):
     pass
+
+
+class TopicNotFound(EventBusError):
+    """The topic does not exist (yet): nothing has been produced to it."""
+
+
+class EventBusUnavailable(EventBusError):
+    """The bus could not be reached: a failure of the run, never "nothing to ingest"."""
 
 
 class EventBus(Protocol):
@@ -111,7 +133,7 @@ class LocalEventLog:
     def _require_partitions(self, topic: str) -> list[int]:
         parts = self.partitions(topic)
         if not parts:
-            raise EventBusError(f"Topic {topic!r} does not exist in {self.root}: produce to it first")
+            raise TopicNotFound(f"Topic {topic!r} does not exist in {self.root}: produce to it first")
         return parts
 
     def end_offsets(self, topic: str) -> dict[int, int]:
@@ -193,10 +215,11 @@ class LocalEventLog:
             klen, vlen = _HEADER.unpack(data.read(_HEADER.size))
             data.seek(first)
             blob = data.read(last_pos + _HEADER.size + klen + vlen - first)
-        values = batch.values
+        values, keys = batch.values, batch.keys
         for pos in (positions - first).tolist():
             klen, vlen = _HEADER.unpack_from(blob, pos)
             begin = pos + _HEADER.size + klen
+            keys.append(blob[pos + _HEADER.size : begin])
             values.append(blob[begin : begin + vlen])
         batch.offsets = list(range(start, end))
         return batch
@@ -212,7 +235,8 @@ class KafkaEventBus:
     """Apache Kafka through librdkafka (confluent-kafka): an idempotent producer, assign+seek range reads.
 
     Measured on this 2-core machine (1M events): librdkafka produces ~400k/s and reads ~90k/s where
-    kafka-python managed 24k/s and 51k/s, so the data path uses it; partitioning is Kafka's murmur2."""
+    kafka-python managed 24k/s and 51k/s, so the data path uses it; partitioning is Kafka's murmur2.
+    Every broker request is bounded by BROKER_TIMEOUT_S: an unreachable bus is an EventBusUnavailable."""
 
     def __init__(self, url: str, read_timeout_s: float = 60.0):
         parts = urlsplit(url)
@@ -223,27 +247,57 @@ class KafkaEventBus:
         self.read_timeout_s = read_timeout_s
         self._consumer = None
         self._producer = None
+        self._reached = False
 
     @property
     def _servers(self) -> str:
         return ",".join(self.bootstrap)
 
+    def _config(self, **settings) -> dict:
+        """What every client shares: the brokers, and librdkafka's log lines sent to Python logging, not stderr."""
+        return {"bootstrap.servers": self._servers, "logger": _kafka_log, **settings}
+
+    def _unavailable(self, what: str, cause: str) -> EventBusUnavailable:
+        return EventBusUnavailable(
+            f"Kafka at {self._servers} {what} ({cause}): is the broker up, and does MM_EVENT_BUS point at it?"
+        )
+
+    def _check_reachable(self) -> None:
+        """Open a TCP connection to a bootstrap broker once, before librdkafka does: a refused or unresolvable
+        address then fails at once with the system's reason, where librdkafka retries silently until a timeout."""
+        if self._reached:
+            return
+        causes = []
+        for server in self.bootstrap:
+            host, sep, port = server.rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]"), int(port)) if sep else (server, 9092), timeout=BROKER_TIMEOUT_S).close()
+            except (OSError, ValueError) as e:
+                reason = getattr(e, "strerror", None) or str(e)
+                causes.append(f"{server}: {reason}" if len(self.bootstrap) > 1 else reason)
+                continue
+            self._reached = True
+            return
+        raise self._unavailable("is unreachable", "; ".join(causes))
+
     def _get_consumer(self):
         if self._consumer is None:
             from confluent_kafka import Consumer
 
+            self._check_reachable()
             self._consumer = Consumer(
-                {
-                    "bootstrap.servers": self._servers,
-                    "group.id": "mm-ingest",  # offsets are never committed: ranges come from the warehouse
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": False,
-                    # A range is read from one partition: let one fetch bring up to 64 MiB of it. At
-                    # 16 MiB the same million events took 4x longer (4.8 s instead of 1.2 s).
-                    "fetch.max.bytes": 64 * 1024 * 1024,
-                    "max.partition.fetch.bytes": 64 * 1024 * 1024,
-                    "queued.max.messages.kbytes": 512 * 1024,
-                }
+                self._config(
+                    **{
+                        "group.id": "mm-ingest",  # offsets are never committed: ranges come from the warehouse
+                        "enable.auto.commit": False,
+                        "enable.partition.eof": False,
+                        # A range is read from one partition: let one fetch bring up to 64 MiB of it. At
+                        # 16 MiB the same million events took 4x longer (4.8 s instead of 1.2 s).
+                        "fetch.max.bytes": 64 * 1024 * 1024,
+                        "max.partition.fetch.bytes": 64 * 1024 * 1024,
+                        "queued.max.messages.kbytes": 512 * 1024,
+                    }
+                )
             )
         return self._consumer
 
@@ -251,52 +305,66 @@ class KafkaEventBus:
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self._servers})
+        if self.partitions(topic):
+            return
+        admin = AdminClient(self._config())
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+            created = admin.create_topics(
+                [NewTopic(topic, num_partitions=partitions, replication_factor=1)], request_timeout=BROKER_TIMEOUT_S
+            )
+            created[topic].result(timeout=2 * BROKER_TIMEOUT_S)
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise EventBusError(f"Could not create topic {topic!r} on {self._servers}: {e.args[0].str()}") from None
-        deadline = time.monotonic() + 30
+        except TimeoutError:
+            raise self._unavailable(f"did not create topic {topic!r} within {2 * BROKER_TIMEOUT_S:.0f} s", "no answer") from None
+        deadline = time.monotonic() + 3 * BROKER_TIMEOUT_S
         while len(self.partitions(topic)) < partitions:
             if time.monotonic() > deadline:
                 raise EventBusError(f"Topic {topic!r} was created but its partitions never appeared")
             time.sleep(0.1)
 
     def partitions(self, topic: str) -> list[int]:
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaError, KafkaException
 
         try:
-            meta = self._get_consumer().list_topics(topic, timeout=10).topics.get(topic)
+            meta = self._get_consumer().list_topics(topic, timeout=BROKER_TIMEOUT_S).topics.get(topic)
         except KafkaException as e:
-            raise EventBusError(f"Kafka at {self._servers} did not answer: {e.args[0].str()}: is the broker up?") from None
+            raise self._unavailable(f"did not answer within {BROKER_TIMEOUT_S:.0f} s", e.args[0].str()) from None
+        if meta is not None and meta.error is not None and meta.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise EventBusError(f"Kafka at {self._servers} does not allow reading topic {topic!r}: {meta.error.str()}")
         if meta is None or meta.error is not None:
             return []
         return sorted(meta.partitions)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
         parts = self.partitions(topic)
         if not parts:
-            raise EventBusError(f"Topic {topic!r} does not exist on {self._servers}")
+            raise TopicNotFound(f"Topic {topic!r} does not exist on {self._servers}")
         consumer = self._get_consumer()
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=BROKER_TIMEOUT_S)[1] for p in parts}
+        except KafkaException as e:
+            raise self._unavailable(f"did not give the end offsets of {topic!r} within {BROKER_TIMEOUT_S:.0f} s", e.args[0].str()) from None
 
     def produce(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
         if self._producer is None:
             from confluent_kafka import Producer
 
+            self._check_reachable()
             self._producer = Producer(
-                {
-                    "bootstrap.servers": self._servers,
-                    "enable.idempotence": True,  # acks=all, no duplicates or reordering on retries
-                    "linger.ms": 20,
-                    "batch.size": 1024 * 1024,
-                    "compression.type": "lz4",
-                    "partitioner": "murmur2_random",  # Java's default: the same placement as partition_for
-                    "queue.buffering.max.messages": 1_000_000,
-                }
+                self._config(
+                    **{
+                        "enable.idempotence": True,  # acks=all, no duplicates or reordering on retries
+                        "linger.ms": 20,
+                        "batch.size": 1024 * 1024,
+                        "compression.type": "lz4",
+                        "partitioner": "murmur2_random",  # Java's default: the same placement as partition_for
+                        "queue.buffering.max.messages": 1_000_000,
+                    }
+                )
             )
         errors: list[str] = []
 
@@ -342,8 +410,14 @@ class KafkaEventBus:
                 offsets = [m.offset() for m in messages]
                 keep = len(offsets) if not offsets or offsets[-1] < end else next(i for i, o in enumerate(offsets) if o >= end)
                 if keep:
+                    kept = messages[:keep] if keep < len(messages) else messages
+                    headers = [m.headers() for m in kept]
+                    if any(headers):  # rare: only their names are kept, for ingestion to judge
+                        base = len(batch.offsets)
+                        batch.headers.update({base + i: [name for name, _ in h] for i, h in enumerate(headers) if h})
                     batch.offsets.extend(offsets[:keep])
-                    batch.values.extend([m.value() for m in messages[:keep]])
+                    batch.values.extend([m.value() for m in kept])
+                    batch.keys.extend([m.key() for m in kept])
                     next_offset = offsets[keep - 1] + 1
                     deadline = time.monotonic() + self.read_timeout_s
                 if keep < len(offsets):

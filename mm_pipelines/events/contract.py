@@ -49,14 +49,25 @@ CURRENCIES = frozenset(
 # How far in the future an occurred_at may be (clock skew between producers and us).
 FUTURE_TOLERANCE_S = 300
 
+# The largest message the pipeline reads, Kafka's own default limit (message.max.bytes): an event is a
+# few hundred bytes, and anything bigger is dead-lettered rather than parsed.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+# What raw.events.revenue, Decimal(38, 10), holds: an amount with more digits is refused, never rounded.
+REVENUE_INTEGER_DIGITS = 28
+REVENUE_SCALE = 10
+
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 # International (+CC …) or North-American ((555) 123-4567) phone numbers inside a JSON string.
-_PHONE = r"\"[^\"]*(\+\d{1,3}[ .-]?\(?\d{1,4}\)?([ .-]?\d{2,4}){2,4}|\(\d{3}\) ?\d{3}-\d{4})[^\"]*\""
+_PHONE_NUMBER = r"\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|\(\d{3}\) ?\d{3}-\d{4}"
+_PHONE = rf"\"[^\"]*(?:{_PHONE_NUMBER})[^\"]*\""
 # Card numbers: 13–19 digits, optionally grouped by spaces or dashes, standing alone inside a JSON
 # string (digits next to letters, as in hex ids, are not a card number).
 _STRING_TOKENS = r'"([^"]*)"'
 _CARD_CANDIDATES = r"(?:^|[^0-9A-Za-z])((?:\d[ -]?){12,18}\d)(?:[^0-9A-Za-z]|$)"
+# A decimal number as ClickHouse's toDecimal parsers read it: integer digits, fraction digits, exponent.
+_DECIMAL_PARTS = r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$"
 
 
 def sql_string(s: str) -> str:
@@ -103,28 +114,78 @@ def parsed_sql(source: str) -> str:
 _PII_HINT = r"@|\+\d|\(\d{3}\)|(?:\d[ -]?){12,18}\d"
 
 
+def _card_numbers_sql(text: str, tokens: bool) -> str:
+    """The Luhn-valid 13–19 digit card numbers in `text` (as written, separators included): inside its
+    JSON string tokens, or with `tokens` False anywhere in it."""
+    within = f"arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), extractAll({text}, {sql_string(_STRING_TOKENS)})))"
+    candidates = within if tokens else f"extractAll({text}, {sql_string(_CARD_CANDIDATES)})"
+    digits = "replaceRegexpAll(m, '[^0-9]', '')"
+    return f"arrayFilter(m -> length({digits}) BETWEEN 13 AND 19 AND {_luhn_valid_sql(digits)}, {candidates})"
+
+
+# Each kind of personal data: its name in reasons, and its test of a piece of JSON text.
+_PII_KINDS = (
+    ("an e-mail address", lambda x: f"match({x}, {sql_string(_EMAIL)})"),
+    ("a phone number", lambda x: f"match({x}, {sql_string(_PHONE)})"),
+    ("a payment card number", lambda x: f"notEmpty({_card_numbers_sql(x, tokens=True)})"),
+)
+
+
+def _pii_reason_sql(kind: str, test) -> str:
+    """'PII: <kind> appears in field <name>': the first top-level field whose value (or name) holds it. A
+    name that itself looks like personal data is not repeated; unparsed messages say "the message"."""
+    quoted = "concat('\"', pk, '\"')"  # names are unquoted; the tests read JSON text
+    field = f"arrayFirst((pk, pv) -> {test('pv')} OR {test(quoted)}, mapKeys(fields), mapValues(fields))"
+    where = f"multiIf({field} = '', 'the message', match({field}, {sql_string(_PII_HINT)}), 'a field name', concat('field ', {field}))"
+    return f"concat({sql_string(f'PII: {kind} appears in ')}, {where})"
+
+
+def stored_raw_sql(raw: str = "raw", error: str = "error") -> str:
+    """What a dead letter keeps of its message: the message as it came, except that one rejected for PII
+    has every e-mail address, phone number and card number in it replaced by a marker (its topic,
+    partition and offset, or file and line, find the original). Evaluated on dead letters only."""
+    redacted = f"replaceRegexpAll({raw}, {sql_string(_EMAIL)}, '[redacted e-mail]')"
+    redacted = f"replaceRegexpAll({redacted}, {sql_string(_PHONE_NUMBER)}, '[redacted phone]')"
+    redacted = f"arrayFold((acc, card) -> replaceAll(acc, card, '[redacted card]'), {_card_numbers_sql(redacted, tokens=False)}, {redacted})"
+    return f"if(startsWith({error}, 'PII'), {redacted}, {raw})"
+
+
+def _exceeds_decimal_sql(text: str) -> str:
+    """ClickHouse expression: does the decimal number `text` have more significant digits before or after
+    the point than Decimal(38, 10) holds? (Trailing zeros of a fraction and leading zeros are not digits
+    lost.) toDecimal128 would silently drop the extra fraction digits, or return NULL for a big integer."""
+    parts = f"extractGroups({text}, {sql_string(_DECIMAL_PARTS)})"
+    digits = f"concat({parts}[1], {parts}[2])"
+    exponent = f"toInt32OrNull(if({parts}[3] = '', '0', {parts}[3]))"
+    point = f"(length({parts}[1]) + {exponent})"  # where the decimal point falls in `digits`
+    leading = f"(length({digits}) - length(trimLeft({digits}, '0')))"
+    significant = f"(length(trimRight({digits}, '0')))"
+    return (
+        f"(notEmpty({parts}) AND notEmpty(trimLeft({digits}, '0')) AND ({exponent} IS NULL "
+        f"OR {point} - {leading} > {REVENUE_INTEGER_DIGITS} OR {significant} - {point} > {REVENUE_SCALE}))"
+    )
+
+
 def error_sql(now: str = "now64(3, 'UTC')") -> str:
-    """Over `parsed_sql`: '' for a valid event, else the first reason it is invalid."""
+    """Over `parsed_sql`: '' for a valid event, else the first reason it is invalid. A message's
+    `problem` (what the bus said is wrong with it, e.g. a null value) is such a reason too."""
     f, has = _text, _has
     present = lambda name: f"({has(name)} AND {f(name)} != '')"  # noqa: E731
     types = ", ".join(sql_string(t) for t in EVENT_TYPES)
     currencies = ", ".join(sql_string(c) for c in sorted(CURRENCIES))
-    revenue = f"toDecimal128OrNull({f('revenue')}, 10)"
+    revenue = f"toDecimal128OrNull({f('revenue')}, {REVENUE_SCALE})"
     hint = f"match(raw, {sql_string(_PII_HINT)})"
-    card_digits = (
-        f"arrayMap(m -> replaceRegexpAll(m, '[^0-9]', ''), arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), "
-        f"extractAll(raw, {sql_string(_STRING_TOKENS)}))))"
-    )
-    clauses: list[tuple[str, str]] = [
+    # PII first: a message carrying personal data is recognised as such whatever else is wrong with it,
+    # so that its stored copy is redacted (stored_raw_sql).
+    clauses: list[tuple[str, str]] = [(f"{hint} AND {test('raw')}", _pii_reason_sql(kind, test)) for kind, test in _PII_KINDS]
+    clauses += [
+        ("problem != ''", "problem"),
+        (
+            f"length(raw) > {MAX_MESSAGE_BYTES}",
+            f"concat('the message is ', toString(length(raw)), ' bytes, more than the {MAX_MESSAGE_BYTES} (1 MiB) an event may have')",
+        ),
         ("NOT isValidJSON(raw)", "'malformed JSON: the message is not a JSON document'"),
         ("JSONType(raw) != 'Object'", "'malformed event: the message is JSON but not an object'"),
-        # PII first: an event carrying personal data must be recognised as such whatever else is wrong.
-        (f"{hint} AND match(raw, {sql_string(_EMAIL)})", "'PII: an e-mail address appears in the event'"),
-        (f"{hint} AND match(raw, {sql_string(_PHONE)})", "'PII: a phone number appears in the event'"),
-        (
-            f"{hint} AND arrayExists(d -> length(d) BETWEEN 13 AND 19 AND {_luhn_valid_sql('d')}, {card_digits})",
-            "'PII: a payment card number appears in the event'",
-        ),
         (
             f"{has('revenue')} AND NOT startsWith(fields['revenue'], '\"') AND {f('revenue')} = ''",
             "'revenue is a JSON number whose digits could not be read exactly: send it as a string, e.g. \"19.99\"'",
@@ -156,6 +217,11 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
         )
     clauses += [
         (
+            f"{has('revenue')} AND {_exceeds_decimal_sql(f('revenue'))}",
+            f"concat('revenue ', {f('revenue')}, ' has more precision than supported: at most "
+            f"{REVENUE_INTEGER_DIGITS} digits before the decimal point and {REVENUE_SCALE} after it')",
+        ),
+        (
             f"{has('revenue')} AND ({revenue} IS NULL OR {revenue} < 0)",
             f"concat('revenue ', {f('revenue')}, ' is not a non-negative decimal amount')",
         ),
@@ -181,8 +247,9 @@ EVENT_COLUMNS = (
 
 
 def validated_sql(source: str, now: str = "now64(3, 'UTC')") -> str:
-    """SELECT over `source` (columns partition, offset, raw): those columns, `error` ('' if valid)
-    and the typed columns of raw.events (meaningful where the event is valid).
+    """SELECT over `source` (columns partition, offset, raw, problem — '' unless the bus found the
+    message unreadable): partition, offset, raw, `error` ('' if valid) and the typed columns of
+    raw.events (meaningful where the event is valid).
 
     Read `error` together with the typed columns: alone, the parsed fields are needed only inside
     multiIf's lazy branches, and ClickHouse re-parses them there clause by clause (10x slower)."""
@@ -203,7 +270,7 @@ def validated_sql(source: str, now: str = "now64(3, 'UTC')") -> str:
         f"{f('creative_id')} AS creative_id",
         f"{f('asset_id')} AS asset_id",
         f"{opt('order_id')} AS order_id",
-        f"toDecimal128OrNull({opt('revenue')}, 10) AS revenue",
+        f"toDecimal128OrNull({opt('revenue')}, {REVENUE_SCALE}) AS revenue",
         f"{opt('currency')} AS currency",
         f"{opt('sku')} AS sku",
         f"toUInt16OrDefault({f('schema_version')}, toUInt16({SCHEMA_VERSION})) AS schema_version",

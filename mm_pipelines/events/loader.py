@@ -1,8 +1,9 @@
 """`mm events load`: a JSON Lines file of canonical events onto the event bus.
 
 Valid lines are produced (keyed by user_id); invalid ones are quarantined in raw.dead_letters with
-file, line number and reason. A file is identified by its SHA-256: loading the same content again
-is a no-op unless forced, so re-running a load (or the demo) never duplicates events.
+file, line number and reason (a line rejected for PII is stored with its personal data redacted). A
+file is identified by its SHA-256: loading the same content again is a no-op unless forced, so
+re-running a load (or the demo) never duplicates events.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def load_file(
     lines = [line.rstrip(b"\r") for line in data.split(b"\n")]
     if lines and lines[-1] == b"":
         lines.pop()
+    # The bus first: when it cannot be reached, nothing is quarantined or produced, and that is said at once.
+    bus = platform.bus
+    bus.ensure_topic(topic, platform.settings.events_partitions)
     with platform.warehouse.session() as s:
         ensure_raw_tables(s)
         checked = validate_lines(s, f"file:{sha}", lines)
-        record_file_dead_letters(s, str(path), f"file:{sha}", lines, checked.invalid)
-    bus = platform.bus
-    bus.ensure_topic(topic, platform.settings.events_partitions)
+        record_file_dead_letters(s, str(path), f"file:{sha}", checked)
     total = len(checked.valid_lines)
     for i in range(0, total, PRODUCE_CHUNK):
         chunk = range(i, min(i + PRODUCE_CHUNK, total))
