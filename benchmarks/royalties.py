@@ -101,6 +101,7 @@ def main() -> None:
 
     private, public = generate_key_pair()
     os.environ["MM_PAYOUT_SIGNING_KEY"] = private
+    os.environ.setdefault("MM_PAYOUT_DEBTOR_IBAN", "DE02120300000000202051")  # the paying account of the pain.001 files
 
     from dagster import DagsterInstance
 

@@ -21,6 +21,9 @@ payouts_app = typer.Typer(help="Payout batches: draft, approve, export (signed),
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 Actor = Annotated[str, typer.Option("--by", help="Who does this (recorded in the audit log).")]
+# A statement line's amounts, in the order a payee reads them: what came in, what was kept back, what went out.
+STATEMENT_AMOUNTS = ("opening", "returned", "earnings", "reserve_held", "reserve_released", "advances", "recouped", "mg_topup",
+                     "balance", "withheld", "paid", "held", "carried_out", "unrecouped_out")
 
 
 def _period(value: str, posting: bool = False) -> str:
@@ -44,6 +47,12 @@ def _period(value: str, posting: bool = False) -> str:
 
 def _user() -> str:
     return getpass.getuser()
+
+
+def _id_column(table: Table, name: str, ids: list[str]) -> None:
+    """Ids are pasted into other commands (`mm payouts approve/export`): never wrapped or cut, however narrow the
+    output; the other columns fold instead."""
+    table.add_column(name, no_wrap=True, min_width=max((len(i) for i in ids), default=len(name)))
 
 
 @royalties_app.command("load")
@@ -109,7 +118,7 @@ def royalties_close(period: Annotated[str, typer.Argument(help="The period to cl
 def _print_statements(period: str) -> None:
     with _platform().metadata.connect() as conn:
         rows = conn.execute(
-            """SELECT currency, count(*), sum(earnings), sum(paid), sum(withheld), sum(carried_out),
+            """SELECT currency, count(*), sum(earnings), sum(paid), sum(held), sum(withheld), sum(carried_out),
                       count(*) FILTER (WHERE carried_reason = 'below threshold')
                FROM royalty_statement_totals WHERE period = %s GROUP BY currency ORDER BY currency""",
             (period,),
@@ -117,15 +126,16 @@ def _print_statements(period: str) -> None:
         batches = conn.execute("SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id", (period,)).fetchall()
         holds = conn.execute("SELECT count(*), coalesce(sum(amount), 0) FROM payout_holds WHERE period = %s", (period,)).fetchone()
     table = Table(title=f"Royalty statements {period}")
-    for name in ("currency", "payees", "earnings", "payable", "withheld", "carried", "below threshold"):
+    for name in ("currency", "payees", "earnings", "payable", "held", "withheld", "carried", "below threshold"):
         table.add_column(name, justify="left" if name == "currency" else "right")
-    for cur, n, earn, paid, wht, carried, below in rows:
-        table.add_row(cur, f"{n:,}", f"{earn:,.2f}", f"{paid:,.2f}", f"{wht:,.2f}", f"{carried:,.2f}", f"{below:,}")
+    for cur, n, earn, paid, held, wht, carried, below in rows:
+        table.add_row(cur, f"{n:,}", f"{earn:,.2f}", f"{paid:,.2f}", f"{held:,.2f}", f"{wht:,.2f}", f"{carried:,.2f}", f"{below:,}")
     console.print(table)
     if batches:
         bt = Table(title="Payout batches")
-        for name in ("batch", "currency", "total", "lines", "status"):
-            bt.add_column(name, justify="right" if name in ("total", "lines") else "left")
+        _id_column(bt, "batch", [b for b, *_ in batches])
+        for name in ("currency", "total", "lines", "status"):
+            bt.add_column(name, justify="right" if name in ("total", "lines") else "left", overflow="fold")
         for b, cur, total, n, status in batches:
             bt.add_row(b, cur, f"{total:,.2f}", f"{n:,}", status)
         console.print(bt)
@@ -142,8 +152,7 @@ def royalties_statement(
     """One payee's statement: every account line, the rule versions behind it and the ledger per rule."""
     period = _period(period)
     platform = _platform()
-    columns = ["account_id", "currency", "opening", "returned", "earnings", "reserve_held", "reserve_released", "advances",
-               "recouped", "mg_topup", "balance", "withheld", "paid", "carried_out", "unrecouped_out", "carried_reason", "contract_versions"]
+    columns = ["account_id", "currency", *STATEMENT_AMOUNTS, "carried_reason", "held_reason", "contract_versions"]
     with platform.warehouse.session() as s:
         if not s.scalar("SELECT count() FROM system.tables WHERE database = 'royalty' AND name = 'statement_lines'"):
             raise UserError(f"No statements yet, so none for payee {payee!r} in {period}", f"run `mm royalties run {period}` first")
@@ -162,7 +171,7 @@ def royalties_statement(
     table.add_column("line")
     for line in lines:
         table.add_column(line["account_id"], justify="right")
-    for name in columns[2:15]:
+    for name in STATEMENT_AMOUNTS:
         table.add_row(name.replace("_", " "), *(f"{Decimal(line[name]):,.2f}" for line in lines))
     table.add_row("terms", *(", ".join(line["contract_versions"]) for line in lines))
     console.print(table)
@@ -174,17 +183,19 @@ def royalties_statement(
     console.print(lt)
     if lines[0]["carried_reason"]:
         err.print(f"carried forward: {lines[0]['carried_reason']}")
+    if lines[0]["held_reason"]:
+        err.print(f"held, not paid (returns next period): {lines[0]['held_reason']}")
     if html_file:
-        html_file.write_text(_statement_html(period, payee, lines, ledger, columns), encoding="utf-8")
+        html_file.write_text(_statement_html(period, payee, lines, ledger), encoding="utf-8")
         err.print(f"Wrote {html_file}")
 
 
-def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tuple], columns: list[str]) -> str:
+def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tuple]) -> str:
     e = html.escape
     head = "".join(f"<th>{e(line['account_id'])}</th>" for line in lines)
     body = "".join(
         f"<tr><td>{e(name.replace('_', ' '))}</td>" + "".join(f"<td class=n>{Decimal(line[name]):,.2f}</td>" for line in lines) + "</tr>"
-        for name in columns[2:15]
+        for name in STATEMENT_AMOUNTS
     )
     terms = "".join(f"<td>{e(', '.join(line['contract_versions']))}</td>" for line in lines)
     ledger_rows = "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in r) + "</tr>" for r in ledger)
@@ -192,7 +203,8 @@ def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tup
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>
 <h1>Royalty statement {e(period)}</h1><p>Payee <b>{e(payee)}</b>, amounts in {e(lines[0]['currency'])}.
-{e(lines[0]['carried_reason'] and 'Carried forward: ' + lines[0]['carried_reason'])}</p>
+{e(lines[0]['carried_reason'] and 'Carried forward: ' + lines[0]['carried_reason'])}
+{e(lines[0]['held_reason'] and 'Held, not paid (returns next period): ' + lines[0]['held_reason'])}</p>
 <table><tr><th>line</th>{head}</tr>{body}<tr><td>terms (contract@version)</td>{terms}</tr></table>
 <h2>Ledger lines behind it</h2><table><tr><th>rule</th><th>version</th><th>basis</th><th>tier</th><th>rate</th><th>lines</th>
 <th>units</th><th>base</th><th>royalty</th><th>currency</th></tr>{ledger_rows}</table></body></html>
@@ -253,8 +265,9 @@ def payouts_list(format: Annotated[str, typer.Option("--format", "-f", help="tab
         print(json.dumps([dict(zip(keys, (*r[:3], str(r[3]), *r[4:]))) for r in rows], indent=2))
         return
     table = Table(title="Payout batches")
-    for name in ("batch", "period", "currency", "total", "lines", "status", "created by", "approved by"):
-        table.add_column(name, justify="right" if name in ("total", "lines") else "left")
+    _id_column(table, "batch", [r[0] for r in rows])
+    for name in ("period", "currency", "total", "lines", "status", "created by", "approved by"):
+        table.add_column(name, justify="right" if name in ("total", "lines") else "left", overflow="fold")
     for bid, period, cur, total, n, status, created, approvers in rows:
         table.add_row(bid, period, cur, f"{total:,.2f}", f"{n:,}", status, created, approvers)
     console.print(table)

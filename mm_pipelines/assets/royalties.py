@@ -109,6 +109,7 @@ def royalty_statements(
         "period": period, "statements": count,
         "earnings": MetadataValue.json(_by_currency(st, "earnings")),
         "payable": MetadataValue.json(_by_currency(st, "paid")),
+        "held": MetadataValue.json(_by_currency(st, "held")),
         "carried_below_threshold": sum(1 for x in st if x.carried_reason == "below threshold"),
     })
 

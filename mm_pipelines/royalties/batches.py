@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from dataclasses import dataclass
-from datetime import date, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import psycopg
@@ -28,14 +29,38 @@ class BatchError(ValueError):
     """A lifecycle step that cannot happen now; the message says why and what to do."""
 
 
+def identity(name: str) -> str:
+    """A person's name as compared and recorded: NFKC, case-folded, trimmed, so that 'carol', 'Carol ', 'CAROL' and
+    full-width 'Ｃａｒｏｌ' are one person to the four-eyes rule."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
+
+
+def same_person(a: str, b: str) -> bool:
+    """The one identity comparison of the payout lifecycle (authenticated subjects will replace typed names here)."""
+    return identity(a) == identity(b)
+
+
+def _actor(name: str) -> str:
+    actor = identity(name)
+    if not actor:
+        raise BatchError("say who you are with --by NAME: every payout step records who took it")
+    return actor
+
+
+def _as_given(name: str) -> dict:
+    """The name as typed, for the audit record, when it differs from the identity recorded as the actor."""
+    return {"actor_as_given": name} if name != identity(name) else {}
+
+
 @dataclass(frozen=True)
 class PayoutSettings:
     """Read when a step runs (never at import): MM_PAYOUT_* variables."""
 
     dual_approval_above: Decimal
-    debtor: payouts.Debtor
+    debtor: payouts.Debtor | None  # None when MM_PAYOUT_DEBTOR_IBAN is unset: approvals work, SEPA exports refuse
     signing_key: str | None
     verify_key: str | None
+    execution_day: int  # day of the month after the period on which transfers are asked for
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> PayoutSettings:
@@ -45,12 +70,12 @@ class PayoutSettings:
             above = Decimal(raw)
         except ArithmeticError:
             raise BatchError(f"MM_PAYOUT_DUAL_APPROVAL_ABOVE={raw!r} is not an amount") from None
-        debtor = payouts.Debtor(
-            env.get("MM_PAYOUT_DEBTOR_NAME", "Market and Media Ltd"),
-            env.get("MM_PAYOUT_DEBTOR_IBAN", "DE02120300000000202051"),
-            env.get("MM_PAYOUT_DEBTOR_BIC") or None,
-        )
-        return cls(above, debtor, env.get("MM_PAYOUT_SIGNING_KEY") or None, env.get("MM_PAYOUT_VERIFY_KEY") or None)
+        day = env.get("MM_PAYOUT_EXECUTION_DAY", "5")
+        if not (day.isdecimal() and 1 <= int(day) <= 28):
+            raise BatchError(f"MM_PAYOUT_EXECUTION_DAY={day!r} must be a day of the month from 1 to 28 (every month has it)")
+        iban = (env.get("MM_PAYOUT_DEBTOR_IBAN") or "").replace(" ", "").upper()
+        debtor = payouts.Debtor(env.get("MM_PAYOUT_DEBTOR_NAME", "Market and Media Ltd"), iban, env.get("MM_PAYOUT_DEBTOR_BIC") or None) if iban else None
+        return cls(above, debtor, env.get("MM_PAYOUT_SIGNING_KEY") or None, env.get("MM_PAYOUT_VERIFY_KEY") or None, int(day))
 
 
 @dataclass(frozen=True)
@@ -71,30 +96,31 @@ def hold_reason(kyc_status: str, payout_method: str) -> str | None:
 
 
 def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[list[str], list[Hold]]:
-    """Draft one batch per currency from the period's statements (royalty_statement_totals); hold the rest."""
+    """Draft one batch per currency from what the period's statements pay (royalty_statement_totals), and record
+    what they hold: the holds of the period become exactly the statements' held amounts, so a hold returns once."""
+    given, actor = actor, _actor(actor)
     rows = conn.execute(
-        """SELECT t.payee_id, t.currency, t.paid, p.name, p.iban, p.bic, p.kyc_status, p.payout_method
+        """SELECT t.payee_id, t.currency, t.paid, t.held, t.held_reason, p.name, p.iban, p.bic, p.kyc_status, p.payout_method
            FROM royalty_statement_totals t JOIN payees p USING (payee_id)
-           WHERE t.period = %s AND t.paid > 0 ORDER BY t.payee_id""",
+           WHERE t.period = %s AND (t.paid > 0 OR t.held > 0) ORDER BY t.payee_id""",
         (period,),
     ).fetchall()
+    drafted = {lid for (lid,) in conn.execute(
+        "SELECT line_id FROM payout_lines WHERE line_id LIKE %s AND status <> 'cancelled'", (f"{period}:%",))}
     lines: dict[str, list[payouts.PayoutLine]] = {}
     holds = []
-    for payee_id, currency, paid, name, iban, bic, kyc, method in rows:
-        reason = hold_reason(kyc, method)
-        if reason:
-            holds.append(Hold(payee_id, currency, paid, reason))
+    for payee_id, currency, paid, held, held_reason, name, iban, bic, kyc, method in rows:
+        if held > 0:
+            holds.append(Hold(payee_id, currency, held.quantize(CENT), held_reason))
             continue
+        line_id = f"{period}:{payee_id}:{currency}"  # a drafted line was payable when drafted: a retry keeps its batch
+        if line_id not in drafted and (reason := hold_reason(kyc, method)):
+            raise BatchError(f"the {period} statement pays {payee_id}, who is now held ({reason}): "
+                             f"run `mm royalties run {period}` again so the statement holds the payout")
         lines.setdefault(currency, []).append(payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
-            f"{period}:{payee_id}:{currency}", payee_id, name, iban, bic or None, paid.quantize(CENT), currency, f"Royalties {period} {payee_id}"
+            line_id, payee_id, name, iban, bic or None, paid.quantize(CENT), currency, f"Royalties {period} {payee_id}"
         ))
-    returned = add_months(period, 1)
-    held = [h for h in holds if conn.execute(
-        "INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (period, h.payee_id, h.currency, h.amount, h.reason, returned)).rowcount]
-    if held:
-        audit(conn, actor, "payout.holds", period, {"returned_period": returned, "payees": {
-            h.payee_id: {"amount": h.amount, "currency": h.currency, "reason": h.reason} for h in held}})
+    _record_holds(conn, period, holds, actor, given)
     batch_ids = []
     for currency, batch_lines in sorted(lines.items()):
         payouts.validate_lines(batch_lines)
@@ -117,34 +143,54 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             with conn.cursor().copy("COPY payout_lines (line_id, batch_id, payee_id, amount, currency) FROM STDIN") as copy:
                 for line in batch_lines:
                     copy.write_row((line.line_id, bid, line.payee_id, line.amount, currency))
-            audit(conn, actor, "payout.batch_created", bid, {"period": period, "currency": currency, "total": total, "lines": len(batch_lines)})
+            audit(conn, actor, "payout.batch_created", bid,
+                  {"period": period, "currency": currency, "total": total, "lines": len(batch_lines), **_as_given(given)})
         batch_ids.append(bid)
     return batch_ids, holds
 
 
+def _record_holds(conn: psycopg.Connection, period: str, holds: list[Hold], actor: str, given: str) -> None:
+    """Make payout_holds for the period match the statements (recomputed while no batch exists): a stale hold would
+    return money the statement now pays, or lose money it now holds."""
+    back = returned_period(conn, period)
+    stored = {(p, c): (a, r) for p, c, a, r in conn.execute(
+        "SELECT payee_id, currency, amount, reason FROM payout_holds WHERE period = %s", (period,))}
+    wanted = {(h.payee_id, h.currency): (h.amount, h.reason) for h in holds}
+    if stored == wanted:
+        return
+    conn.execute("DELETE FROM payout_holds WHERE period = %s", (period,))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s)",
+                        [(period, h.payee_id, h.currency, h.amount, h.reason, back) for h in holds])
+    audit(conn, actor, "payout.holds", period, {
+        "returned_period": back,
+        "payees": {h.payee_id: {"amount": h.amount, "currency": h.currency, "reason": h.reason} for h in holds},
+        "released": sorted(p for p, _ in stored.keys() - wanted.keys()), **_as_given(given),
+    })
+
+
 def batch_row(conn: psycopg.Connection, batch_id: str) -> dict:
-    row = conn.execute(
-        "SELECT batch_id, period, currency, total, line_count, status, created_by, created_at, exported_at FROM payout_batches WHERE batch_id = %s",
-        (batch_id,),
-    ).fetchone()
+    keys = ("batch_id", "period", "currency", "total", "line_count", "status", "created_by", "created_at", "exported_at", "execution_date")
+    row = conn.execute(f"SELECT {', '.join(keys)} FROM payout_batches WHERE batch_id = %s", (batch_id,)).fetchone()
     if row is None:
         raise BatchError(f"no payout batch {batch_id!r}: list them with `mm payouts list`")
-    keys = ("batch_id", "period", "currency", "total", "line_count", "status", "created_by", "created_at", "exported_at")
     return dict(zip(keys, row))
 
 
 def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: PayoutSettings) -> tuple[str, int, int]:
     """Record an approval; (status, approvals, approvals needed). Four eyes: the creator cannot approve."""
+    given, approver = approver, _actor(approver)
     batch = batch_row(conn, batch_id)
     if batch["status"] != "draft":
         raise BatchError(f"batch {batch_id} is {batch['status']}, only a draft can be approved")
-    if approver == batch["created_by"]:
+    if same_person(approver, batch["created_by"]):
         raise BatchError(f"{approver} created batch {batch_id} and cannot approve it: another Finance approver must")
     needed = 2 if batch["total"] > settings.dual_approval_above else 1
-    added = conn.execute("INSERT INTO payout_approvals (batch_id, approver) VALUES (%s, %s) ON CONFLICT DO NOTHING", (batch_id, approver)).rowcount
-    if not added:
+    earlier = [a for (a,) in conn.execute("SELECT approver FROM payout_approvals WHERE batch_id = %s", (batch_id,))]
+    if any(same_person(approver, a) for a in earlier) or not conn.execute(
+            "INSERT INTO payout_approvals (batch_id, approver) VALUES (%s, %s) ON CONFLICT DO NOTHING", (batch_id, approver)).rowcount:
         raise BatchError(f"{approver} already approved batch {batch_id}: a second approval must come from someone else")
-    audit(conn, approver, "payout.approval", batch_id, {"total": batch["total"], "needed": needed})
+    audit(conn, approver, "payout.approval", batch_id, {"total": batch["total"], "needed": needed, **_as_given(given)})
     count = conn.execute("SELECT count(*) FROM payout_approvals WHERE batch_id = %s", (batch_id,)).fetchone()[0]
     if count >= needed:
         conn.execute("UPDATE payout_batches SET status = 'approved' WHERE batch_id = %s", (batch_id,))
@@ -156,6 +202,7 @@ def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: Pa
 def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> None:
     """Void a batch before it leaves for the bank: its lines stay, marked cancelled, and the period's statements
     can be recomputed and drafted again."""
+    given, actor = actor, _actor(actor)
     batch = batch_row(conn, batch_id)
     if batch["status"] not in ("draft", "approved"):
         raise BatchError(f"batch {batch_id} is {batch['status']}: only a draft or approved batch can be cancelled; "
@@ -164,7 +211,7 @@ def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> 
         raise BatchError("say why the batch is cancelled (--reason): it goes into the audit log")
     conn.execute("UPDATE payout_batches SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
     conn.execute("UPDATE payout_lines SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
-    audit(conn, actor, "payout.batch_cancelled", batch_id, {"reason": reason, "was": batch["status"], "total": batch["total"]})
+    audit(conn, actor, "payout.batch_cancelled", batch_id, {"reason": reason, "was": batch["status"], "total": batch["total"], **_as_given(given)})
 
 
 def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.PayoutLine]:
@@ -178,12 +225,26 @@ def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.Payout
             for lid, pid, name, iban, bic, amount, cur, period in rows]
 
 
+def execution_date(batch: dict, settings: PayoutSettings, today: date) -> date | None:
+    """A SEPA (EUR) batch's execution date: set by its first export, then kept, so a re-export is byte-identical."""
+    if batch["currency"] != "EUR":
+        return None
+    return batch["execution_date"] or payouts.execution_date(batch["period"], settings.execution_day, today)
+
+
 def export_files(batch: dict, lines: list[payouts.PayoutLine], settings: PayoutSettings) -> dict[str, bytes]:
-    """The batch's files, byte-identical on every export (times come from the batch record)."""
+    """The batch's files, byte-identical on every export (times and the execution date come from the batch record)."""
     files = {payouts.CSV_NAME: payouts.payouts_csv(batch["batch_id"], lines)}
     if batch["currency"] == "EUR":  # SEPA credit transfers are EUR only; other currencies are paid from the CSV
+        debtor = settings.debtor
+        if debtor is None:
+            raise BatchError("MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from "
+                             "(MM_PAYOUT_DEBTOR_NAME and MM_PAYOUT_DEBTOR_BIC name its holder and bank)")
+        if problem := payouts.iban_problem(debtor.iban):
+            raise BatchError(f"MM_PAYOUT_DEBTOR_IBAN: {problem.split('; ')[0]}; set it to the IBAN of the account payouts are paid from")
         files[payouts.PAIN001_NAME] = payouts.pain001_xml(
-            batch["batch_id"], settings.debtor, lines, execution_date=date.fromisoformat(f"{add_months(batch['period'], 1)}-05"),
+            batch["batch_id"], debtor, lines,
+            execution_date=batch["execution_date"],
             created_at=batch["created_at"].astimezone(timezone.utc).replace(microsecond=0),
         )
     return files
@@ -195,13 +256,17 @@ def signing_key(settings: PayoutSettings):
     return payouts.load_signing_key(settings.signing_key)
 
 
-def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor: str, settings: PayoutSettings) -> list[str]:
-    """Write the files, the manifest and its signature under finance/payouts/<batch>/; returns the keys."""
+def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor: str, settings: PayoutSettings,
+           today: date | None = None) -> list[str]:
+    """Write the files, the manifest and its signature under finance/payouts/<batch>/; returns the keys.
+    `today` (UTC by default) bounds the execution date of a first export."""
+    given, actor = actor, _actor(actor)
     batch = batch_row(conn, batch_id)
     if batch["status"] not in ("approved", "exported"):
         raise BatchError(f"batch {batch_id} is {batch['status']}: it needs its approvals before export")
     key = signing_key(settings)
     lines = payout_lines(conn, batch_id)
+    batch["execution_date"] = execution_date(batch, settings, today or datetime.now(timezone.utc).date())
     files = export_files(batch, lines, settings)
     meta = {"period": batch["period"], "currency": batch["currency"], "total": str(batch["total"]),
             "lines": str(batch["line_count"]), "public_key": payouts.public_key_text(key)}
@@ -214,8 +279,10 @@ def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor:
         objects.put_bytes(keys[-1], data)
     digest = hashlib.sha256(manifest).hexdigest()
     if batch["status"] == "approved":
-        conn.execute("UPDATE payout_batches SET status = 'exported', exported_at = now(), manifest_sha256 = %s WHERE batch_id = %s", (digest, batch_id))
-    audit(conn, actor, "payout.export", batch_id, {"manifest_sha256": digest, "files": sorted(files)})
+        conn.execute("UPDATE payout_batches SET status = 'exported', exported_at = now(), manifest_sha256 = %s, execution_date = %s "
+                     "WHERE batch_id = %s", (digest, batch["execution_date"], batch_id))
+    audit(conn, actor, "payout.export", batch_id, {"manifest_sha256": digest, "files": sorted(files),
+                                                   "execution_date": batch["execution_date"], **_as_given(given)})
     return keys
 
 
@@ -239,6 +306,7 @@ def returned_period(conn: psycopg.Connection, period: str) -> str:
 
 def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, actor: str) -> dict:
     """Post Finance's paid/failed lines once per file; failed lines return to the payee's balance."""
+    given, actor = actor, _actor(actor)
     digest = hashlib.sha256(data).hexdigest()
     seen = conn.execute("SELECT sha256 FROM payout_confirmations WHERE file_key = %s", (file_key,)).fetchone()
     if seen:
@@ -268,7 +336,8 @@ def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, acto
     pending = conn.execute("SELECT count(*) FROM payout_lines WHERE batch_id = %s AND status = 'pending'", (bid,)).fetchone()[0]
     if pending == 0:
         conn.execute("UPDATE payout_batches SET status = 'confirmed' WHERE batch_id = %s", (bid,))
-    audit(conn, actor, "payout.confirmation", bid, {"file": file_key, "sha256": digest, **posted, "pending": pending, "returned_period": back})
+    audit(conn, actor, "payout.confirmation", bid, {"file": file_key, "sha256": digest, **posted, "pending": pending, "returned_period": back,
+                                                    **_as_given(given)})
     return {"batch_id": bid, **posted, "pending": pending, "already": False}
 
 

@@ -7,6 +7,7 @@ the field, because a contract typo is a payment dispute later. docs/royalties.md
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -29,6 +30,23 @@ RATE_BASES = ("flat", "units", "revenue", "date")
 LICENSE_ACTIONS = ("takedown", "renew")
 HUNDRED = Decimal(100)
 WORLDWIDE = "WW"
+
+# Every key each mapping of the catalog may have, in the order docs/royalties.md lists them.
+ROOT_KEYS = ("creators", "contracts", "licenses")
+CREATOR_KEYS = ("id", "name", "payees")
+PAYEE_KEYS = ("id", "name", "kyc", "payout", "threshold", "withholding_percent")
+KYC_KEYS = ("status", "evidence")
+PAYOUT_KEYS = ("method", "currency", "iban", "bic")
+CONTRACT_KEYS = ("reference", "creator", "currency", "effective_from", "expires_on", "territories", "payees",
+                 "cross_collateralized", "advances", "minimum_guarantees", "reserve", "rules")
+SPLIT_KEYS = ("payee", "share")
+ADVANCE_KEYS = ("payee", "amount", "paid_on")
+GUARANTEE_KEYS = ("payee", "amount_per_period")
+RESERVE_KEYS = ("percent", "release_after", "installments")
+RULE_KEYS = ("id", "sku", "asset", "base", "attribution_model", "rate_percent", "tiers", "deduction_per_unit", "payees")
+TIERS_KEYS = ("by", "steps")
+STEP_KEYS = ("from", "rate_percent")
+LICENSE_KEYS = ("asset", "licensor", "expires_on", "on_expiry")
 
 
 class CatalogError(ValueError):
@@ -200,12 +218,18 @@ def _empty(line: int) -> _Node:
     return node
 
 
+class _RepeatedKey(Exception):
+    """A key given twice in one mapping: YAML keeps the last silently, so the first value would be lost unseen."""
+
+
 def _build(node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = _Node()
         out.line = node.start_mark.line + 1
         out.lines = {}
         for k, v in node.value:
+            if k.value in out.lines:
+                raise _RepeatedKey(k.start_mark.line + 1, k.value, out.lines[k.value])
             out[k.value] = _build(v)
             out.lines[k.value] = k.start_mark.line + 1
         return out
@@ -221,6 +245,15 @@ class _Reader:
     def error(self, node: _Node, key: str, message: str) -> CatalogError:
         line = node.lines.get(key, node.line) if isinstance(node, _Node) else 0
         return CatalogError(f"{self.path}:{line}: {key}: {message}")
+
+    def known(self, node: _Node, allowed: tuple[str, ...], where: str) -> _Node:
+        """Reject keys the format does not have: a misspelt optional key would silently take its default."""
+        for key in node:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(allowed)}"
+                raise CatalogError(f"{self.path}:{node.lines[key]}: unknown key {key!r} in {where}: {hint}")
+        return node
 
     def text(self, node: _Node, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
         value = node.get(key, default)
@@ -277,24 +310,37 @@ class _Reader:
         return value
 
 
+def _label(kind: str, node: _Node, key: str, number: int) -> str:
+    """How an error names a mapping: by its id when it has one, else by its position (1-based)."""
+    value = node.get(key)
+    return f"{kind} {value.strip()}" if isinstance(value, str) and value.strip() else f"{kind} {number}"
+
+
 def parse_catalog(path: Path, text: str) -> Catalog:
     try:
         root = _build(yaml.compose(text)) if text.strip() else _Node()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise CatalogError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    except _RepeatedKey as e:
+        line, key, first = e.args
+        raise CatalogError(f"{path}:{line}: {key}: appears twice in one mapping (first on line {first}): keep one") from None
     if not isinstance(root, _Node):
         raise CatalogError(f"{path}:1: the catalog must be a mapping with creators, contracts and licenses")
     r = _Reader(path)
+    r.known(root, ROOT_KEYS, "the catalog")
     catalog = Catalog()
-    for c in r.items(root, "creators"):
+    for n, c in enumerate(r.items(root, "creators"), 1):
+        r.known(c, CREATOR_KEYS, _label("creator", c, "id", n))
         creator = Creator(r.text(c, "id"), r.text(c, "name"))
         catalog.creators.append(creator)
-        for p in r.items(c, "payees", required=True):
-            catalog.payees.append(_payee(r, p, creator.creator_id))
-    for c in r.items(root, "contracts"):
-        catalog.contracts.append(_contract(r, c))
-    for lic in r.items(root, "licenses"):
+        for m, p in enumerate(r.items(c, "payees", required=True), 1):
+            catalog.payees.append(_payee(r, p, creator.creator_id, _label("payee", p, "id", m)))
+    for n, c in enumerate(r.items(root, "contracts"), 1):
+        catalog.contracts.append(_contract(r, c, _label("contract", c, "reference", n)))
+    for n, lic in enumerate(r.items(root, "licenses"), 1):
+        asset = lic.get("asset")
+        r.known(lic, LICENSE_KEYS, f"license {n} ({asset})" if isinstance(asset, str) else f"license {n}")
         catalog.licenses.append(
             License(r.text(lic, "asset"), r.text(lic, "licensor"), r.day(lic, "expires_on"), r.text(lic, "on_expiry", "takedown", LICENSE_ACTIONS))
         )
@@ -302,12 +348,14 @@ def parse_catalog(path: Path, text: str) -> Catalog:
     return catalog
 
 
-def _payee(r: _Reader, p: _Node, creator_id: str) -> Payee:
+def _payee(r: _Reader, p: _Node, creator_id: str, where: str) -> Payee:
+    r.known(p, PAYEE_KEYS, where)
     kyc = p.get("kyc")
     payout = p.get("payout")
-    for key, value in (("kyc", kyc), ("payout", payout)):
+    for key, value, allowed in (("kyc", kyc, KYC_KEYS), ("payout", payout, PAYOUT_KEYS)):
         if not isinstance(value, _Node):
             raise r.error(p, key, "is required (a mapping)")
+        r.known(value, allowed, f"{key} of {where}")
     method = r.text(payout, "method", "sepa", PAYOUT_METHODS)
     iban = str(payout.get("iban") or "").replace(" ", "").upper()
     problem = iban_problem(iban) if method == "sepa" else None
@@ -328,18 +376,20 @@ def _payee(r: _Reader, p: _Node, creator_id: str) -> Payee:
     )
 
 
-def _contract(r: _Reader, c: _Node) -> Contract:
+def _contract(r: _Reader, c: _Node, where: str) -> Contract:
+    r.known(c, CONTRACT_KEYS, where)
     effective_from, effective_to = r.day(c, "effective_from"), r.day(c, "expires_on")
     if effective_to < effective_from:
         raise r.error(c, "expires_on", f"{effective_to} is before effective_from {effective_from}")
     territories = c.get("territories", [WORLDWIDE])
     if not isinstance(territories, list) or not territories or not all(isinstance(t, str) and re.fullmatch(r"[A-Z]{2}", t) for t in territories):
         raise r.error(c, "territories", "must list ISO 3166 country codes (two capital letters) or WW for worldwide")
-    splits = _splits(r, c, "payees")
+    splits = _splits(r, c, "payees", where)
     reserve = c.get("reserve") or _empty(c.line)
     if not isinstance(reserve, _Node):
         raise r.error(c, "reserve", "must be a mapping with percent, release_after and installments")
-    rules = tuple(_rule(r, rule, splits) for rule in r.items(c, "rules", required=True))
+    r.known(reserve, RESERVE_KEYS, f"reserve of {where}")
+    rules = tuple(_rule(r, rule, splits, f"{_label('rule', rule, 'id', n)} of {where}") for n, rule in enumerate(r.items(c, "rules", required=True), 1))
     seen: set[str] = set()
     for node, rule in zip(c["rules"], rules):
         if rule.rule_id in seen:
@@ -347,10 +397,12 @@ def _contract(r: _Reader, c: _Node) -> Contract:
         seen.add(rule.rule_id)
     payee_ids = {s.payee_id for s in splits} | {s.payee_id for rule in rules for s in rule.splits}
     guarantees = []
-    for g in r.items(c, "minimum_guarantees"):
+    for n, g in enumerate(r.items(c, "minimum_guarantees"), 1):
+        r.known(g, GUARANTEE_KEYS, f"minimum guarantee {n} of {where}")
         guarantees.append((_member(r, g, "payee", payee_ids), r.decimal(g, "amount_per_period", low=Decimal(0))))
     advances = []
-    for a in r.items(c, "advances"):
+    for n, a in enumerate(r.items(c, "advances"), 1):
+        r.known(a, ADVANCE_KEYS, f"advance {n} of {where}")
         advances.append(Advance(_member(r, a, "payee", payee_ids), r.decimal(a, "amount", low=Decimal(0)), r.day(a, "paid_on")))
     return Contract(
         reference=r.text(c, "reference"),
@@ -376,9 +428,10 @@ def _member(r: _Reader, node: _Node, key: str, allowed: set[str]) -> str:
     return value
 
 
-def _splits(r: _Reader, node: _Node, key: str) -> tuple[Split, ...]:
+def _splits(r: _Reader, node: _Node, key: str, where: str) -> tuple[Split, ...]:
     splits = []
-    for s in r.items(node, key):
+    for n, s in enumerate(r.items(node, key), 1):
+        r.known(s, SPLIT_KEYS, f"split {n} of {where}")
         share = r.decimal(s, "share", low=Decimal(0), high=HUNDRED)
         if share == 0:
             raise r.error(s, "share", "must be above 0 (leave the payee out instead)")
@@ -392,7 +445,8 @@ def _splits(r: _Reader, node: _Node, key: str) -> tuple[Split, ...]:
     return tuple(sorted(splits, key=lambda s: s.payee_id))
 
 
-def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...]) -> Rule:
+def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...], where: str) -> Rule:
+    r.known(node, RULE_KEYS, where)
     has_sku, has_asset = "sku" in node, "asset" in node
     if has_sku == has_asset:
         raise r.error(node, "sku", "a rule needs exactly one of sku or asset")
@@ -402,7 +456,7 @@ def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...]) -> Rule:
         raise r.error(node, "base", "net_sales needs a sku (use attributed_revenue for an asset)")
     if base == "attributed_revenue" and not has_asset:
         raise r.error(node, "base", "attributed_revenue needs an asset")
-    splits = _splits(r, node, "payees") or contract_splits
+    splits = _splits(r, node, "payees", where) or contract_splits
     if not splits:
         raise r.error(node, "payees", "no payees: give payees with shares on the contract or the rule")
     model = r.text(node, "attribution_model", "linear") if base == "attributed_revenue" else ""
@@ -411,23 +465,25 @@ def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...]) -> Rule:
 
         if model not in MODELS:
             raise r.error(node, "attribution_model", f"{model!r} is not one of {', '.join(MODELS)}")
-    tiers, basis = _tiers(r, node)
+    tiers, basis = _tiers(r, node, where)
     deduction = r.decimal(node, "deduction_per_unit", "0", low=Decimal(0))
     if base == "attributed_revenue" and (basis == "units" or deduction):
         raise r.error(node, "tiers" if basis == "units" else "deduction_per_unit", "attributed revenue has no units: use revenue tiers and no per-unit deduction")
     return Rule(r.text(node, "id"), target_kind, r.text(node, target_kind), base, model, basis, tiers, deduction, splits)
 
 
-def _tiers(r: _Reader, node: _Node) -> tuple[tuple[Tier, ...], str]:
+def _tiers(r: _Reader, node: _Node, where: str) -> tuple[tuple[Tier, ...], str]:
     if "rate_percent" in node:
         return (Tier(Decimal(0), r.percent(node, "rate_percent")),), "flat"
     tiers = node.get("tiers")
     if not isinstance(tiers, _Node):
         raise r.error(node, "rate_percent", "is required (or tiers: {by: units|revenue|date, steps: [...]})")
+    r.known(tiers, TIERS_KEYS, f"tiers of {where}")
     basis = r.text(tiers, "by", None, RATE_BASES[1:])
     steps = r.items(tiers, "steps", required=True)
     out = []
-    for s in steps:
+    for n, s in enumerate(steps, 1):
+        r.known(s, STEP_KEYS, f"step {n} of {where}")
         if basis == "date":
             start = Decimal((r.day(s, "from") - date(1970, 1, 1)).days)
         else:

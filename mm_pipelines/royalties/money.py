@@ -37,6 +37,8 @@ def allocate(total: Decimal, weights: Sequence[Decimal], quantum: Decimal = CENT
     weight_sum = sum(exact_weights)
     if weight_sum == 0:
         raise ValueError("at least one weight must be > 0")
+    if len(weights) == 1:  # one account, the usual statement: all of it, without the remainder arithmetic
+        return [Decimal(int(units)) * quantum]
     sign = -1 if units < 0 else 1
     count = abs(int(units))
     shares = [count * w / weight_sum for w in exact_weights]

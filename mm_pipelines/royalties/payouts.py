@@ -18,7 +18,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from lxml import etree as lxml_etree
 from sepaxml import SepaTransfer
+
+from mm_pipelines.royalties.money import add_months
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
@@ -126,6 +128,36 @@ def batch_id(period: str, currency: str, lines: Sequence[PayoutLine]) -> str:
     """A content address for the batch, so a re-run of the same period yields the same id and any edit a new one."""
     content = {"period": period, "currency": currency, "lines": [_line_record(line) for line in _sorted(lines)]}
     return f"PB-{period}-{currency}-{hashlib.sha256(_canonical_json(content)).hexdigest()[:12]}"
+
+
+def easter_sunday(year: int) -> date:
+    """Gregorian Easter Sunday (the anonymous Meeus/Jones/Butcher algorithm): Good Friday and Easter Monday move with it."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    w = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * w) // 451
+    month, day = divmod(h + w - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def is_target2_business_day(day: date) -> bool:
+    """Mon–Fri except TARGET2's closing days (1 Jan, Good Friday, Easter Monday, 1 May, 25 and 26 Dec): SEPA settles on these only."""
+    easter = easter_sunday(day.year)
+    closed = {date(day.year, 1, 1), easter - timedelta(days=2), easter + timedelta(days=1), date(day.year, 5, 1),
+              date(day.year, 12, 25), date(day.year, 12, 26)}
+    return day.weekday() < 5 and day not in closed
+
+
+def execution_date(period: str, day_of_month: int, today: date) -> date:
+    """The transfer date asked of the bank: the configured day of the month after the period, or today if that has
+    passed, moved on to the next TARGET2 business day (a bank rejects a past date and shifts a closed one)."""
+    wanted = max(date.fromisoformat(f"{add_months(period, 1)}-{day_of_month:02d}"), today)
+    while not is_target2_business_day(wanted):
+        wanted += timedelta(days=1)
+    return wanted
 
 
 def iban_problem(iban: str) -> str | None:

@@ -36,7 +36,8 @@ DEC = pa.decimal128(38, 10)
 
 
 def payments_account(payee_id: str) -> str:
-    """Failed and held payouts come back on their own account: they were earned under no single contract."""
+    """Failed and held payouts come back on their own account: they were earned under no single contract, and were
+    withheld when earned, so this account is never withheld again."""
     return f"{payee_id}:payments"
 
 
@@ -107,9 +108,10 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
     contracts = stored_contracts(conn)
     terms = account_terms(period, contracts)
     rates = {c: Decimal(r) for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))}
-    payees = {
-        pid: PayeeTerms(pid, cur, Decimal(threshold), Decimal(wht))
-        for pid, cur, threshold, wht in conn.execute("SELECT payee_id, currency, threshold, withholding_rate FROM payees")
+    payees = {  # a payee who cannot be paid now (KYC, no bank details) has the payout held on the statement itself
+        pid: PayeeTerms(pid, cur, Decimal(threshold), Decimal(wht), batches.hold_reason(kyc, method) or "")
+        for pid, cur, threshold, wht, kyc, method in conn.execute(
+            "SELECT payee_id, currency, threshold, withholding_rate, kyc_status, payout_method FROM payees")
     }
     states = _previous_states(session, period)
     earnings, versions = _earnings(session, period)
@@ -148,7 +150,10 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
                 advances=advances.get((payee_id, account), Decimal(0)),
                 returned=returned.get((payee_id, payee.currency), Decimal(0)) if account == payments_account(payee_id) else Decimal(0),
             )
-            account_terms_ = terms.get(payee_id, {}).get(account, AccountTerms(account))
+            if account == payments_account(payee_id):
+                account_terms_ = AccountTerms(account, already_withheld=True)
+            else:
+                account_terms_ = terms.get(payee_id, {}).get(account, AccountTerms(account))
             if state == AccountState() and activity == AccountActivity() and not account_terms_.minimum_guarantee:
                 continue
             inputs.append((account_terms_, state, activity))
@@ -165,7 +170,7 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
     for s in statements:
         for line in s.lines:
             for name in ("opening", "returned", "earnings", "reserve_held", "reserve_released", "advances", "unrecouped_in",
-                         "recouped", "mg_topup", "balance", "paid", "withheld", "carried_out", "unrecouped_out"):
+                         "recouped", "mg_topup", "balance", "paid", "held", "withheld", "carried_out", "unrecouped_out"):
                 cols[name].append(getattr(line, name))
             cols["period"].append(period)
             cols["payee_id"].append(s.payee_id)
@@ -173,6 +178,7 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
             cols["account_id"].append(line.account_id)
             cols["reserves_out"].append([(p, a) for p, a in line.reserves_out])
             cols["carried_reason"].append(s.carried_reason)
+            cols["held_reason"].append(s.held_reason)
             cols["contract_versions"].append(sorted(versions.get((s.payee_id, line.account_id), ())))
             cols["computed_at"].append(now)
     session.command("ALTER TABLE royalty.statement_lines DROP PARTITION {p:String}", {"p": period})
@@ -180,16 +186,18 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
         types = {"reserves_out": pa.list_(pa.struct([("1", pa.string()), ("2", DEC)])), "contract_versions": pa.list_(pa.string()),
                  "computed_at": pa.timestamp("ms", "UTC")}
         order = ["period", "payee_id", "currency", "account_id", "opening", "returned", "earnings", "reserve_held", "reserve_released",
-                 "advances", "unrecouped_in", "recouped", "mg_topup", "balance", "paid", "withheld", "carried_out", "unrecouped_out",
-                 "reserves_out", "carried_reason", "contract_versions", "computed_at"]
-        table = pa.table({k: pa.array(cols[k], types.get(k, DEC if k not in ("period", "payee_id", "currency", "account_id", "carried_reason") else pa.string())) for k in order})
+                 "advances", "unrecouped_in", "recouped", "mg_topup", "balance", "paid", "held", "withheld", "carried_out", "unrecouped_out",
+                 "reserves_out", "carried_reason", "held_reason", "contract_versions", "computed_at"]
+        text = ("period", "payee_id", "currency", "account_id", "carried_reason", "held_reason")
+        table = pa.table({k: pa.array(cols[k], types.get(k, pa.string() if k in text else DEC)) for k in order})
         session.insert_arrow("royalty.statement_lines", table)
     conn.execute("DELETE FROM royalty_statement_totals WHERE period = %s", (period,))
     buf = io.StringIO()
     for s in statements:
-        buf.write("\t".join([period, s.payee_id, s.currency, str(s.earnings), str(s.paid), str(s.withheld), str(s.carried_out), s.carried_reason]) + "\n")
+        buf.write("\t".join([period, s.payee_id, s.currency, str(s.earnings), str(s.paid), str(s.held), str(s.withheld), str(s.carried_out),
+                             s.carried_reason, s.held_reason]) + "\n")
     with conn.cursor().copy(
-        "COPY royalty_statement_totals (period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) FROM STDIN"
+        "COPY royalty_statement_totals (period, payee_id, currency, earnings, paid, held, withheld, carried_out, carried_reason, held_reason) FROM STDIN"
     ) as copy:
         copy.write(buf.getvalue())
     return len(statements)

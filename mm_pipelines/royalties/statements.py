@@ -30,6 +30,7 @@ class PayeeTerms:
     currency: str  # ISO 4217, the statement and payout currency
     threshold: Decimal = Decimal(0)  # minimum payout; a smaller positive total is carried forward
     withholding_rate: Decimal = Decimal(0)  # fraction 0..1 withheld for tax from what is paid
+    hold: str = ""  # why the payout is held (KYC, no bank details): its net is `held`, not paid, and returns next period
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AccountTerms:
     reserve_rate: Decimal = Decimal(0)  # fraction 0..1 of positive period earnings held against returns
     reserve_release_after: int = 1  # periods after the holding period when the first installment is released
     reserve_installments: int = 1  # equal installments (cents split by money.allocate, remainder to the earliest)
+    already_withheld: bool = False  # holds only returned payouts, which were withheld when earned: never withheld again
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class AccountActivity:
 
     earnings: Mapping[str, Decimal] = field(default_factory=dict)  # exact ledger royalty totals by currency
     advances: Decimal = Decimal(0)  # advances paid this period (payee currency); only raise `unrecouped`
-    returned: Decimal = Decimal(0)  # earlier payouts that failed or were held, returned to the balance
+    returned: Decimal = Decimal(0)  # earlier payouts that failed or were held (net of withholding), back on the balance
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class AccountLine:
     mg_topup: Decimal
     balance: Decimal
     paid: Decimal
+    held: Decimal  # payable but not paid (PayeeTerms.hold): returns on the payments account next period
     withheld: Decimal
     carried_out: Decimal
     unrecouped_out: Decimal
@@ -89,6 +92,8 @@ class Statement:
     payable_gross: Decimal
     withheld: Decimal
     paid: Decimal
+    held: Decimal
+    held_reason: str
     carried_out: Decimal
     carried_reason: str
 
@@ -105,24 +110,27 @@ def period_statement(
         ctx.prec = 40  # every intermediate sum of cents stays exact; only round_money rounds
         unpaid = [_account_line(period, payee, *account, rates) for account in accounts]
         weights = [max(b.balance, ZERO) for b in unpaid]
+        taxable = [ZERO if terms.already_withheld else w for (terms, _, _), w in zip(accounts, weights)]
         payable_gross = sum(weights, ZERO)
+        nothing = [ZERO] * len(unpaid)
         if payable_gross > 0 and payable_gross >= payee.threshold:
-            withheld = round_money(payable_gross * payee.withholding_rate)
-            withheld_parts = allocate(withheld, weights)
-            # paid per account is the rest of its positive balance, so every line conserves on its own
-            paid_parts = [w - h for w, h in zip(weights, withheld_parts)]
+            withheld = round_money(sum(taxable, ZERO) * payee.withholding_rate)
+            withheld_parts = allocate(withheld, taxable) if withheld else nothing
+            # paid (or held) per account is the rest of its positive balance, so every line conserves on its own
+            net_parts = [w - h for w, h in zip(weights, withheld_parts)]
+            paid_parts, held_parts = (nothing, net_parts) if payee.hold else (net_parts, nothing)
             carried_parts = [min(b.balance, ZERO) for b in unpaid]
             reason = ""
         else:
             withheld = ZERO
-            withheld_parts = paid_parts = [ZERO] * len(unpaid)
+            withheld_parts = paid_parts = held_parts = nothing
             carried_parts = [b.balance for b in unpaid]
             reason = BELOW_THRESHOLD if payable_gross > 0 else ""
         if not reason and any(c < 0 for c in carried_parts):
             reason = NEGATIVE_BALANCE
         lines = tuple(
-            replace(b, paid=paid, withheld=held, carried_out=carried)
-            for b, paid, held, carried in zip(unpaid, paid_parts, withheld_parts, carried_parts)
+            replace(b, paid=paid, held=held, withheld=tax, carried_out=carried)
+            for b, paid, held, tax, carried in zip(unpaid, paid_parts, held_parts, withheld_parts, carried_parts)
         )
         return Statement(
             period=period,
@@ -133,6 +141,8 @@ def period_statement(
             payable_gross=payable_gross,
             withheld=withheld,
             paid=sum(paid_parts, ZERO),
+            held=sum(held_parts, ZERO),
+            held_reason=payee.hold if any(held_parts) else "",
             carried_out=sum(carried_parts, ZERO),
             carried_reason=reason,
         )
@@ -222,6 +232,7 @@ def _account_line(
         mg_topup=mg_topup,
         balance=after + mg_topup,
         paid=ZERO,
+        held=ZERO,
         withheld=ZERO,
         carried_out=ZERO,
         unrecouped_out=unrecouped_in - recouped + mg_topup,
@@ -253,6 +264,8 @@ def _check_inputs(period: str, payee: PayeeTerms, accounts: Sequence) -> None:
         raise StatementError(f"payee.currency {payee.currency!r} is not an ISO 4217 currency code")
     _check_decimal("payee.threshold", payee.threshold, nonnegative=True)
     _check_fraction("payee.withholding_rate", payee.withholding_rate)
+    if not isinstance(payee.hold, str):
+        raise StatementError(f"payee.hold must be text (why the payout is held, or empty), got {payee.hold!r}")
     ids = [terms.account_id for terms, _, _ in accounts]
     if len(set(ids)) != len(ids):
         raise StatementError(f"account ids must be unique on a statement, got {ids}")
@@ -273,10 +286,25 @@ def _check_inputs(period: str, payee: PayeeTerms, accounts: Sequence) -> None:
             raise StatementError(f"{name}: state.reserves must be sorted by period")
         _check_cents(f"{name}: activity.advances", activity.advances, nonnegative=True)
         _check_cents(f"{name}: activity.returned", activity.returned, nonnegative=True)
+        _check_withheld_once(terms, state, activity)
         for currency, amount in activity.earnings.items():
             if currency not in CURRENCIES:
                 raise StatementError(f"{name}: activity.earnings currency {currency!r} is not ISO 4217")
             _check_decimal(f"{name}: activity.earnings[{currency!r}]", amount)
+
+
+def _check_withheld_once(terms: AccountTerms, state: AccountState, activity: AccountActivity) -> None:
+    """Returned payouts were withheld when earned; kept on their own account, they can never be withheld again."""
+    name = terms.account_id
+    if activity.returned and not terms.already_withheld:
+        raise StatementError(f"{name}: activity.returned is already net of withholding: return it on an account with already_withheld=True")
+    if terms.already_withheld:
+        for field_name, value in (("minimum_guarantee", terms.minimum_guarantee), ("reserve_rate", terms.reserve_rate),
+                                  ("state.unrecouped", state.unrecouped), ("state.reserves", state.reserves),
+                                  ("activity.advances", activity.advances),
+                                  ("activity.earnings", {c: a for c, a in activity.earnings.items() if a})):
+            if value:
+                raise StatementError(f"{name}: {field_name} must be empty on an already_withheld account (it holds returned payouts only)")
 
 
 def _period(period: str, what: str = "period") -> str:

@@ -17,6 +17,17 @@ from psycopg.types.json import Jsonb
 
 from mm_pipelines.royalties.contracts import Catalog, CatalogError, Contract, contract_from_document, overlapping_contracts
 
+def _add_column(table: str, column: str, definition: str) -> str:
+    """Add a column to a table created before it existed; checked first, as ALTER TABLE locks the table even when
+    the column is there, and the schema is applied on every connect."""
+    return f"""DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                       WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}') THEN
+            ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition};
+        END IF;
+    END $$"""
+
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS creators (creator_id text PRIMARY KEY, name text NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS payees (
@@ -46,10 +57,15 @@ SCHEMA = [
         period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, earnings numeric NOT NULL,
         paid numeric NOT NULL, withheld numeric NOT NULL, carried_out numeric NOT NULL, carried_reason text NOT NULL,
         computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (period, payee_id))""",
+    # What a statement holds (KYC, no bank details) instead of paying: create_batches records it as a payout hold.
+    _add_column("royalty_statement_totals", "held", "numeric NOT NULL DEFAULT 0"),
+    _add_column("royalty_statement_totals", "held_reason", "text NOT NULL DEFAULT ''"),
     """CREATE TABLE IF NOT EXISTS payout_batches (
         batch_id text PRIMARY KEY, period text NOT NULL, currency text NOT NULL, total numeric NOT NULL,
         line_count integer NOT NULL, status text NOT NULL, created_by text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(), exported_at timestamptz, manifest_sha256 text)""",
+    # Fixed by the first export of a SEPA batch, so that every re-export asks the bank for the same day.
+    _add_column("payout_batches", "execution_date", "date"),
     # line_id is period:payee:currency; the live-line index means a statement is in one batch at most
     # (a cancelled batch keeps its lines, marked cancelled, for the record).
     """CREATE TABLE IF NOT EXISTS payout_lines (

@@ -64,6 +64,9 @@ DDL = [
         unrecouped_out {D}, reserves_out Array(Tuple(String, {D})), carried_reason String,
         contract_versions Array(String), computed_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree PARTITION BY period ORDER BY (period, payee_id, account_id)""",
+    # Payable but held (KYC, no bank details): it returns on the payee's payments account next period.
+    f"ALTER TABLE royalty.statement_lines ADD COLUMN IF NOT EXISTS held {D} AFTER paid",
+    "ALTER TABLE royalty.statement_lines ADD COLUMN IF NOT EXISTS held_reason String AFTER carried_reason",
 ]
 
 

@@ -1,6 +1,7 @@
 """Royalties through Dagster on real PostgreSQL (and the real S3 server for exports): the ledger posts, corrects
 and never rewrites; statements, payout batches, signed exports and confirmations close the loop."""
 
+import dataclasses
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -175,6 +176,7 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
     private, public = payouts.generate_key_pair()
     monkeypatch.setenv("MM_PAYOUT_SIGNING_KEY", private)
     monkeypatch.setenv("MM_PAYOUT_DUAL_APPROVAL_ABOVE", "5000")
+    monkeypatch.setenv("MM_PAYOUT_DEBTOR_IBAN", "DE02120300000000202051")
     monkeypatch.setenv("MM_OBJECT_STORE", s3_store.url)  # exports and confirmations on the real S3 server
     make_batchable(platform, tmp_path)
     settings = batches.PayoutSettings.from_env()
@@ -441,3 +443,157 @@ def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(
             conn.execute("INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) "
                          "VALUES ('2026-10:p1:EUR', 'PB-by-hand', 'p1', 10, 'EUR')")  # the database refuses a second live line
         assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'payout.batch_cancelled'").fetchone() == (1,)
+
+
+def taxed(catalog: str) -> str:
+    """The test catalog with 15% withholding on pe-b."""
+    payout = "payout: {method: sepa, currency: USD, iban: FR1420041010050500013M02606}"
+    return catalog.replace(payout, payout + "\n        withholding_percent: 15")
+
+
+def test_a_held_payout_is_shown_as_held_withheld_once_and_paid_once_when_released(royalty_env, tmp_path):
+    """pe-b (15% withholding) is held for KYC in October and verified in November: October's statement shows the
+    net as held, not paid; November pays it without withholding it again, so 15% of the earnings is withheld in all."""
+    platform = royalty_env
+    load_catalog(platform, taxed(CATALOG.replace('status: verified, evidence: "kyc://case/b"', 'status: pending, evidence: "kyc://case/b"')))
+    load_sales(platform, tmp_path, "oct.csv", ["s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD"])
+    run_period("2026-10")
+    load_catalog(platform, taxed(CATALOG))  # KYC verified
+    run_period("2026-11")
+    with platform.metadata.connect() as conn:
+        totals = {period: (earnings, paid, withheld) for period, earnings, paid, withheld in conn.execute(
+            "SELECT period, earnings, paid, withheld FROM royalty_statement_totals WHERE payee_id = 'pe-b'")}
+        # (600 − 60 × 0.10) × 10% × 33.33% = 19.79802 → 19.80 earned; 15% = 2.97 withheld once, never on the 16.83 again
+        assert sum(w for _, _, w in totals.values()) == Decimal("2.97") == round(Decimal("0.15") * totals["2026-10"][0], 2)
+        held = conn.execute("SELECT paid, held, held_reason FROM royalty_statement_totals WHERE period = '2026-10' AND payee_id = 'pe-b'").fetchone()
+        assert held == (0, Decimal("16.83"), "KYC pending: verify the payee's KYC before paying")
+        assert conn.execute("SELECT amount, returned_period FROM payout_holds WHERE payee_id = 'pe-b'").fetchall() == [(Decimal("16.83"), "2026-11")]
+        assert totals["2026-11"][1:] == (Decimal("16.83"), 0)  # released once, in full
+        lines = conn.execute("SELECT line_id, amount FROM payout_lines WHERE payee_id = 'pe-b' ORDER BY line_id").fetchall()
+        assert lines == [("2026-11:pe-b:USD", Decimal("16.83"))]  # never in October's batch
+    lines = platform.warehouse.query_rows(
+        "SELECT period, account_id, toString(paid), toString(held), toString(returned), toString(withheld), held_reason "
+        "FROM royalty.statement_lines WHERE payee_id = 'pe-b' ORDER BY period, account_id")
+    assert [(p, a, *map(Decimal, amounts), why) for p, a, *amounts, why in lines] == [
+        ("2026-10", "pe-b:CT-1", 0, Decimal("16.83"), 0, Decimal("2.97"), "KYC pending: verify the payee's KYC before paying"),
+        ("2026-11", "pe-b:payments", Decimal("16.83"), 0, Decimal("16.83"), 0, ""),
+    ]
+
+
+def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postgres_dsn):
+    """A period with only held payees has no batch, so its statements may be recomputed: the holds must follow them,
+    or a payee verified in between would be paid and also get the stale hold back next period."""
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00"})
+        conn.execute("UPDATE royalty_statement_totals SET paid = 0, held = 10, held_reason = 'KYC pending' WHERE payee_id = 'p1'")
+        assert batches.create_batches(conn, "2026-10", "dagster") == ([], [batches.Hold("p1", "EUR", Decimal("10.00"), "KYC pending")])
+        assert batches.returned_amounts(conn, "2026-11") == {("p1", "EUR"): Decimal(10)}
+        conn.execute("UPDATE royalty_statement_totals SET paid = 10, held = 0, held_reason = '' WHERE payee_id = 'p1'")  # recomputed
+        [batch], holds = batches.create_batches(conn, "2026-10", "dagster")
+        assert holds == [] and batches.returned_amounts(conn, "2026-11") == {}
+        assert conn.execute("SELECT payee_id, amount FROM payout_lines").fetchall() == [("p1", Decimal("10.00"))]
+        released = conn.execute("SELECT details FROM audit_log WHERE action = 'payout.holds' ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        assert released["released"] == ["p1"] and released["payees"] == {}
+
+
+def test_a_statement_that_pays_a_payee_held_since_is_refused(postgres_dsn):
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00"})
+        conn.execute("UPDATE payees SET kyc_status = 'rejected'")
+        with pytest.raises(batches.BatchError, match=r"^the 2026-10 statement pays p1, who is now held \(KYC rejected: .*\): "
+                                                      r"run `mm royalties run 2026-10` again so the statement holds the payout$"):
+            batches.create_batches(conn, "2026-10", "dagster")
+        conn.execute("UPDATE payees SET kyc_status = 'verified'")
+        [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
+        conn.execute("UPDATE payees SET kyc_status = 'rejected'")  # after drafting: a retry finds the same batch
+        assert batches.create_batches(conn, "2026-10", "dagster") == ([batch], [])
+
+
+def full_width(name: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) for c in name)
+
+
+@pytest.mark.parametrize("spell", [str.capitalize, lambda n: n.upper() + " ", lambda n: " " + n, full_width,
+                                   lambda n: full_width(n.capitalize()) + "\u3000", lambda n: n + "\u00a0"],
+                         ids=["Capital", "UPPER-trailing-space", "leading-space", "full-width", "full-width-ideographic-space", "nbsp"])
+def test_four_eyes_compares_normalised_identities(postgres_dsn, spell):
+    """'carol' drafts: no spelling of carol approves it, and no spelling of dave is a second approver after dave."""
+    import psycopg
+
+    settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_DUAL_APPROVAL_ABOVE": "10"})
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
+        [batch], _ = batches.create_batches(conn, "2026-10", "carol")
+        with pytest.raises(batches.BatchError, match=f"^carol created batch {batch} and cannot approve it"):
+            batches.approve(conn, batch, spell("carol"), settings_)
+        assert batches.approve(conn, batch, spell("dave"), settings_) == ("draft", 1, 2)
+        with pytest.raises(batches.BatchError, match=f"^dave already approved batch {batch}"):
+            batches.approve(conn, batch, "dave", settings_)
+        assert batches.approve(conn, batch, "erin", settings_) == ("approved", 2, 2)
+        assert conn.execute("SELECT created_by FROM payout_batches").fetchone() == ("carol",)
+        assert sorted(a for (a,) in conn.execute("SELECT approver FROM payout_approvals")) == ["dave", "erin"]
+        actor, details = conn.execute("SELECT actor, details FROM audit_log WHERE action = 'payout.approval' ORDER BY seq LIMIT 1").fetchone()
+        assert (actor, details["actor_as_given"]) == ("dave", spell("dave"))  # recorded normalised, the spelling kept beside it
+        with pytest.raises(batches.BatchError, match="^say who you are with --by NAME"):
+            batches.cancel(conn, batch, " \u3000", "wrong account")
+
+
+def test_the_execution_date_is_fixed_by_the_first_export(postgres_dsn, tmp_path):
+    """An export on 1 December 2026 of an October batch asks for 1 December, not 5 November; re-exported later, the
+    files stay byte-identical."""
+    import psycopg
+
+    from mm_pipelines.stores.objects import LocalObjectStore
+
+    objects = LocalObjectStore(f"file://{tmp_path / 'objects'}")
+    private, _ = payouts.generate_key_pair()
+    settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_SIGNING_KEY": private, "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051"})
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00"})
+        [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
+        batches.approve(conn, batch, "fin-1", settings_)
+        keys = batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 1))
+        first = {k: objects.get_bytes(k) for k in keys}
+        assert b"<ReqdExctnDt>2026-12-01</ReqdExctnDt>" in first[f"{batches.EXPORT_PREFIX}/{batch}/{payouts.PAIN001_NAME}"]
+        assert conn.execute("SELECT execution_date FROM payout_batches").fetchone() == (date(2026, 12, 1),)
+        batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 9))
+        assert {k: objects.get_bytes(k) for k in keys} == first
+        with pytest.raises(batches.BatchError, match="^MM_PAYOUT_DEBTOR_IBAN is not set"):
+            batches.export(conn, objects, batch, "fin-1", dataclasses.replace(settings_, debtor=None))
+
+
+def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(postgres_dsn, tmp_path):
+    """`mm payouts list` piped at the default width: every id whole on one line, and the pasted id works."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
+        [first], _ = batches.create_batches(conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666")
+        batches.cancel(conn, first, "finance-controller", "wrong debtor account")
+        [second], _ = batches.create_batches(conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666")
+    private, _ = payouts.generate_key_pair()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
+        "MM_HOME": str(tmp_path / "mm"), "MM_POSTGRES_DSN": dsn_url(postgres_dsn), "MM_PAYOUT_SIGNING_KEY": private,
+        "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051", "MM_OBJECT_STORE": f"file://{tmp_path / 'objects'}"}
+
+    def mm(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).parent / "mm"), *args], capture_output=True, text=True, env=env, timeout=120)
+
+    listed = mm("payouts", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "…" not in listed.stdout
+    assert re.findall(r"PB-[\w-]+", listed.stdout) == [first, second]
+    pasted = re.findall(r"PB-[\w-]+", listed.stdout)[1]
+    approved = mm("payouts", "approve", pasted, "--by", "fin-1")
+    assert approved.returncode == 0 and "1 of 1 approval(s), approved" in approved.stderr, approved.stderr
+    exported = mm("payouts", "export", pasted, "--by", "fin-1")
+    assert exported.returncode == 0 and f"wrote finance/payouts/{second}/pain.001.xml" in exported.stderr, exported.stderr

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from sepaxml.validation import try_valid_xml
 
 from mm_pipelines.royalties import payouts
+from mm_pipelines.royalties.money import add_months
 from mm_pipelines.royalties.payouts import (
     CSV_NAME,
     MANIFEST_NAME,
@@ -432,3 +433,83 @@ def test_confirmation_errors_name_file_line_and_field(row, message):
 def test_confirmation_file_level_errors(data, message):
     with pytest.raises(PayoutError, match=re.escape(message)):
         parse_confirmation("confirm.csv", data)
+
+
+# --- execution date and the paying account ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("year, easter", [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5)),
+                                          (2027, date(2027, 3, 28)), (2038, date(2038, 4, 25)), (2285, date(2285, 3, 22))])
+def test_easter_sunday_including_its_earliest_and_latest_dates(year, easter):
+    assert payouts.easter_sunday(year) == easter
+
+
+@pytest.mark.parametrize("day, open_", [
+    (date(2026, 12, 1), True), (date(2026, 12, 5), False),  # Tuesday; Saturday
+    (date(2026, 1, 1), False), (date(2026, 4, 3), False), (date(2026, 4, 6), False),  # New Year, Good Friday, Easter Monday
+    (date(2026, 5, 1), False), (date(2026, 12, 25), False), (date(2029, 12, 26), False),  # 1 May, Christmas, 26 Dec
+    (date(2026, 12, 24), True), (date(2026, 12, 31), True), (date(2026, 4, 2), True), (date(2026, 4, 7), True),
+])
+def test_target2_business_days(day, open_):
+    assert payouts.is_target2_business_day(day) is open_
+
+
+@pytest.mark.parametrize("period, day, today, expected", [
+    ("2026-10", 5, date(2026, 12, 1), date(2026, 12, 1)),  # exported late: today, never 5 November
+    ("2026-10", 5, date(2026, 10, 20), date(2026, 11, 5)),  # on time: the configured day (a Thursday)
+    ("2026-11", 5, date(2026, 11, 20), date(2026, 12, 7)),  # 5 December is a Saturday
+    ("2026-11", 25, date(2026, 12, 1), date(2026, 12, 28)),  # Christmas, 26 Dec, a weekend
+    ("2026-12", 1, date(2026, 12, 31), date(2027, 1, 4)),  # New Year's Day, then a weekend
+    ("2026-03", 3, date(2026, 3, 20), date(2026, 4, 7)),  # Good Friday, the weekend, Easter Monday
+    ("2026-04", 1, date(2026, 4, 30), date(2026, 5, 4)),  # 1 May, then a weekend
+    ("2026-10", 5, date(2026, 12, 25), date(2026, 12, 28)),  # today is a closing day
+])
+def test_the_execution_date_is_the_next_business_day_on_or_after_the_configured_day_and_today(period, day, today, expected):
+    assert payouts.execution_date(period, day, today) == expected
+
+
+@given(st.dates(date(2025, 1, 1), date(2035, 12, 1)), st.integers(1, 28), st.integers(0, 400))
+def test_the_execution_date_is_the_first_business_day_not_before_either_bound(month, day, late):
+    period = f"{month:%Y-%m}"
+    configured = date.fromisoformat(f"{add_months(period, 1)}-{day:02d}")
+    today = month + timedelta(days=late)
+    chosen = payouts.execution_date(period, day, today)
+    start = max(configured, today)
+    assert chosen >= start and payouts.is_target2_business_day(chosen)
+    assert not any(payouts.is_target2_business_day(start + timedelta(days=n)) for n in range((chosen - start).days))
+
+
+def eur_batch(**changes) -> dict:
+    return {"batch_id": BATCH, "period": "2026-10", "currency": "EUR", "created_at": CREATED, "execution_date": date(2026, 12, 1), **changes}
+
+
+def test_a_sepa_export_without_the_debtor_iban_is_refused_naming_the_setting():
+    from mm_pipelines.royalties.batches import BatchError, PayoutSettings, export_files
+
+    settings = PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_NAME": "Market and Media Ltd"})
+    with pytest.raises(BatchError) as info:
+        export_files(eur_batch(), LINES, settings)
+    assert str(info.value).startswith("MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from")
+    assert "\n" not in str(info.value)
+    usd = [line("payee-1", "10.00", currency="USD")]  # paid by hand from the CSV: no paying account in the file
+    assert list(export_files(eur_batch(currency="USD", batch_id=batch_id("2026-10", "USD", usd)), usd, settings)) == [CSV_NAME]
+    with pytest.raises(BatchError, match=r"^MM_PAYOUT_DEBTOR_IBAN: 'DE00120300000000202051' fails the mod-97 check \(a typo\?\); set it to the IBAN of the account payouts are paid from$"):
+        export_files(eur_batch(), LINES, PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_IBAN": "DE00120300000000202051"}))
+
+
+def test_a_sepa_export_asks_for_the_batch_execution_date_from_the_paying_account():
+    from mm_pipelines.royalties.batches import PayoutSettings, export_files
+
+    settings = PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_IBAN": "de02 1203 0000 0000 2020 51", "MM_PAYOUT_DEBTOR_NAME": "Media Mill GmbH"})
+    root = ET.fromstring(export_files(eur_batch(), LINES, settings)[PAIN001_NAME])
+    info = root.find("p:CstmrCdtTrfInitn/p:PmtInf", NS)
+    assert info.findtext("p:ReqdExctnDt", namespaces=NS) == "2026-12-01"
+    assert info.findtext("p:DbtrAcct/p:Id/p:IBAN", namespaces=NS) == "DE02120300000000202051"
+
+
+@pytest.mark.parametrize("day", ["0", "29", "5th", ""])
+def test_the_execution_day_setting_is_a_day_every_month_has(day):
+    from mm_pipelines.royalties.batches import BatchError, PayoutSettings
+
+    with pytest.raises(BatchError, match=f"^MM_PAYOUT_EXECUTION_DAY='{day}' must be a day of the month from 1 to 28"):
+        PayoutSettings.from_env({"MM_PAYOUT_EXECUTION_DAY": day})

@@ -506,6 +506,48 @@ def test_reserve_percent_out_of_range():
     rejected(text, "percent", line_of(text, "reserve:"), "outside 0–100")
 
 
+# --- unknown keys: a typo in an optional key would silently take its default --------------------------------
+
+
+@pytest.mark.parametrize("old, new, where, hint", [
+    ("withholding_percent: 15", "withholding_percnt: 15", "payee pe-bob", "did you mean 'withholding_percent'?"),
+    ('threshold: "25.00"', 'treshold: "25.00"', "payee pe-ada", "did you mean 'threshold'?"),
+    ('evidence: "kyc://vendor/cases/ada-0001"', 'evidense: "kyc://vendor/cases/ada-0001"', "kyc of payee pe-ada", "did you mean 'evidence'?"),
+    ("bic: COBADEFFXXX", "swift: COBADEFFXXX", "payout of payee pe-ada", "valid keys are method, currency, iban, bic"),
+    ("    name: Ada Studio\n", "    name: Ada Studio\n    nmae: Ada\n", "creator cr-ada", "did you mean 'name'?"),
+    ("    territories: [WW]\n", "    territories: [WW]\n    cross_collateralised: true\n", "contract CT-ADA-2026",
+     "did you mean 'cross_collateralized'?"),
+    ("{payee: pe-bob, share: 20}", "{payee: pe-bob, shares: 20}", "split 2 of contract CT-ADA-2026", "did you mean 'share'?"),
+    ('paid_on: 2026-10-05}', 'paid_at: 2026-10-05}', "advance 1 of contract CT-ADA-2026", "did you mean 'paid_on'?"),
+    ('amount_per_period: "100.00"', 'amount_per_month: "100.00"', "minimum guarantee 1 of contract CT-CY-2026",
+     "did you mean 'amount_per_period'?"),
+    ("release_after: 2,", "release_afer: 2,", "reserve of contract CT-ADA-2026", "did you mean 'release_after'?"),
+    ('deduction_per_unit: "0.50"', 'deductions_per_unit: "0.50"', "rule book of contract CT-ADA-2026", "did you mean 'deduction_per_unit'?"),
+    ("        rate_percent: 5\n", "        rate_precent: 5\n", "rule video of contract CT-ADA-2026", "did you mean 'rate_percent'?"),
+    ("          by: units\n", "          by: units\n          cap: 10\n", "tiers of rule book of contract CT-ADA-2026", "valid keys are by, steps"),
+    ("{from: 100, rate_percent: 12.5}", "{from: 100, rate_pct: 12.5}", "step 2 of rule book of contract CT-ADA-2026",
+     "did you mean 'rate_percent'?"),
+    ("licensor: Archive Films, expires_on: 2027-03-01, on_expiry: takedown}", "licensor: Archive Films, expires_on: 2027-03-01, on_expire: takedown}",
+     "license 2 (asset-002)", "did you mean 'on_expiry'?"),
+    ("\nlicenses:\n", "\nlicences:\n", "the catalog", "did you mean 'licenses'?"),
+])
+def test_an_unknown_key_is_an_error_naming_its_line_and_the_nearest_valid_key(old, new, where, hint):
+    text = edit(old, new)
+    key = next(k for k in re.findall(r"(\w+):", new) if k not in re.findall(r"(\w+):", old))
+    with pytest.raises(CatalogError) as info:
+        parse(text)
+    assert str(info.value) == f"{PATH}:{line_of(text, key + ':')}: unknown key {key!r} in {where}: {hint}"
+
+
+def test_a_rule_level_split_and_a_key_repeated_in_one_mapping_are_checked_too():
+    text = edit("        rate_percent: 15\n", "        rate_percent: 15\n        payees: [{payee: pe-cy, shar: 100}]\n")
+    with pytest.raises(CatalogError, match=r":\d+: unknown key 'shar' in split 1 of rule album of contract CT-CY-2026: did you mean 'share'\?$"):
+        parse(text)
+    text = edit("        withholding_percent: 15\n", "        withholding_percent: 15\n        withholding_percent: 7\n")
+    message = rejected(text, "withholding_percent", line_of(text, "withholding_percent: 7"), "appears twice")
+    assert f"line {line_of(text, 'withholding_percent: 15')}" in message
+
+
 # --- 3. versions ------------------------------------------------------------------------------------------
 
 

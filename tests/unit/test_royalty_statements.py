@@ -1,6 +1,7 @@
 """The royalty statement engine against docs/royalty_statements.md: hand-computed rules, published
 worked examples re-derived, and properties (conservation to the cent) over random multi-period runs."""
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -47,7 +48,7 @@ def run(months, terms=(AccountTerms("a"),), who=None, rates=USD, start="2025-01"
 
 def conserves(line) -> bool:
     inflow = line.opening + line.returned + line.earnings + line.reserve_released + line.mg_topup
-    return inflow == line.paid + line.withheld + line.carried_out + line.reserve_held + line.recouped
+    return inflow == line.paid + line.held + line.withheld + line.carried_out + line.reserve_held + line.recouped
 
 
 def column(statements, name, account=0):
@@ -196,12 +197,41 @@ def test_a_missing_rate_names_the_currency_and_period():
         run([earned(1)], who=payee(currency="EUR"))
 
 
-def test_a_returned_payout_goes_back_on_the_balance():
-    s = run([earned(80), AccountActivity(earnings={"USD": D(5)}, returned=D("80.00"))])
-    assert [x.paid for x in s] == amounts(80, 85)
+PAYMENTS = AccountTerms("payments", already_withheld=True)
+
+
+def test_a_returned_payout_goes_back_on_the_balance_and_is_not_withheld_again():
+    taxed = payee(withholding="0.15")
+    s = run([earned(80), {"a": earned(5), "payments": AccountActivity(returned=D("68.00"))}], terms=[AccountTerms("a"), PAYMENTS], who=taxed)
+    assert [(x.paid, x.withheld) for x in s] == [(D(68), D(12)), (D("72.25"), D("0.75"))]  # 0.75 is 15% of 5, not of 73
     bounced = AccountActivity(returned=D("80.00"))
-    held = period_statement("2025-02", payee(threshold="100"), [(AccountTerms("a"), AccountState(), bounced)], USD)
+    held = period_statement("2025-02", payee(threshold="100"), [(PAYMENTS, AccountState(), bounced)], USD)
     assert (held.paid, held.carried_out, held.carried_reason) == (0, D(80), "below threshold")
+    later = period_statement("2025-03", replace(taxed, threshold=D(100)), [(PAYMENTS, next_state(held.lines[0]), AccountActivity()),
+                                                                         (AccountTerms("a"), AccountState(), earned(20))], USD)
+    assert (later.paid, later.withheld) == (D(97), D(3))  # the carried 80 is still net: 15% of the 20 only
+
+
+def test_a_held_payout_shows_as_held_with_its_withholding_taken_once():
+    kyc = "KYC pending: verify the payee's KYC before paying"
+    s = period_statement("2025-01", replace(payee(withholding="0.15"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD)
+    assert (s.paid, s.held, s.withheld, s.held_reason, s.carried_out) == (0, D(85), D(15), kyc, 0)
+    assert (s.lines[0].paid, s.lines[0].held) == (0, D(85)) and conserves(s.lines[0])
+    below = period_statement("2025-01", replace(payee(threshold="500"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD)
+    assert (below.held, below.held_reason, below.carried_out) == (0, "", D(100))  # nothing payable, nothing held
+
+
+@pytest.mark.parametrize("terms, state, activity, message", [
+    (AccountTerms("a"), AccountState(), AccountActivity(returned=D(1)), "a: activity.returned is already net of withholding"),
+    (PAYMENTS, AccountState(), earned(1), "payments: activity.earnings must be empty on an already_withheld account"),
+    (PAYMENTS, AccountState(), AccountActivity(advances=D(1)), "payments: activity.advances must be empty"),
+    (replace(PAYMENTS, minimum_guarantee=D(1)), AccountState(), AccountActivity(), "payments: minimum_guarantee must be empty"),
+    (replace(PAYMENTS, reserve_rate=D("0.1")), AccountState(), AccountActivity(), "payments: reserve_rate must be empty"),
+    (PAYMENTS, AccountState(unrecouped=D(1)), AccountActivity(), "payments: state.unrecouped must be empty"),
+])
+def test_returned_payouts_live_on_an_account_that_is_never_withheld_again(terms, state, activity, message):
+    with pytest.raises(StatementError, match=message):
+        period_statement("2025-01", payee(), [(terms, state, activity)], USD)
 
 
 def test_next_state_carries_the_line_forward():
@@ -217,6 +247,7 @@ def test_next_state_carries_the_line_forward():
         ({"who": payee(withholding="1.5")}, "payee.withholding_rate must be a fraction between 0 and 1"),
         ({"who": PayeeTerms("p", "USD", 10.0)}, "payee.threshold must be a finite Decimal"),
         ({"who": payee(currency="usd")}, "payee.currency 'usd' is not an ISO 4217"),
+        ({"who": PayeeTerms("p", "USD", hold=None)}, "payee.hold must be text"),
         ({"terms": AccountTerms("a", reserve_rate=D("-0.1"))}, "a: reserve_rate must be >= 0"),
         ({"terms": AccountTerms("a", reserve_installments=0)}, "a: reserve_installments must be an integer >= 1"),
         ({"terms": AccountTerms("a", minimum_guarantee=D("1.005"))}, "a: minimum_guarantee must be a whole"),
@@ -473,11 +504,15 @@ def scenarios(draw):
         AccountActivity,
         earnings=st.dictionaries(st.sampled_from(CURRENCIES), ledger_amounts, max_size=3),
         advances=st.one_of(st.just(D(0)), positive_cents),
-        returned=st.one_of(st.just(D(0)), positive_cents),
     )
+    terms["payments"] = AccountTerms("payments", already_withheld=True)
+    first["payments"] = AccountState(carried=draw(positive_cents))
     months = draw(st.integers(1, 8))
     periods = [add_months("2025-01", i) for i in range(months)]
     activities = {p: draw(st.dictionaries(st.sampled_from(ids), activity)) for p in periods}
+    for p in periods:
+        if returned := draw(st.one_of(st.just(D(0)), positive_cents)):
+            activities[p]["payments"] = AccountActivity(returned=returned)
     rate = st.integers(500_000, 2_000_000).map(lambda n: D(n).scaleb(-6))
     rates = {p: {"USD": D(1), "EUR": draw(rate), "GBP": draw(rate)} for p in periods}
     return who, terms, activities, rates, first
@@ -486,22 +521,26 @@ def scenarios(draw):
 def check_statement(s: Statement, who: PayeeTerms, terms) -> None:
     for line in s.lines:
         assert conserves(line), line
-        assert line.paid >= 0 and line.withheld >= 0
+        assert line.paid >= 0 and line.withheld >= 0 and line.held >= 0
+        assert line.held == 0 if not who.hold else line.paid == 0
+        assert line.withheld == 0 or not terms[line.account_id].already_withheld
         assert line.unrecouped_in >= 0 and line.unrecouped_out >= 0
         guarantee = terms[line.account_id].minimum_guarantee
         assert guarantee == 0 or line.balance >= guarantee
         for value in (line.earnings, line.reserve_held, line.balance, line.paid, line.withheld, line.carried_out):
             assert value == round_money(value)
     total = sum(x.opening + x.returned + x.earnings + x.reserve_released + x.mg_topup for x in s.lines)
-    assert total == s.paid + s.withheld + s.carried_out + sum(x.reserve_held + x.recouped for x in s.lines)
+    assert total == s.paid + s.held + s.withheld + s.carried_out + sum(x.reserve_held + x.recouped for x in s.lines)
     assert s.paid == sum(x.paid for x in s.lines) and s.withheld == sum(x.withheld for x in s.lines)
     assert s.carried_out == sum(x.carried_out for x in s.lines)
     assert s.payable_gross == sum(max(x.balance, 0) for x in s.lines)
     assert s.paid >= 0
     if s.payable_gross < who.threshold or s.payable_gross == 0:
-        assert s.paid == 0 and s.withheld == 0
+        assert s.paid == 0 and s.held == 0 and s.withheld == 0
     else:
-        assert s.paid + s.withheld == s.payable_gross
+        assert s.paid + s.held + s.withheld == s.payable_gross
+        taxable = sum(max(x.balance, 0) for x in s.lines if not terms[x.account_id].already_withheld)
+        assert s.withheld == round_money(taxable * who.withholding_rate)
 
 
 @settings(max_examples=300, deadline=None)
@@ -545,3 +584,53 @@ def test_allocate_sums_exactly_is_deterministic_and_each_part_within_one_quantum
     for part, weight in zip(parts, weights):
         assert part % quantum == 0
         assert abs(Fraction(part) - Fraction(total) * Fraction(weight) / weight_sum) < Fraction(quantum)
+
+
+HOLD = "KYC pending: verify the payee's KYC before paying"
+
+
+@st.composite
+def payout_histories(draw):
+    """A payee with 1-2 contract accounts over 1-8 months; each month's payout is paid, held (KYC) or fails at the bank."""
+    who = PayeeTerms("p", "USD", draw(st.sampled_from(amounts(0, 10, 50))), draw(fractions_of_one))
+    ids = [f"acct-{i}" for i in range(draw(st.integers(1, 2)))]
+    month = st.tuples(st.dictionaries(st.sampled_from(ids), cents.map(lambda e: earned(e))), st.sampled_from(("paid", "held", "failed")))
+    return who, ids, draw(st.lists(month, min_size=1, max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(payout_histories())
+def test_withholding_is_taken_once_per_earning_and_nothing_is_paid_twice_however_payouts_are_held_or_fail(history):
+    """Hypothesis, over any sequence of months, holds, releases and bank confirmations (paid / failed), run the way
+    statement_run and batches do: a held or failed payout returns next month on the payments account.
+
+    Rounding rule: each statement withholds round_money(rate × its taxable payable) — half away from zero, once per
+    payee and month — where taxable is the payable of the contract accounts only. So the total withheld is
+    rate × the total taxable earnings to within half a cent per statement, and returned money adds nothing to it."""
+    who, ids, months = history
+    terms = {a: AccountTerms(a) for a in ids} | {"payments": PAYMENTS}
+    states = {a: AccountState() for a in terms}
+    returned = transferred = withheld = expected = taxable_total = returned_total = sent_back = D(0)
+    for i, (activities, outcome) in enumerate(months):
+        accounts = [(t, states[a], activities.get(a, AccountActivity())) for a, t in terms.items() if a != "payments"]
+        accounts.append((PAYMENTS, states["payments"], AccountActivity(returned=returned)))
+        month_terms = replace(who, hold=HOLD if outcome == "held" else "")
+        s = period_statement(add_months("2025-01", i), month_terms, accounts, USD)
+        check_statement(s, month_terms, terms)
+        states = {line.account_id: next_state(line) for line in s.lines}
+        taxable = sum(x.paid + x.held + x.withheld for x in s.lines if x.account_id != "payments")
+        expected += round_money(taxable * who.withholding_rate)
+        taxable_total += taxable
+        withheld += s.withheld
+        returned_total += returned
+        transferred += s.paid if outcome == "paid" else 0
+        returned = s.held + (s.paid if outcome == "failed" else 0)
+        sent_back += returned
+    earnings = sum(e.earnings["USD"] for activities, _ in months for e in activities.values())
+    contracts_carried = sum(states[a].carried for a in ids)
+    assert taxable_total == earnings - contracts_carried  # taxable is exactly what the contract accounts paid out
+    assert withheld == expected
+    assert abs(withheld - taxable_total * who.withholding_rate) <= D("0.005") * len(months)
+    # every cent earned is paid once, withheld once, or still owed (carried, or held / failed and due back next month)
+    assert transferred + withheld + contracts_carried + states["payments"].carried + returned == earnings
+    assert returned_total == sent_back - returned  # each hold or failure came back exactly once

@@ -3,6 +3,6 @@
 {{ config(materialized='view', tags=['royalty']) }}
 select
     period, payee_id, currency, account_id, opening, returned, earnings, reserve_held, reserve_released, advances,
-    unrecouped_in, recouped, mg_topup, balance, paid, withheld, carried_out, unrecouped_out, reserves_out,
-    carried_reason, contract_versions, computed_at
+    unrecouped_in, recouped, mg_topup, balance, paid, held, withheld, carried_out, unrecouped_out, reserves_out,
+    carried_reason, held_reason, contract_versions, computed_at
 from {{ source('royalty', 'statement_lines') }}
