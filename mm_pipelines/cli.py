@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from rich.table import Table
 from mm_pipelines.cli_royalties import audit_app, payouts_app, royalties_app
 from mm_pipelines.cli_support import UserError, _execute, _platform, _progress, console, ensure_dagster_home, err
 from mm_pipelines.config import ConfigError, Settings, repo_root
+from mm_pipelines.process_group import run_in_process_group
 
 app = typer.Typer(help="Market & Media data platform.", no_args_is_help=True, add_completion=False)
 events_app = typer.Typer(help="Generate and load canonical events.", no_args_is_help=True)
@@ -175,25 +177,75 @@ def replay(
 
 def _returns_rows(query: str) -> bool:
     """Queries print a table; statements (CREATE, DROP, INSERT, ALTER …) only their success."""
+    return _first_word(query) in ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK")
+
+
+def _first_word(query: str) -> str:
     words = re.sub(r"(--[^\n]*|/\*.*?\*/)", " ", query, flags=re.S).split()
-    return bool(words) and words[0].lstrip("(").upper() in ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK")
+    return words[0].lstrip("(").upper() if words else ""
+
+
+def _without_text(t):
+    """The same Arrow type with every string as binary: ClickHouse strings are bytes, not always UTF-8."""
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pa.binary()
+    if pa.types.is_map(t):
+        return pa.map_(_without_text(t.key_type), _without_text(t.item_type))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(_without_text(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_without_text(f.type)) for f in t])
+    return t
+
+
+def _readable(value):
+    """Bytes as text, each byte that is not UTF-8 shown escaped (\\xff) instead of failing the whole query."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_readable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    return value
+
+
+def readable_rows(result) -> list[dict]:
+    import pyarrow as pa
+
+    binary = result.cast(pa.schema([f.with_type(_without_text(f.type)) for f in result.schema]))
+    return [{k: _readable(v) for k, v in row.items()} for row in binary.to_pylist()]
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run on the analytics store; if it starts with a comment, put -- before it: mm sql -- '-- …'.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    write: Annotated[bool, typer.Option("--write", help="Allow statements that change data or schema (CREATE, DROP, INSERT, ALTER …).")] = False,
 ) -> None:
-    """Run SQL on the analytics store and print the result."""
+    """Run SQL on the analytics store and print the result; read-only unless --write."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
     if format not in ("table", "csv", "json"):
         raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
+    if not write and not _returns_rows(query):
+        raise UserError(f"mm sql is read-only: {_first_word(query) or 'this statement'} would change the analytics store",
+                        "pass --write to run statements that change data or schema")
     warehouse = _platform().warehouse
     if not _returns_rows(query):
         warehouse.command(query)
         err.print("OK")
         return
-    result = warehouse.query_arrow(query)
-    rows = result.to_pylist()
+    try:
+        # The server enforces it too: a query that would write is refused whatever its first word.
+        result = warehouse.query_arrow(query, settings=None if write else {"readonly": 2})
+    except DatabaseError as e:
+        if "(READONLY)" in str(e):
+            raise UserError("mm sql is read-only: the analytics store refused a query that would change it",
+                            "pass --write to run statements that change data or schema") from None
+        raise
+    rows = readable_rows(result)
     names = result.column_names
     if format == "json":
         sys.stdout.write(json.dumps(rows, default=str, indent=None) + "\n")
@@ -228,7 +280,9 @@ def materialize_cmd(
     periods = AssetSelection.groups("royalty") - AssetSelection.assets(AssetKey(["marts", "royalty_statements"]))
     chosen = AssetSelection.all() - AssetSelection.groups("backfill") - periods if selection == "*" else AssetSelection.from_coercible(selection)
     daily = AssetSelection.tag("partitioning", "daily")
-    from mm_pipelines.definitions import defs
+    from mm_pipelines.cli_support import platform_definitions
+
+    defs = platform_definitions()
 
     from dagster._core.errors import DagsterInvalidSubsetError
 
@@ -337,11 +391,10 @@ def demo(
     _load(dataset, force=False)
     days = _dataset_days(dataset)
     _load_demo_spend(settings, seed, events, days)
-    with err.status(f"Running platform_job for {days[0]} … {days[1]}: ingest → dbt build → attribution → data-quality checks…"):
-        ok = _execute("platform_job", days=days)
-    if not ok:
+    err.print(f"Running platform_job for {days[0]} … {days[1]}: ingest → dbt build → attribution → data-quality checks")
+    if not _execute("platform_job", days=days):
         raise UserError("platform_job failed", "see the errors above; `mm dev` shows the run's logs")
-    err.print(f"[green]✓[/green] platform_job succeeded in {time.perf_counter() - started:.1f}s (all checks passed)")
+    err.print(f"[green]✓[/green] demo done in {time.perf_counter() - started:.1f}s")
     console.print(_summary(settings))
     console.print(_compare_table(settings, days[0], days[1], "channel"))
 
@@ -358,7 +411,7 @@ def dev(
     workspace = ["-w", str(root / "workspace.yaml")] if root else ["-m", "mm_pipelines.definitions"]
     err.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
     dagster = Path(sys.executable).parent / "dagster"
-    raise typer.Exit(subprocess.call([str(dagster), "dev", *workspace, "-h", host, "-p", str(port)], cwd=root or None))
+    raise typer.Exit(run_in_process_group([str(dagster), "dev", *workspace, "-h", host, "-p", str(port)], cwd=root or None))
 
 
 @app.command()
@@ -371,13 +424,15 @@ def docs(
     from mm_pipelines.resources import mm_dbt_executable
 
     project = dbt_project_dir()
+    settings = Settings.from_env()
     base = [mm_dbt_executable()]
-    flags = ["--project-dir", str(project), "--profiles-dir", str(project)]
+    flags = ["--project-dir", str(project), "--profiles-dir", str(project),
+             "--target-path", str(settings.dbt_target_path), "--log-path", str(settings.dbt_log_path)]
     if subprocess.call([*base, "docs", "generate", *flags]) != 0:
         raise UserError("dbt docs generate failed", "run `mm materialize` first so every model exists, then retry")
-    err.print(f"Docs generated in {project / 'target'}")
+    err.print(f"Docs generated in {settings.dbt_target_path}")
     if serve:
-        raise typer.Exit(subprocess.call([*base, "docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser", *flags]))
+        raise typer.Exit(run_in_process_group([*base, "docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser", *flags]))
 
 
 @app.command()
@@ -511,8 +566,10 @@ def main() -> None:
     import click
 
     from mm_pipelines.events.bus import EventBusError
-    from mm_pipelines.stores.clickhouse import WarehouseLockTimeout
+    from mm_pipelines.stores.clickhouse import WarehouseLockTimeout, WarehouseUnavailable
 
+    # clickhouse-connect logs each failed request before raising it; the error below says it once.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     # Dagster flags single-run backfill policies as beta on every load; the CLI shows errors, not notices.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -530,14 +587,18 @@ def main() -> None:
     except ConfigError as e:
         err.print(f"[red]configuration error:[/red] {e}")
         sys.exit(1)
-    except (EventBusError, WarehouseLockTimeout) as e:
+    except (EventBusError, WarehouseLockTimeout, WarehouseUnavailable) as e:
         err.print(f"[red]error:[/red] {e}")
         sys.exit(1)
     except Exception as e:
         # A database error on user SQL is the user's to fix: one line, not a traceback.
         if type(e).__module__.startswith("clickhouse_connect"):
+            from clickhouse_connect.driver.exceptions import OperationalError
+
             first = str(e).strip().splitlines()[0]
-            err.print(f"[red]ClickHouse error:[/red] {first}\n  fix: check the SQL and table names (mm sql \"SHOW TABLES FROM marts\")")
+            hint = ("the server stopped answering: check that ClickHouse is up and MM_CLICKHOUSE_URL" if isinstance(e, OperationalError)
+                    else 'check the SQL and table names (mm sql "SHOW TABLES FROM marts")')
+            err.print(f"[red]ClickHouse error:[/red] {first}\n  fix: {hint}")
             sys.exit(1)
         raise
     sys.exit(code if isinstance(code, int) else 0)

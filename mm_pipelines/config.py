@@ -118,6 +118,16 @@ class Settings:
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster")
 
+    @property
+    def dbt_target_path(self) -> Path:
+        """dbt's artifacts (manifest, saved parse, compiled SQL, run results): per user, never in the installed project."""
+        return self.home / "dbt" / "target"
+
+    @property
+    def dbt_log_path(self) -> Path:
+        """dbt.log of the dbt commands run outside a Dagster step (a step's log sits in its own target folder)."""
+        return self.home / "dbt" / "logs"
+
     def describe(self) -> dict[str, str]:
         """Each backend as shown to people: no secrets."""
         return {

@@ -4,8 +4,9 @@ dbt-clickhouse always builds an HTTP client from the profile. For the embedded w
 wrapper replaces that one constructor with a `chdb://` client on the same on-disk warehouse and
 holds the warehouse lock for the whole dbt command, so dbt waits for (and is waited on by) other
 processes instead of failing to open the engine. For a ClickHouse server it only fills in the
-`server` target's connection variables from the URL. Within a Dagster run the command runs in a fork of
-the run's dbt server, which has dbt imported already (mm_pipelines.dbt_server).
+`server` target's connection variables from the URL. dbt's artifacts and logs go under MM_HOME
+(Settings.dbt_target_path, dbt_log_path), never into the project folder. Within a Dagster run the
+command runs in a fork of the run's dbt server, which has dbt imported already (mm_pipelines.dbt_server).
 
 Every Dagster run passes its own partition range as dbt vars, and dbt re-parses the whole project when the
 command-line vars differ from the last parse (2 s of each command). The project's vars are read only in
@@ -90,6 +91,10 @@ def run_dbt() -> None:
 
     keep_parse_across_vars()
     settings = Settings.from_env()
+    # dbt writes into the project folder unless told otherwise: that folder is the installed package, shared
+    # by every user of it. A Dagster step sets both paths to its own invocation folder; flags still win.
+    os.environ.setdefault("DBT_TARGET_PATH", str(settings.dbt_target_path))
+    os.environ.setdefault("DBT_LOG_PATH", str(settings.dbt_log_path))
     warehouse = settings.embedded_warehouse
     if warehouse is None:
         for key, value in _server_env(settings).items():

@@ -1,6 +1,10 @@
-"""The code location: every asset, check, job, sensor and resource of the platform."""
+"""The code location: every asset, check, job, sensor and resource of the platform.
 
-from dagster import Definitions, in_process_executor
+Built when Dagster loads the location, not when this module is imported: building reads configuration
+(MM_HOME holds the dbt manifest, parsed there if the models changed).
+"""
+
+from dagster import Definitions, definitions, in_process_executor
 
 from mm_pipelines.assets.attribution import attribution_fit
 from mm_pipelines.assets.automation import events_by_day
@@ -41,4 +45,6 @@ def build_definitions() -> Definitions:
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    return build_definitions()

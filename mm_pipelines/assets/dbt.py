@@ -9,18 +9,19 @@ ledger op hands it the period.
 
 import json
 import os
+import subprocess
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterialization, AssetSpec, BackfillPolicy
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterialization, AssetSpec, BackfillPolicy, Output
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
-from mm_pipelines.config import dbt_project_dir
+from mm_pipelines.config import Settings, dbt_project_dir
 from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, mm_dbt_executable
 from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
 
@@ -69,15 +70,22 @@ def _newest_source_mtime(project_dir: Path) -> float:
 
 
 def mm_dbt_project() -> DbtProject:
-    """The dbt project, with a manifest that is never older than the models it describes."""
+    """The dbt project, with a manifest under MM_HOME that is never older than the models it describes.
+
+    The project folder is only read: it is the installed package, shared by every user of it."""
+    settings = Settings.from_env()
     project_dir = dbt_project_dir()
-    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target_path=settings.dbt_target_path)
     manifest = Path(project.manifest_path)
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(project_dir):
         # `mm-dbt parse` needs no warehouse, so it never waits on a running job.
-        DbtCliResource(project_dir=project, dbt_executable=mm_dbt_executable()).cli(
-            ["parse", "--quiet"], target_path=project.target_path
-        ).wait()
+        parse = subprocess.run(
+            [mm_dbt_executable(), "parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+             "--target-path", str(settings.dbt_target_path), "--log-path", str(settings.dbt_log_path)],
+            capture_output=True, text=True,
+        )
+        if parse.returncode != 0:
+            raise RuntimeError(f"dbt cannot parse {project_dir}:\n{parse.stdout}{parse.stderr}")
     return project
 
 
@@ -151,6 +159,28 @@ def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tup
         context.log.warning(f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness")
 
 
+# Exact and free for MergeTree tables (from their parts); NULL for views, whose count would run them.
+ROW_COUNTS_SQL = """SELECT database, name, total_rows FROM system.tables
+WHERE has({relations:Array(Tuple(String, String))}, (database, name)) AND total_rows IS NOT NULL"""
+
+
+def with_row_counts(events: list, manifest: Mapping[str, Any], warehouse) -> list:
+    """dbt's events, each table's materialization with its row count (`dagster/row_count`), for unpartitioned
+    models, whose row count is the table's. Counted once dbt has finished: dbt holds the embedded warehouse
+    for its whole command."""
+    nodes = {e.output_name: manifest["nodes"][e.metadata["unique_id"].value] for e in events if isinstance(e, Output)}
+    relations = {output: (node["schema"], node["alias"]) for output, node in nodes.items()}
+    if not relations:
+        return events
+    with warehouse.session() as s:
+        rows = {(db, name): int(n) for db, name, n in s.query_rows(ROW_COUNTS_SQL, {"relations": list(relations.values())})}
+    return [
+        event.with_metadata({**event.metadata, "dagster/row_count": rows[relations[event.output_name]]})
+        if isinstance(event, Output) and relations[event.output_name] in rows else event
+        for event in events
+    ]
+
+
 def build_dbt_assets() -> list:
     project = mm_dbt_project()
     common = dict(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR, project=project)
@@ -159,7 +189,11 @@ def build_dbt_assets() -> list:
     def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
         warehouse = clickhouse.get_warehouse()
         ranges = ranges_to_stage(warehouse)
-        yield from dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context).stream()
+        # The error is raised after the events: the models that were built are recorded even if a later one failed.
+        build = dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context, raise_on_error=False)
+        yield from with_row_counts(list(build.stream()), build.manifest, warehouse)
+        if (error := build.get_error()) is not None:
+            raise error
         yield from mark_staged_days(context, warehouse, ranges)
 
     def daily_dbt_assets(name: str, select: str):

@@ -3,12 +3,15 @@
 ClickHouse reduces the whole mart to one row per (day, model) of violation counts; Great Expectations
 validates that frame, so the check stays cheap on hundreds of millions of credits and still says which
 model and day broke. Blocking: royalties must never be computed from a broken attribution.
+
+The completeness and credit checks judge the days of the run's partitions only (run_days): a concurrent run
+may be rebuilding another day (its paths rebuilt, its credits not yet), which is that run's to check.
 """
 
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue, asset_check
 
 from mm_pipelines.checks.expectations import no_violations, validate
 from mm_pipelines.checks.quality import _result
@@ -33,12 +36,44 @@ FROM (
         countIf(credit_share < 0 OR revenue_credit < 0) AS negative_credits,
         countIf(touch_at IS NOT NULL AND touch_at >= converted_at) AS touches_after_conversion
     FROM marts.attribution_credits
+    WHERE {days}
     GROUP BY conversion_date, model, conversion_id
 )
 GROUP BY conversion_date, model
 ORDER BY conversion_date, model"""
 
 VIOLATION_COLUMNS = ("shares_not_summing_to_one", "credits_not_summing_to_revenue", "negative_credits", "touches_after_conversion")
+
+MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley"]
+
+# Every conversion path of the days judged that some model did not credit (the doubled braces survive str.format).
+MISSING_CREDITS_SQL = """
+SELECT c.model, count()
+FROM (SELECT conversion_id FROM intermediate.int_conversion_paths WHERE {days}) AS p
+CROSS JOIN (SELECT arrayJoin({{models:Array(String)}}) AS model) AS c
+LEFT ANTI JOIN (SELECT DISTINCT conversion_id, model FROM marts.attribution_credits WHERE {days}) AS a
+    ON a.conversion_id = p.conversion_id AND a.model = c.model
+GROUP BY c.model"""
+
+
+def run_days(context: AssetCheckExecutionContext) -> tuple[date, date] | None:
+    """[first, end) of the daily partitions the run materializes, or None for a run without partitions."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    keys = context.partition_key_range
+    return date.fromisoformat(keys.start), date.fromisoformat(keys.end) + timedelta(days=1)
+
+
+def days_judged(context: AssetCheckExecutionContext) -> tuple[str, dict, str]:
+    """(the SQL condition on conversion_date, its parameters, the days in words): the run's partitions, or
+    every day attribution has credited when the run has none (a check launched on its own)."""
+    days = run_days(context)
+    if days is None:
+        return "conversion_date IN (SELECT DISTINCT conversion_date FROM marts.attribution_credits)", {}, "every credited day"
+    first, end = days
+    last = end - timedelta(days=1)
+    words = str(first) if first == last else f"{first} … {last}"
+    return "conversion_date >= {first:Date} AND conversion_date < {end:Date}", {"first": first, "end": end}, words
 
 
 def attribution_expectations() -> list:
@@ -47,10 +82,7 @@ def attribution_expectations() -> list:
     e = gx.expectations
     return [
         e.ExpectCompoundColumnsToBeUnique(column_list=["conversion_date", "model"]),
-        e.ExpectColumnValuesToBeInSet(
-            column="model",
-            value_set=["first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley"],
-        ),
+        e.ExpectColumnValuesToBeInSet(column="model", value_set=MODELS),
         *no_violations(VIOLATION_COLUMNS),
     ]
 
@@ -60,8 +92,9 @@ def attribution_expectations() -> list:
     blocking=True,
     description="Great Expectations: per model, each conversion's shares sum to 1 and its credits to its revenue; no negative credit; no touch at or after its conversion.",
 )
-def attribution_credits_expectations_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
-    df = clickhouse.get_warehouse().query_arrow(VIOLATIONS_SQL).to_pandas()
+def attribution_credits_expectations_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
+    condition, params, _ = days_judged(context)
+    df = clickhouse.get_warehouse().query_arrow(VIOLATIONS_SQL.format(days=condition), params).to_pandas()
     return _result(validate(df, "attribution_credits", attribution_expectations()), len(df))
 
 
@@ -70,20 +103,17 @@ def attribution_credits_expectations_check(clickhouse: ClickHouseResource) -> As
     blocking=True,
     description="Every conversion is credited by every model (unattributed ones included): nothing dropped.",
 )
-def attribution_credits_complete_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
+def attribution_credits_complete_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
+    condition, params, judged = days_judged(context)
     with clickhouse.get_warehouse().session() as s:
-        rows = s.query_rows(
-            "SELECT c.model, count() FROM (SELECT DISTINCT conversion_date FROM marts.attribution_credits) AS d "
-            "INNER JOIN intermediate.int_conversion_paths AS p ON p.conversion_date = d.conversion_date "
-            "CROSS JOIN (SELECT arrayJoin(['first_touch','last_touch','last_non_direct','linear','position_based','time_decay','markov','shapley']) AS model) AS c "
-            "LEFT ANTI JOIN (SELECT DISTINCT conversion_id, model FROM marts.attribution_credits) AS a "
-            "ON a.conversion_id = p.conversion_id AND a.model = c.model GROUP BY c.model"
-        )
+        rows = s.query_rows(MISSING_CREDITS_SQL.format(days=condition), params | {"models": MODELS})
     missing = {m: int(n) for m, n in rows}
     return AssetCheckResult(
         passed=not missing,
-        description="every conversion credited by every model" if not missing else f"conversions missing credits per model: {missing}",
-        metadata={"missing": MetadataValue.json(missing)},
+        severity=AssetCheckSeverity.ERROR,
+        description=(f"every conversion of {judged} credited by every model" if not missing
+                     else f"conversions of {judged} missing credits per model: {missing}"),
+        metadata={"missing": MetadataValue.json(missing), "days": judged},
     )
 
 

@@ -3,12 +3,14 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from datetime import date
 from decimal import Decimal
 
+import psutil
 import pytest
 import requests
 
@@ -55,7 +57,7 @@ def test_events_load_quarantines_bad_lines_and_is_idempotent(mm, tmp_path):
     dead = sql_json(mm, "SELECT file, line, error FROM raw.dead_letters ORDER BY line")
     assert dead == [
         {"file": str(path), "line": 51, "error": "malformed JSON: the message is not a JSON document"},
-        {"file": str(path), "line": 52, "error": "PII: an e-mail address appears in the event"},
+        {"file": str(path), "line": 52, "error": "PII: an e-mail address appears in field user_id"},
     ]
     again = mm("events", "load", str(path))
     assert "already loaded" in again.stderr
@@ -71,9 +73,20 @@ def test_sql_formats_and_clear_errors(mm):
     assert csv_out.splitlines() == ["a,b", "1,2.50"]
     table = mm("sql", "SELECT 'x' AS col").stdout
     assert "col" in table and "x" in table
+    # Read-only unless --write: a statement is refused before it runs, and the store refuses any query that writes.
+    refused = mm("sql", "CREATE TABLE default.scratch (x UInt8) ENGINE = Memory", check=False)
+    assert refused.returncode == 1 and "read-only" in refused.stderr and "--write" in refused.stderr and "Traceback" not in refused.stderr
+    assert "scratch" not in mm("sql", "SHOW TABLES FROM default").stdout
     # Statements return no rows: they say OK (an operator drops a table to rebuild it, for instance).
-    assert mm("sql", "CREATE TABLE default.scratch (x UInt8) ENGINE = Memory").stderr.strip() == "OK"
-    assert mm("sql", "drop table default.scratch").stderr.strip() == "OK"
+    assert mm("sql", "--write", "CREATE TABLE default.scratch (x String) ENGINE = MergeTree ORDER BY x").stderr.strip() == "OK"
+    sneaky = mm("sql", "SELECT 1 SETTINGS readonly = 0", check=False)
+    assert sneaky.returncode == 1 and "read-only" in sneaky.stderr
+    # Bytes that are not UTF-8 (a dead letter as the producer sent it) are shown escaped, in every format.
+    mm("sql", "--write", "INSERT INTO default.scratch SELECT unhex('ff7b7d')")
+    assert "\\xff{}" in mm("sql", "SELECT x FROM default.scratch").stdout
+    assert sql_json(mm, "SELECT x, [x] AS xs, map('k', x) AS m FROM default.scratch") == [{"x": "\\xff{}", "xs": ["\\xff{}"], "m": [["k", "\\xff{}"]]}]
+    assert mm("sql", "--format", "csv", "SELECT x FROM default.scratch").stdout.splitlines() == ["x", "\\xff{}"]
+    assert mm("sql", "--write", "drop table default.scratch").stderr.strip() == "OK"
     assert "scratch" not in mm("sql", "SHOW TABLES FROM default").stdout
     bad = mm("sql", "SELECT * FROM nowhere.nothing", check=False)
     assert bad.returncode == 1 and "ClickHouse error" in bad.stderr and "Traceback" not in bad.stderr
@@ -91,18 +104,57 @@ def test_sql_formats_and_clear_errors(mm):
 def test_docs_generate_the_catalog(mm):
     mm("demo", "--events", "2000")
     mm("docs", "--no-serve")
-    from mm_pipelines.config import dbt_project_dir
+    from mm_pipelines.config import Settings
 
-    catalog = json.loads((dbt_project_dir() / "target" / "catalog.json").read_text())
+    catalog = json.loads((Settings.from_env().dbt_target_path / "catalog.json").read_text())
     assert "model.mm.campaign_performance_daily" in catalog["nodes"]
     columns = catalog["nodes"]["model.mm.campaign_performance_daily"]["columns"]
     assert columns["revenue"]["type"] == "Decimal(38, 2)"
+
+    # `mm docs` serves until Ctrl-C, and Ctrl-C stops `dbt docs serve` with it.
+    port = _free_port()
+    proc = subprocess.Popen([MM, "docs", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        assert requests.get(f"http://127.0.0.1:{port}/catalog.json", timeout=5).status_code == 200
+        assert_stops_everything(proc, signal.SIGINT)
+    finally:
+        kill_tree(proc)
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """Whatever a failed test left running: the process and all its descendants, whatever their group."""
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in tree:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(tree, timeout=10)
+
+
+def assert_stops_everything(proc: subprocess.Popen, signum: int) -> None:
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert tree, "the command started no server process"
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == 128 + signum
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert not alive, f"still running after {signal.Signals(signum).name} to mm: {[p.cmdline() for p in alive]}"
 
 
 GRAPH_QUERY = """{
@@ -160,8 +212,10 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
             time.sleep(3)
             status = requests.post(graphql, json={"query": RUN_STATUS, "variables": {"id": run_id}}, timeout=30).json()["data"]["runOrError"]["status"]
         assert status == "SUCCESS"
+        # SIGTERM to `mm dev` alone, as a service manager sends it, stops the webserver, the daemon and all they started.
+        assert_stops_everything(proc, signal.SIGTERM)
     finally:
-        os.killpg(proc.pid, 15)
+        kill_tree(proc)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -225,6 +279,7 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
     assert "CT-1@" in statement.stdout and "Royalty statement 2026-10" in (tmp_path / "st.html").read_text()
 
     keys = dict(line.split("=", 1) for line in mm("payouts", "keygen").stdout.split())
+    keys["MM_PAYOUT_DEBTOR_IBAN"] = "DE02120300000000202051"  # the paying account: a SEPA export refuses without it
     os.environ.update(keys)
     try:
         [batch] = [row["batch_id"] for row in json.loads(mm("payouts", "list", "--format", "json").stdout)]
@@ -256,3 +311,106 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
         for k in keys:
             os.environ.pop(k, None)
 
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("royalties", "run", "2031-01"), "period 2031-01 has not started yet"),
+        (("royalties", "run", "1999-01"), "period 1999-01 is before the first royalty period 2025-01"),
+        (("royalties", "close", "2031-01"), "period 2031-01 has not started yet"),
+        (("payouts", "create", "2031-01"), "period 2031-01 has not started yet"),
+        (("royalties", "run", "2026-13"), "period '2026-13' is not a month written 'YYYY-MM'"),
+        (("royalties", "statement", "2026-10", "p1"), "No statements yet"),
+    ],
+)
+def test_every_period_argument_gets_a_one_line_error(mm, args, message):
+    result = mm(*args, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[0] == f"error: {message}" or result.stderr.startswith(f"error: {message}")
+    assert "fix:" in result.stderr
+
+
+def test_an_unreachable_clickhouse_server_is_named_as_such(mm, monkeypatch):
+    monkeypatch.setenv("MM_CLICKHOUSE_URL", "http://127.0.0.1:1")
+    started = time.monotonic()
+    result = mm("sql", "SELECT 1", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and time.monotonic() - started < 30
+    assert "analytics store (ClickHouse at 127.0.0.1:1" in result.stderr and "unreachable" in result.stderr
+    assert "check the SQL" not in result.stderr
+
+
+UNREACHABLE_KAFKA = "kafka://127.0.0.1:1"  # nothing listens on port 1
+
+
+def assert_one_clear_kafka_error(result, started: float) -> None:
+    from mm_pipelines.events.bus import BROKER_TIMEOUT_S
+
+    assert result.returncode != 0
+    assert time.monotonic() - started < 3 * BROKER_TIMEOUT_S
+    assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
+    assert "rdkafka" not in result.stderr  # librdkafka's own log lines stay out of the terminal
+    named = [line for line in result.stderr.splitlines() if "Kafka at 127.0.0.1:1" in line]
+    assert len(named) == 1 and "unreachable (Connection refused)" in named[0] and "MM_EVENT_BUS" in named[0], result.stderr
+
+
+def test_producing_to_an_unreachable_kafka_is_one_clear_error(mm, monkeypatch):
+    monkeypatch.setenv("MM_EVENT_BUS", UNREACHABLE_KAFKA)
+    started = time.monotonic()
+    assert_one_clear_kafka_error(mm("events", "produce", "--events", "500", check=False), started)
+
+
+def test_loading_a_file_to_an_unreachable_kafka_is_one_clear_error(mm, monkeypatch, tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(to_jsonl(generate_events(events=100, seed=32))) + b"{bad\n")
+    monkeypatch.setenv("MM_EVENT_BUS", UNREACHABLE_KAFKA)
+    started = time.monotonic()
+    assert_one_clear_kafka_error(mm("events", "load", str(path), check=False), started)
+    # Nothing was quarantined or recorded as loaded: the same file loads in full once Kafka is back.
+    monkeypatch.delenv("MM_EVENT_BUS")
+    assert "already loaded" not in mm("events", "load", str(path)).stderr
+    assert sql_json(mm, "SELECT count() AS n FROM raw.dead_letters") == [{"n": 1}]
+
+
+def test_materializing_from_an_unreachable_kafka_fails_the_run(mm, monkeypatch):
+    monkeypatch.setenv("MM_EVENT_BUS", UNREACHABLE_KAFKA)
+    started = time.monotonic()
+    result = mm("materialize", "raw/events", check=False)
+    assert_one_clear_kafka_error(result, started)
+    assert "step failed raw__events" in result.stderr
+    # The run is recorded as failed, not as a successful run that found nothing.
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    monkeypatch.setenv("DAGSTER_HOME", os.path.join(os.environ["MM_HOME"], "dagster"))
+    with DagsterInstance.get() as instance:
+        assert [r.status for r in instance.get_runs()] == [DagsterRunStatus.FAILURE]
+
+
+def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path):
+    """Clicks and impressions, no conversion yet: attribution is not fresh, a warning, and the command succeeds
+    showing each step; a failed ERROR check still fails it."""
+    path = tmp_path / "clicks.jsonl"
+    path.write_bytes(b"".join(to_jsonl([e for e in generate_events(events=2000, seed=3) if e["event_type"] != "conversion"])))
+    mm("events", "load", str(path))
+    out = mm("materialize").stderr.splitlines()
+    assert [line for line in out if line.startswith("⚠")] == [
+        "⚠ warning marts/attribution_credits:attribution_credits_freshness_check no conversion credited yet"]
+    [ingest] = [line for line in out if line.startswith("✓ raw__events ")]
+    assert "raw/events 1,9" in ingest and " rows" in ingest  # the events the run ingested
+    [dbt] = [line for line in out if line.startswith("✓ mm_dbt_models ")]
+    assert "staging/stg_events 1,9" in dbt
+    assert any(line.startswith("✓ check marts/attribution_credits:attribution_credits_complete_check ") for line in out)
+    assert any(line.startswith("materialize 2026-10-") and "1 warning" in line for line in out)
+
+    # An e-mail address in raw.events (written around ingestion's validation) fails the staging check: ERROR.
+    from mm_pipelines.config import Settings
+    from mm_pipelines.stores.clickhouse import Warehouse
+
+    Warehouse(Settings.from_env().clickhouse_url).command(
+        "INSERT INTO raw.events (event_id, event_type, occurred_at, user_id, channel, campaign_id, creative_id, asset_id, "
+        "schema_version, topic, partition, offset, ingested_at) VALUES ('pii-1', 'click', '2026-10-05 10:00:00', "
+        "'ann@example.com', 'email', 'c', 'k', 'a', 1, 'manual', 0, 0, now())")
+    failed = mm("materialize", "staging/stg_events", check=False)
+    assert failed.returncode == 1
+    assert "✗ check failed staging/stg_events:stg_events_expectations_check" in failed.stderr and "emails_in_user_id" in failed.stderr
+    assert "Materializing 'staging/stg_events' failed" in failed.stderr

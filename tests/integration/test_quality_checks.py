@@ -1,7 +1,18 @@
-"""The staging check fails, naming the broken day, on the violations it exists for."""
+"""The staging check fails, naming the broken day, on the violations it exists for; the attribution checks
+judge the days of the run's partitions."""
+
+from datetime import date
 
 import pytest
+from dagster import AssetSelection, AssetSpec, DagsterInstance, Definitions, define_asset_job
 
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS, range_tags
+from mm_pipelines.checks.attribution import (
+    ATTRIBUTION_CREDITS,
+    MODELS,
+    attribution_credits_complete_check,
+    attribution_credits_expectations_check,
+)
 from mm_pipelines.checks.quality import stg_events_expectations_check
 from mm_pipelines.resources import ClickHouseResource
 
@@ -48,3 +59,64 @@ def test_each_violation_fails_the_check(warehouse, bad_row, violation):
     result = _check(warehouse, [*CLEAN, bad_row])
     assert not result.passed
     assert violation in result.description
+
+
+# --- Attribution checks judge the days of the run's partitions ---------------------------------------------
+
+PATHS_DDL = "CREATE TABLE intermediate.int_conversion_paths (conversion_id String, conversion_date Date) ENGINE = MergeTree ORDER BY tuple()"
+CREDITS_DDL = """CREATE TABLE marts.attribution_credits (
+    conversion_id String, conversion_date Date, model String, credit_share Decimal(38, 10), revenue_credit Decimal(38, 10),
+    revenue Decimal(38, 10), touch_at Nullable(DateTime64(3, 'UTC')), converted_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY tuple()"""
+DAY_D, DAY_E = date(2026, 10, 20), date(2026, 10, 10)
+
+
+def _attribution(warehouse, credited: dict[str, date], uncredited: dict[str, date], short: dict[str, date] | None = None):
+    """Paths for every conversion (id -> day); each model credits the whole revenue (10) of `credited`,
+    nothing of `uncredited`, and 7 of `short`."""
+    with warehouse.session() as s:
+        for db in ("intermediate", "marts"):
+            s.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        s.command(PATHS_DDL)
+        s.command(CREDITS_DDL)
+        paths = {**credited, **uncredited, **(short or {})}
+        s.command("INSERT INTO intermediate.int_conversion_paths VALUES " + ", ".join(f"('{c}', '{d}')" for c, d in paths.items()))
+        rows = [(c, d, m, 10) for c, d in credited.items() for m in MODELS]
+        rows += [(c, d, m, 7) for c, d in (short or {}).items() for m in MODELS]
+        s.command("INSERT INTO marts.attribution_credits VALUES " + ", ".join(
+            f"('{c}', '{d}', '{m}', 1, {credit}, 10, '{d} 09:00:00', '{d} 10:00:00')" for c, d, m, credit in rows))
+
+
+def _run_checks(warehouse, tags):
+    """The attribution checks evaluated by a real run with these tags (its partitions)."""
+    checks = [attribution_credits_complete_check, attribution_credits_expectations_check]
+    defs = Definitions(
+        assets=[AssetSpec(ATTRIBUTION_CREDITS, partitions_def=DAILY_PARTITIONS)], asset_checks=checks,
+        jobs=[define_asset_job("checks", selection=AssetSelection.checks(*checks))],
+        resources={"clickhouse": ClickHouseResource(url=warehouse.url)},
+    )
+    result = defs.resolve_job_def("checks").execute_in_process(instance=DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
+    return {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+def test_a_run_over_day_d_ignores_a_day_another_run_is_rebuilding(warehouse):
+    """Day E's paths were rebuilt by another run (late events) and its credits not yet: a run over day D
+    passes; a run over E, and a run without partitions, still fail on E."""
+    _attribution(warehouse, credited={"d1": DAY_D, "d2": DAY_D, "e1": DAY_E}, uncredited={"e2": DAY_E})
+    for tags in (range_tags(DAY_D, DAY_D), {"dagster/partition": DAY_D.isoformat()}):
+        evaluation = _run_checks(warehouse, tags)["attribution_credits_complete_check"]
+        assert evaluation.passed, evaluation.description
+        assert evaluation.description == f"every conversion of {DAY_D} credited by every model"
+    for tags in (range_tags(DAY_E, DAY_D), {}):
+        evaluation = _run_checks(warehouse, tags)["attribution_credits_complete_check"]
+        assert not evaluation.passed
+        assert "'linear': 1" in evaluation.description
+
+
+def test_the_credit_sums_are_judged_on_the_run_days(warehouse):
+    _attribution(warehouse, credited={"d1": DAY_D}, uncredited={}, short={"e1": DAY_E})
+    on_d = _run_checks(warehouse, range_tags(DAY_D, DAY_D))["attribution_credits_expectations_check"]
+    assert on_d.passed, on_d.description
+    assert on_d.metadata["rows"].value == len(MODELS)  # day D under each model
+    on_e = _run_checks(warehouse, {"dagster/partition": DAY_E.isoformat()})["attribution_credits_expectations_check"]
+    assert not on_e.passed and "credits_not_summing_to_revenue" in on_e.description
