@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue, asset_check
 
+from mm_pipelines.attribution.config import MODELS
 from mm_pipelines.checks.expectations import no_violations, validate
 from mm_pipelines.checks.quality import _result
 from mm_pipelines.resources import ClickHouseResource
@@ -43,8 +44,6 @@ GROUP BY conversion_date, model
 ORDER BY conversion_date, model"""
 
 VIOLATION_COLUMNS = ("shares_not_summing_to_one", "credits_not_summing_to_revenue", "negative_credits", "touches_after_conversion")
-
-MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley"]
 
 # Every conversion path of the days judged that some model did not credit (the doubled braces survive str.format).
 MISSING_CREDITS_SQL = """
@@ -82,7 +81,7 @@ def attribution_expectations() -> list:
     e = gx.expectations
     return [
         e.ExpectCompoundColumnsToBeUnique(column_list=["conversion_date", "model"]),
-        e.ExpectColumnValuesToBeInSet(column="model", value_set=MODELS),
+        e.ExpectColumnValuesToBeInSet(column="model", value_set=list(MODELS)),
         *no_violations(VIOLATION_COLUMNS),
     ]
 
@@ -106,7 +105,7 @@ def attribution_credits_expectations_check(context: AssetCheckExecutionContext, 
 def attribution_credits_complete_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
     condition, params, judged = days_judged(context)
     with clickhouse.get_warehouse().session() as s:
-        rows = s.query_rows(MISSING_CREDITS_SQL.format(days=condition), params | {"models": MODELS})
+        rows = s.query_rows(MISSING_CREDITS_SQL.format(days=condition), params | {"models": list(MODELS)})
     missing = {m: int(n) for m, n in rows}
     return AssetCheckResult(
         passed=not missing,
