@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mm_pipelines.attribution.config import MODELS
 from mm_pipelines.cli_royalties import audit_app, payouts_app, royalties_app
 from mm_pipelines.cli_support import UserError, _execute, _platform, _progress, console, ensure_dagster_home, err
 from mm_pipelines.config import ConfigError, Settings, repo_root
@@ -479,7 +480,6 @@ def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,c
     err.print(f"Loaded {rows:,} spend rows from {file} (load {load_id[:12]}); rebuild with: mm materialize")
 
 
-MODEL_ORDER = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay", "markov", "shapley")
 METRICS = {"revenue": "attributed revenue", "conversions": "attributed conversions", "roas": "ROAS (revenue / spend)"}
 
 
@@ -514,13 +514,13 @@ def _compare_table(settings: Settings, first: date, last: date, by: str, metric:
     unit = f" ({currency})" if metric == "revenue" else ""
     table = Table(title=f"{METRICS[metric].capitalize()}{unit} by {by}, {first} … {last} (marts.attribution_daily)")
     table.add_column(by, no_wrap=True)
-    for model in MODEL_ORDER:
+    for model in MODELS:
         table.add_column(model.replace("_", " "), justify="right")
     table.add_column(f"spend ({currency})", justify="right")
-    totals = {m: [Decimal(0), Decimal(0)] for m in MODEL_ORDER}
+    totals = {m: [Decimal(0), Decimal(0)] for m in MODELS}
     for key in sorted(cells, key=lambda k: (-max((v[1] for v in cells[k].values()), default=0), k)):
         row = []
-        for model in MODEL_ORDER:
+        for model in MODELS:
             conv, rev = cells[key].get(model, (Decimal(0), Decimal(0)))
             totals[model][0] += conv
             totals[model][1] += rev
@@ -528,7 +528,7 @@ def _compare_table(settings: Settings, first: date, last: date, by: str, metric:
         table.add_row(key, *row, f"{spend.get(key, 0):,.0f}")
     table.add_section()
     all_spend = sum(spend.values(), Decimal(0))
-    table.add_row("total", *(show(*totals[m], all_spend) for m in MODEL_ORDER), f"{all_spend:,.0f}", style="bold")
+    table.add_row("total", *(show(*totals[m], all_spend) for m in MODELS), f"{all_spend:,.0f}", style="bold")
     return table
 
 

@@ -200,10 +200,6 @@ def period_status(conn: psycopg.Connection, period: str) -> str:
     return row[0] if row else "open"
 
 
-def closed_periods(conn: psycopg.Connection) -> list[str]:
-    return [p for (p,) in conn.execute("SELECT period FROM royalty_periods WHERE status = 'closed' ORDER BY period")]
-
-
 def close_period(conn: psycopg.Connection, period: str, actor: str) -> bool:
     done = conn.execute(
         """INSERT INTO royalty_periods (period, status, closed_at, closed_by) VALUES (%s, 'closed', now(), %s)

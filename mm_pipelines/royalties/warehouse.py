@@ -6,10 +6,8 @@ runs, so that dbt only ever appends to it (`full_refresh: false`) and no command
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -200,24 +198,6 @@ def restore_royalties(session: Session, store: ObjectStore, token_prefix: str) -
                 session.insert_arrow(table, data, settings={"insert_deduplication_token": f"{token_prefix}:{key}"})
             lines += data.num_rows if table == "marts.royalty_ledger" else 0
     return len(reports), lines
-
-
-def generate_sales_csv(skus: list[str], period: str, lines: int, seed: int = 11, currencies: tuple[str, ...] = ("USD", "EUR")) -> str:
-    """A deterministic month of sales with about 3% returns, for demos and benchmarks."""
-    rng = random.Random(seed)
-    start = date.fromisoformat(f"{period}-01")
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(SALES_COLUMNS)
-    for i in range(lines):
-        sold_at = datetime(start.year, start.month, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(28 * 86400))
-        units = rng.choice((1, 1, 1, 2, 3))
-        if rng.random() < 0.03:
-            units = -units
-        price = Decimal(rng.randrange(199, 2999)) / 100
-        w.writerow((f"s-{period}-{i}", 0, sold_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", rng.choice(skus),
-                    rng.choice(("US", "GB", "DE", "FR")), units, str(price * units), rng.choice(currencies)))
-    return out.getvalue()
 
 
 # --- per-period snapshots ---------------------------------------------------------------------------------
