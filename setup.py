@@ -46,9 +46,22 @@ setup(
         "lxml>=5",
         "cryptography>=44",
         "PyYAML>=6",
+        # One typed settings model over every MM_* variable (mm_pipelines.config).
+        "pydantic-settings==2.16.3",
+        # The metadata DB's schema: SQLAlchemy Core tables, numbered Alembic migrations.
+        "alembic==1.20.1",
+        "SQLAlchemy>=2.0,<3",
+        "filelock==4.3.1",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "requests>=2.31"],
+        "dev": [
+            "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "requests>=2.31",
+            # Layer contracts between the package's modules (tests/unit/test_import_layers.py).
+            "import-linter==2.17",
+            "ruff==0.17.6",
+            "sqlfluff==4.4.0",
+            "sqlfluff-templater-dbt==4.4.0",
+        ],
     },
     entry_points={
         "console_scripts": [
