@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: setup constraints demo dev test test-unit services-start services-stop kafka-start kafka-stop s3-start s3-stop \
+.PHONY: setup constraints demo dev test test-unit lint services-start services-stop kafka-start kafka-stop s3-start s3-stop \
         postgres-start postgres-stop bench docs clean
 
 setup: $(STAMP)
@@ -31,6 +31,9 @@ docs: setup            ## dbt docs for analysts
 
 test: setup            ## start Kafka, S3 and PostgreSQL, run the whole suite, stop them
 	scripts/test.sh
+
+lint: setup            ## ruff (lint + format check) and sqlfluff over the dbt models; `scripts/lint.sh --fix` applies fixes
+	scripts/lint.sh
 
 test-unit: setup       ## no services needed
 	$(BIN)/pytest -m unit

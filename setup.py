@@ -71,4 +71,7 @@ setup(
         ],
     },
     include_package_data=True,
+    # Without a MANIFEST.in, include_package_data adds nothing: non-Python files that ship are listed here.
+    # (The migrations themselves are packages; the template is what `alembic revision` writes new ones from.)
+    package_data={"mm_pipelines.stores.migrations": ["script.py.mako"]},
 )

@@ -7,7 +7,8 @@
    pseudo-random from hashes of the row number (the same arguments always give the same rows).
 2. The production path, timed stage by stage (docs/attribution.md): (a) dbt build of the unpartitioned models,
    (b) the daily conversion paths and journeys, (c) the data-driven fit in Python, (d) the daily attribution marts.
-   Each dbt command is forked from a server that has dbt imported, as in a Dagster run (mm_pipelines.dbt_server).
+   Each dbt command gets the run's values as environment variables and starts from the saved parse, as in a
+   Dagster run (mm_pipelines.assets.dbt.run_env, dbt_command).
    One build varies by several seconds on a 2-core machine: --repeat N builds N times on the same events
    (dropping the models in between) and shows the median build, with every build's total.
 3. Spark: raw.events exported to the Parquet archive layout, then the rule-based backfill over the whole range.
@@ -34,8 +35,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
-from mm_pipelines.dbt_server import SERVER_ENV, DbtServer
 
 console = Console()
 
@@ -86,7 +85,7 @@ def generation_sql(events: int, users: int, conversions: int, first: date, days:
     in an ACTIVE_DAYS window that starts on a day chosen by the user's hash.
     """
     from mm_pipelines.config import EVENTS_TOPIC
-    from mm_pipelines.events.contract import SCHEMA_VERSION
+    from mm_pipelines.events.event_schema import SCHEMA_VERSION
 
     active = min(ACTIVE_DAYS, days)
     impression_ppm = min(1_000_000, round(0.75 * events / max(1, events - conversions) * 1_000_000))
@@ -138,7 +137,7 @@ def reset_peak(pid: int | str = "self") -> None:
 
 
 def run_child(cmd: list[str], out: Path, err: Path | None = None, cwd: Path | None = None,
-              timeout_s: float | None = None) -> tuple[float, int, float, bool]:
+              timeout_s: float | None = None, env: dict[str, str] | None = None) -> tuple[float, int, float, bool]:
     """Run a command, stdout to `out` (stderr too unless `err`); (seconds, exit code, its peak RSS MB, timed out).
 
     os.wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the maximum over every child so far.
@@ -146,10 +145,10 @@ def run_child(cmd: list[str], out: Path, err: Path | None = None, cwd: Path | No
     t0 = time.perf_counter()
     with out.open("wb") as stdout:
         if err is None:
-            proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT, env=env)
         else:
             with err.open("wb") as stderr:
-                proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=stderr)
+                proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=stderr, env=env)
     timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
     if timer:
         timer.start()
@@ -161,37 +160,8 @@ def run_child(cmd: list[str], out: Path, err: Path | None = None, cwd: Path | No
     return time.perf_counter() - t0, proc.returncode, usage.ru_maxrss / 1024, timed_out
 
 
-class ChildrenPeak:
-    """The peak RSS of the dbt commands a fork server runs for us, sampled (VmHWM of its children) while a
-    command runs: wait4 on `mm-dbt` would only see the thin client."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid, self.peak_mb, self._stop = server_pid, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children").read_text().split()
-            except OSError:
-                continue
-            for pid in children:
-                try:
-                    self.peak_mb = max(self.peak_mb, _status_mb("VmHWM", pid))
-                except (OSError, RuntimeError):
-                    pass
-
-    def __enter__(self) -> "ChildrenPeak":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict, server: DbtServer) -> tuple[float, float, list[dict]]:
-    """One `mm-dbt build` as Dagster runs it, in a fork of the run's dbt server; (seconds, peak RSS MB, node
+def dbt_build(home: Path, step: str, args: list[str], run_env: dict[str, str]) -> tuple[float, float, list[dict]]:
+    """One `mm-dbt build` as Dagster runs it, the run's values in its environment; (seconds, peak RSS MB, node
     results). Fails loudly."""
     from mm_pipelines.config import dbt_project_dir
     from mm_pipelines.resources import mm_dbt_executable
@@ -200,12 +170,10 @@ def dbt_build(home: Path, step: str, args: list[str], dbt_vars: dict, server: Db
     target = home / "dbt-target"
     log = home / "logs" / f"dbt-{step}.log"
     cmd = [
-        mm_dbt_executable(), "build", *args, "--vars", json.dumps(dbt_vars), "--profiles-dir", str(project),
+        mm_dbt_executable(), "build", *args, "--profiles-dir", str(project),
         "--target-path", str(target), "--log-path", str(home / "dbt-logs"),
     ]
-    with ChildrenPeak(server.pid) as children:
-        seconds, code, client_mb, _ = run_child(cmd, log, cwd=project)
-    peak_mb = max(client_mb, children.peak_mb)
+    seconds, code, peak_mb, _ = run_child(cmd, log, cwd=project, env={**os.environ, **run_env})
     if code:
         console.print(log.read_text(), markup=False, highlight=False)
         raise SystemExit(f"dbt step ({step}) failed with exit code {code}: {' '.join(cmd)}")
@@ -286,7 +254,7 @@ def main() -> None:
         home = args.home.resolve()
     else:
         home = Path(tempfile.mkdtemp(prefix="mm-attribution-bench-"))
-    # As in a Dagster run: `mm-dbt` forks each command from a server that has dbt imported, and dbt starts
+    # As in a Dagster run: dbt starts
     # from the project's saved parse (dagster-dbt copies it into each invocation's target folder).
     from mm_pipelines.assets.dbt import mm_dbt_project
 
@@ -294,34 +262,34 @@ def main() -> None:
     saved_parse = Path(project.project_dir) / project.target_path / "partial_parse.msgpack"
     (home / "dbt-target").mkdir(parents=True)
     shutil.copy(saved_parse, home / "dbt-target")
-    server = DbtServer()
-    os.environ[SERVER_ENV] = server.path
     try:
-        run(args, home, server)
+        run(args, home)
     finally:
-        server.stop()
         if not args.home:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def build_models(home: Path, server: DbtServer, warehouse, config, first: date, range_vars: dict
+def build_models(home: Path, warehouse, config, first: date
                  ) -> tuple[list[Stage], list[tuple[str, str, float]]]:
     """The production path once, from raw.events: stages (a) … (d) and the dbt nodes' execution times."""
     from mm_pipelines.assets.attribution import refit
 
     dbt_nodes: list[tuple[str, str, float]] = []
 
-    def dbt_stage(step: str, label: str, build_args: list[str], dbt_vars: dict) -> Stage:
+    from mm_pipelines.assets.dbt import run_env
+
+    def dbt_stage(step: str, label: str, build_args: list[str], env: dict[str, str]) -> Stage:
         with console.status(f"dbt ({step}) {label}…"):
-            seconds, peak_mb, results = dbt_build(home, step, build_args, dbt_vars, server)
+            seconds, peak_mb, results = dbt_build(home, step, build_args, env)
         dbt_nodes.extend((step, r["unique_id"], r["execution_time"]) for r in results)
         in_nodes = sum(r["execution_time"] for r in results)
         return Stage(f"({step}) dbt build {label}", seconds, peak_mb, f"{len(results)} nodes, {in_nodes:.1f} s in nodes")
 
     # Royalty models are monthly and read the credits; they are not part of attribution.
     stages = [
-        dbt_stage("a", "--exclude tag:daily tag:royalty", ["--exclude", "tag:daily", "tag:royalty"], config.dbt_vars()),
-        dbt_stage("b", "paths + journeys", ["--select", "int_conversion_paths", "int_attribution_journeys"], range_vars),
+        dbt_stage("a", "--exclude tag:daily tag:royalty", ["--exclude", "tag:daily", "tag:royalty"], run_env()),
+        dbt_stage("b", "paths + journeys", ["--select", "int_conversion_paths", "int_attribution_journeys"],
+                  run_env(days=(first, END))),
     ]
     with console.status("(c) data-driven fit (Markov, Shapley) in Python…"):
         reset_peak()
@@ -329,11 +297,12 @@ def build_models(home: Path, server: DbtServer, warehouse, config, first: date, 
         with warehouse.session() as s:
             fit_rows = refit(s, first, END, config)
         stages.append(Stage("(c) data-driven fit, in-process refit()", time.perf_counter() - t0, _status_mb("VmHWM"), f"{len(fit_rows):,} fit rows"))
-    stages.append(dbt_stage("d", "credits + daily + data-driven marts", ["--select", "attribution_credits", "attribution_daily", "attribution_data_driven"], range_vars))
+    stages.append(dbt_stage("d", "credits + daily + data-driven marts", ["--select", "attribution_credits", "attribution_daily", "attribution_data_driven"],
+                            run_env(days=(first, END))))
     return stages, dbt_nodes
 
 
-def run(args: argparse.Namespace, home: Path, server: DbtServer) -> None:
+def run(args: argparse.Namespace, home: Path) -> None:
     first = END - timedelta(days=args.days)
     if first < FX_FIRST:
         console.print(f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: those conversions get revenue 0[/yellow]")
@@ -349,7 +318,6 @@ def run(args: argparse.Namespace, home: Path, server: DbtServer) -> None:
 
     warehouse = Warehouse(url)
     config = AttributionConfig.from_env()
-    range_vars = config.dbt_vars() | {"attribution_start_date": first.isoformat(), "attribution_end_date": END.isoformat()}
     stages: list[Stage] = []
 
     with console.status(f"Generating {args.events:,} events in ClickHouse…"):
@@ -370,7 +338,7 @@ def run(args: argparse.Namespace, home: Path, server: DbtServer) -> None:
             with console.status("Dropping the models for the next build…"), warehouse.session() as s:
                 for database in MODEL_DATABASES:
                     s.command(f"DROP DATABASE IF EXISTS {database} SYNC")
-        builds.append(build_models(home, server, warehouse, config, first, range_vars))
+        builds.append(build_models(home, warehouse, config, first))
     totals = [sum(st.seconds for st in build) for build, _ in builds]
     # The build with the median total is the one shown (the lower middle one for an even count).
     shown, dbt_nodes = builds[sorted(range(len(totals)), key=totals.__getitem__)[(len(totals) - 1) // 2]]

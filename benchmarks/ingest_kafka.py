@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    from mm_pipelines.events.bus import KafkaEventBus
+    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.events.generator import generate_events, to_jsonl
     from mm_pipelines.events.ingest import ingest_pending
     from mm_pipelines.stores.clickhouse import Warehouse

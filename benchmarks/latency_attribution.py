@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="use the embedded event log instead of Kafka")
     args = parser.parse_args()
 
-    from mm_pipelines.events.bus import open_event_bus
+    from mm_pipelines.stores.bus import open_event_bus
     from mm_pipelines.events.generator import as_live, generate_events
     from mm_pipelines.stores.clickhouse import Warehouse
 

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     args = parser.parse_args()
 
-    from mm_pipelines.events.bus import KafkaEventBus
+    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.events.generator import generate_events
     from mm_pipelines.stores.clickhouse import Warehouse
 

@@ -42,7 +42,7 @@ def produce(bus, topic: str, events: list[dict], partitions: int) -> float:
 
 def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
     """Per-event Python: json.loads, checks, typed columns, one Arrow insert per partition range."""
-    from mm_pipelines.events.contract import CURRENCIES, EVENT_TYPES
+    from mm_pipelines.events.event_schema import CURRENCIES, EVENT_TYPES
 
     with warehouse.session() as s:
         s.command("CREATE TABLE IF NOT EXISTS raw.events_baseline AS raw.events")
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    from mm_pipelines.events.bus import LocalEventLog
+    from mm_pipelines.stores.bus import LocalEventLog
     from mm_pipelines.events.generator import generate_events
     from mm_pipelines.events.ingest import ingest_pending
     from mm_pipelines.stores.clickhouse import Warehouse

@@ -20,8 +20,18 @@ import typer
 from rich.table import Table
 
 from mm_pipelines.attribution.config import MODELS
+from mm_pipelines.cli_db import db_app
 from mm_pipelines.cli_royalties import audit_app, payouts_app, royalties_app
-from mm_pipelines.cli_support import UserError, _execute, _platform, _progress, console, ensure_dagster_home, err
+from mm_pipelines.cli_support import (
+    UserError,
+    console,
+    ensure_dagster_home,
+    err,
+    open_platform,
+    progress_bar,
+    run_job,
+    select_assets,
+)
 from mm_pipelines.config import ConfigError, Settings, repo_root
 from mm_pipelines.process_group import run_in_process_group
 
@@ -35,6 +45,7 @@ app.add_typer(attribution_app, name="attribution")
 app.add_typer(royalties_app, name="royalties")
 app.add_typer(payouts_app, name="payouts")
 app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
 
 @events_app.command("generate")
 def events_generate(
@@ -73,9 +84,9 @@ def _load(file: Path, force: bool):
 
     if not file.is_file():
         raise UserError(f"{file}: no such file", "give the path of a JSON Lines file of canonical events")
-    platform = _platform()
+    platform = open_platform()
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"Loading {file.name}", total=None)
             report = load_file(platform, file, force=force, progress=lambda done, total: progress.update(task, completed=done, total=total))
     finally:
@@ -112,7 +123,7 @@ def events_produce(
     """Produce events to the events topic as they are (no validation: ingestion dead-letters bad ones)."""
     from mm_pipelines.events.generator import generate_events, to_jsonl
 
-    platform = _platform()
+    platform = open_platform()
     topic = platform.settings.events_topic
     if file is not None:
         if not file.is_file():
@@ -130,7 +141,7 @@ def events_produce(
         records = [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(data, to_jsonl(data))]
     try:
         platform.bus.ensure_topic(topic, platform.settings.events_partitions)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"Producing to {topic}", total=len(records))
             for i in range(0, len(records), 50_000):
                 platform.bus.produce(topic, records[i : i + 50_000])
@@ -147,10 +158,10 @@ def replay(
     everything: Annotated[bool, typer.Option("--all", help="Disaster recovery: every archived day, dead letters and ingestion offsets.")] = False,
 ) -> None:
     """Rebuild raw tables from the Parquet archive in the object store."""
-    from mm_pipelines.events.archive import archived_days, replay as replay_archive
-    from mm_pipelines.events.ingest import ensure_raw_tables
+    from mm_pipelines.events.archive import archived_days
+    from mm_pipelines.recovery import RESTORED_COUNTS, RecoveryError, replay as replay_archive
 
-    platform = _platform()
+    platform = open_platform()
     days = archived_days(platform.objects)
     if not days:
         raise UserError(f"No archived events in {platform.settings.object_store_url}", "ingest events first (mm materialize raw/events)")
@@ -163,15 +174,17 @@ def replay(
         raise UserError("Say which days to replay", "use --from DATE --to DATE, or --all for a full disaster-recovery replay")
     if first > last:
         raise UserError(f"--from {first} is after --to {last}", "swap the dates")
-    with platform.warehouse.session() as s, _progress() as progress:
-        ensure_raw_tables(s)
+    with progress_bar() as progress:
         task = progress.add_task("Replaying days", total=(last - first).days + 1)
-        report = replay_archive(s, platform.objects, first, last, restore_ledger=everything, progress=lambda d, t: progress.update(task, completed=d))
+        try:
+            report = replay_archive(platform.warehouse, platform.objects, first, last, everything,
+                                    progress=lambda d, t: progress.update(task, completed=d))
+        except RecoveryError as e:
+            raise UserError(str(e), "check the dbt project with `mm-dbt parse`, then run `mm replay --all` again") from None
     table = Table(title=f"Replayed {first} … {last} from {platform.settings.object_store_url}")
-    for col in ("days", "files", "events", "dead letters", "ranges", "spend reports", "sales reports", "ledger lines"):
+    for col in ("days", "files", "events", *RESTORED_COUNTS):
         table.add_column(col, justify="right")
-    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", f"{report.dead_letters:,}", f"{report.ranges:,}",
-                  f"{report.spend_reports:,}", f"{report.sales_reports:,}", f"{report.ledger_lines:,}")
+    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", *(f"{report.restored.get(c, 0):,}" for c in RESTORED_COUNTS))
     err.print(table)
     err.print("Rebuild what depends on them with: mm materialize")
 
@@ -233,7 +246,7 @@ def sql(
     if not write and not _returns_rows(query):
         raise UserError(f"mm sql is read-only: {_first_word(query) or 'this statement'} would change the analytics store",
                         "pass --write to run statements that change data or schema")
-    warehouse = _platform().warehouse
+    warehouse = open_platform().warehouse
     if not _returns_rows(query):
         warehouse.command(query)
         err.print("OK")
@@ -279,34 +292,29 @@ def materialize_cmd(
     explicit = _date_range(from_, to) if (from_ or to) else None
     # '*' means the platform; the Spark backfill runs only when asked for by name, royalty periods by `mm royalties run`.
     periods = AssetSelection.groups("royalty") - AssetSelection.assets(AssetKey(["marts", "royalty_statements"]))
-    chosen = AssetSelection.all() - AssetSelection.groups("backfill") - periods if selection == "*" else AssetSelection.from_coercible(selection)
-    daily = AssetSelection.tag("partitioning", "daily")
-    from mm_pipelines.cli_support import platform_definitions
-
-    defs = platform_definitions()
-
-    from dagster._core.errors import DagsterInvalidSubsetError
-
-    graph = defs.resolve_asset_graph()
-    try:
-        matched = chosen.resolve(graph)
-    except DagsterInvalidSubsetError:
-        matched = set()
-    if not matched:
-        raise UserError(f"No asset matches {selection!r}", "see the asset keys with `mm dev`, e.g. raw/events, group:marts, '*'")
-    if (chosen & periods).resolve(graph):
+    chosen, keys = select_assets(selection)
+    if selection == "*":
+        chosen = chosen - AssetSelection.groups("backfill") - periods
+    elif keys & periods.resolve(_asset_graph()):
         raise UserError(f"{selection!r} selects royalty assets, which run one period at a time", "use `mm royalties run YYYY-MM`")
+    daily = AssetSelection.tag("partitioning", "daily")
     ok = True
-    if (chosen - daily).resolve(graph):
-        ok = _execute(None, chosen - daily)
-    if ok and (chosen & daily).resolve(graph):
+    if (chosen - daily).resolve(_asset_graph()):
+        ok = run_job(None, chosen - daily)
+    if ok and (chosen & daily).resolve(_asset_graph()):
         days = explicit or _event_days(Settings.from_env())
         if days is None:
             err.print("No events in raw.events yet: the daily attribution assets have no day to build.")
         else:
-            ok = _execute(None, chosen & daily, days)
+            ok = run_job(None, chosen & daily, days)
     if not ok:
         raise UserError(f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs")
+
+
+def _asset_graph():
+    from mm_pipelines.cli_support import platform_definitions
+
+    return platform_definitions().resolve_asset_graph()
 
 
 def _date_range(from_: str | None, to: str | None) -> tuple[date, date]:
@@ -393,7 +401,7 @@ def demo(
     days = _dataset_days(dataset)
     _load_demo_spend(settings, seed, events, days)
     err.print(f"Running platform_job for {days[0]} … {days[1]}: ingest → dbt build → attribution → data-quality checks")
-    if not _execute("platform_job", days=days):
+    if not run_job("platform_job", days=days):
         raise UserError("platform_job failed", "see the errors above; `mm dev` shows the run's logs")
     err.print(f"[green]✓[/green] demo done in {time.perf_counter() - started:.1f}s")
     console.print(_summary(settings))
@@ -438,10 +446,13 @@ def docs(
 
 @app.command()
 def config() -> None:
-    """Show where each backend lives (secrets redacted)."""
-    table = Table("backend", "location")
-    for k, v in Settings.from_env().describe().items():
-        table.add_row(k, v)
+    """Show every MM_* setting: its effective value (secrets as ***), whether it is set or the default, and what it is for."""
+    from rich.table import Column
+    from rich.text import Text  # values are shown as they are, never read as markup
+
+    table = Table(Column("variable", no_wrap=True), "value", "source", "description")
+    for row in Settings.from_env().rows():
+        table.add_row(*map(Text, row))
     console.print(table)
 
 
@@ -471,7 +482,7 @@ def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,c
 
     if not file.exists():
         raise UserError(f"{file}: no such file", "give the path of a spend CSV")
-    platform = _platform()
+    platform = open_platform()
     try:
         with platform.warehouse.session() as s:
             load_id, rows = load_spend_file(s, file, platform.objects)
@@ -565,7 +576,7 @@ def attribution_compare(
 def main() -> None:
     import click
 
-    from mm_pipelines.events.bus import EventBusError
+    from mm_pipelines.stores.bus import EventBusError
     from mm_pipelines.stores.clickhouse import WarehouseLockTimeout, WarehouseUnavailable
 
     # clickhouse-connect logs each failed request before raising it; the error below says it once.

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mm_pipelines.cli_support import UserError, _execute, _platform, console, err
+from mm_pipelines.cli_support import UserError, console, err, open_platform, run_job
 
 royalties_app = typer.Typer(help="Creator royalties: contracts, sales, the ledger and statements.", no_args_is_help=True)
 sales_app = typer.Typer(help="Net sales reports for royalties.", no_args_is_help=True)
@@ -68,7 +68,7 @@ def royalties_load(
         raise UserError(f"{file}: no such file", "give the path of a catalog YAML (see docs/examples/royalty_catalog.yml)")
     try:
         catalog = parse_catalog(file, file.read_text(encoding="utf-8"))
-        with _platform().metadata.connect() as conn:
+        with open_platform().metadata.connect() as conn:
             counts = save_catalog(conn, catalog, str(file), by or _user())
     except CatalogError as e:
         raise UserError(str(e), "fix that field and load the file again (nothing was stored)") from None
@@ -86,7 +86,7 @@ def sales_load(file: Annotated[Path, typer.Argument(help="CSV: sale_id,revision,
 
     if not file.exists():
         raise UserError(f"{file}: no such file", "give the path of a sales CSV")
-    platform = _platform()
+    platform = open_platform()
     try:
         with platform.warehouse.session() as s:
             load_id, rows = load_sales_file(s, file, platform.objects)
@@ -99,7 +99,7 @@ def sales_load(file: Annotated[Path, typer.Argument(help="CSV: sale_id,revision,
 def royalties_run(period: Annotated[str, typer.Argument(help="The period, YYYY-MM.")]) -> None:
     """Snapshot the contracts, post the period's ledger, compute its statements and draft its payout batches."""
     period = _period(period, posting=True)
-    if not _execute("royalties_job", partition_key=f"{period}-01"):
+    if not run_job("royalties_job", partition_key=f"{period}-01"):
         raise UserError(f"The royalties run for {period} failed", "see the step errors above; `mm dev` shows the run's logs")
     _print_statements(period)
 
@@ -110,13 +110,13 @@ def royalties_close(period: Annotated[str, typer.Argument(help="The period to cl
     from mm_pipelines.royalties.store import close_period
 
     period = _period(period, posting=True)
-    with _platform().metadata.connect() as conn:
+    with open_platform().metadata.connect() as conn:
         closed = close_period(conn, period, by or _user())
     err.print(f"Period {period} {'closed' if closed else 'was already closed'}.")
 
 
 def _print_statements(period: str) -> None:
-    with _platform().metadata.connect() as conn:
+    with open_platform().metadata.connect() as conn:
         rows = conn.execute(
             """SELECT currency, count(*), sum(earnings), sum(paid), sum(held), sum(withheld), sum(carried_out),
                       count(*) FILTER (WHERE carried_reason = 'below threshold')
@@ -151,7 +151,7 @@ def royalties_statement(
 ) -> None:
     """One payee's statement: every account line, the rule versions behind it and the ledger per rule."""
     period = _period(period)
-    platform = _platform()
+    platform = open_platform()
     columns = ["account_id", "currency", *STATEMENT_AMOUNTS, "carried_reason", "held_reason", "contract_versions"]
     with platform.warehouse.session() as s:
         if not s.scalar("SELECT count() FROM system.tables WHERE database = 'royalty' AND name = 'statement_lines'"):
@@ -229,7 +229,7 @@ def _lifecycle(step):
     from mm_pipelines.royalties.payouts import PayoutError
 
     try:
-        with _platform().metadata.connect() as conn:
+        with open_platform().metadata.connect() as conn:
             return step(conn)
     except (BatchError, PayoutError) as e:
         raise UserError(str(e)) from None
@@ -316,7 +316,7 @@ def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], 
     from mm_pipelines.royalties.batches import export
 
     settings = _settings()
-    objects = _platform().objects
+    objects = open_platform().objects
     keys = _lifecycle(lambda conn: export(conn, objects, batch, by or _user(), settings))
     for key in keys:
         err.print(f"wrote {key}")
@@ -331,7 +331,7 @@ def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) 
     settings = _settings()
     try:
         key = settings.verify_key or public_key_text(signing_key(settings))
-        problems = verify(_platform().objects, batch, key)
+        problems = verify(open_platform().objects, batch, key)
     except (BatchError, PayoutError) as e:
         raise UserError(str(e)) from None
     if problems:
@@ -367,7 +367,7 @@ def payouts_confirm(
     except PayoutError as e:
         raise UserError(str(e), "fix the file and send it again (nothing was posted)") from None
     key = f"{CONFIRMATION_PREFIX}/{batch}/{file.name}"
-    platform = _platform()
+    platform = open_platform()
     platform.objects.put_bytes(key, data)
     result = _lifecycle(lambda conn: post_confirmation(conn, key, data, by or _user()))
     if result["already"]:

@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,14 +34,16 @@ class UserError(Exception):
         self.hint = hint
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """A transient bar on stderr for a command's own loops (loading, replaying)."""
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
     )
 
 
-def _platform():
+def open_platform():
+    """The platform's backends as configured in the environment now (never at import)."""
     from mm_pipelines.platform import Platform
 
     return Platform(Settings.from_env())
@@ -213,10 +216,28 @@ def _assets_written(step: StepReport, shown: int = 4) -> str:
     return ", ".join(entries)
 
 
-def _execute(job_name: str | None, selection=None, days: tuple[date, date] | None = None, partition_key: str | None = None) -> bool:
-    """Run a job (or an asset selection) in this process on the local Dagster instance, over `days` for daily
-    assets, showing its progress. True when every step succeeded and no ERROR check failed: a failed WARN
-    check (freshness) is shown, not a failure."""
+def select_assets(text: str):
+    """Dagster's own asset selection syntax (keys, `group:`, `tag:`, `+` for lineage, `*` for all) resolved
+    against the code location: the selection and the keys it matches, or a UserError when it matches none."""
+    from dagster import AssetSelection, BetaWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # group: selections carry a beta parameter
+        selection = AssetSelection.from_string(text)
+    keys = selection.resolve(platform_definitions().resolve_asset_graph(), allow_missing=True)
+    if not keys:
+        hint = "see the asset keys with `mm dev`, e.g. raw/events, group:marts, '*'"
+        raise UserError(f"No asset matches {text!r}", hint)
+    return selection, keys
+
+
+def run_job(
+    job_name: str | None, selection=None, days: tuple[date, date] | None = None, partition_key: str | None = None
+) -> bool:
+    """Run a job of the code location (or an asset selection as a job) in this process on the local Dagster
+    instance, over the daily partitions `days` (Dagster's partition-range run tags: one run, not one per day),
+    showing its progress. True when every step succeeded and no ERROR check failed: a failed WARN check
+    (freshness) is shown, not a failure."""
     from dagster import DagsterInstance, define_asset_job
 
     from mm_pipelines.assets.partitions import range_tags

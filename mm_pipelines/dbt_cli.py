@@ -1,22 +1,22 @@
-"""`mm-dbt`: dbt with the analytics store chosen by MM_CLICKHOUSE_URL.
+"""`mm-dbt`: dbt with the analytics store chosen by MM_CLICKHOUSE_URL; the platform's only patch of dbt.
 
-dbt-clickhouse always builds an HTTP client from the profile. For the embedded warehouse this
-wrapper replaces that one constructor with a `chdb://` client on the same on-disk warehouse and
-holds the warehouse lock for the whole dbt command, so dbt waits for (and is waited on by) other
-processes instead of failing to open the engine. For a ClickHouse server it only fills in the
+dbt-clickhouse 1.10 always builds an HTTP client from the profile. For the embedded warehouse this wrapper
+replaces that one constructor with a `chdb://` client on the same on-disk warehouse (install_chdb_hook) and holds
+the warehouse lock for the whole dbt command, so dbt waits for (and is waited on by) other processes instead of
+failing to open the engine, which one process at a time may hold. For a ClickHouse server it only fills in the
 `server` target's connection variables from the URL. dbt's artifacts and logs go under MM_HOME
-(Settings.dbt_target_path, dbt_log_path), never into the project folder. Within a Dagster run the
-command runs in a fork of the run's dbt server, which has dbt imported already (mm_pipelines.dbt_server).
+(Settings.dbt_target_path, dbt_log_path), never into the project folder.
 
-Every Dagster run passes its own partition range as dbt vars, and dbt re-parses the whole project when the
-command-line vars differ from the last parse (2 s of each command). The project's vars are read only in
-model SQL, which dbt renders at execution, so `mm-dbt` leaves the vars the project declares out of that
-check (keep_parse_across_vars).
+Remove the hook once dbt-clickhouse ships its own embedded driver (`driver: chdb` with `chdb_path`, proposed in
+ClickHouse/dbt-clickhouse#693 for issue #297, on clickhouse-connect's `interface="chdb"` backend): the profile's
+`embedded` target then names the warehouse folder itself. The lock stays while chDB opens a folder for one
+process at a time.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import metadata
 import sys
 from pathlib import Path
 
@@ -31,6 +31,7 @@ _NO_WAREHOUSE = {("docs", "serve"), ("parse",), ("deps",), ("clean",), ("ls",), 
 
 
 def install_chdb_hook(warehouse: Path) -> None:
+    """dbt-clickhouse's client constructor, replaced by one that opens the embedded warehouse in this process."""
     import clickhouse_connect
     from dbt.adapters.clickhouse.httpclient import ChHttpClient
 
@@ -42,7 +43,8 @@ def install_chdb_hook(warehouse: Path) -> None:
 
 
 def _server_env(settings: Settings) -> dict[str, str]:
-    kw = server_client_kwargs(settings.clickhouse_url, os.environ.get("MM_CLICKHOUSE_PASSWORD"))
+    """The `server` target's connection variables (profiles.yml), from MM_CLICKHOUSE_URL."""
+    kw = server_client_kwargs(settings.clickhouse_url, settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None)
     return {
         "MM_DBT_TARGET": "server",
         "MM_CLICKHOUSE_HOST": kw["host"],
@@ -53,46 +55,25 @@ def _server_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def keep_parse_across_vars() -> None:
-    """Partial parsing survives a change on the command line of vars that dbt_project.yml declares: by the
-    project's rule they are read only in model SQL, never in a config, ref or source. Other vars still count."""
-    from dbt.parser.manifest import ManifestLoader
-
-    check = ManifestLoader.build_manifest_state_check
-
-    def build_manifest_state_check(self):
-        declared = self.root_project.vars.to_dict()
-        cli_vars = self.root_project.cli_vars
-        self.root_project.cli_vars = {k: v for k, v in cli_vars.items() if k not in declared}
-        try:
-            return check(self)
-        finally:
-            self.root_project.cli_vars = cli_vars
-
-    ManifestLoader.build_manifest_state_check = build_manifest_state_check
-
-
 def _needs_warehouse(args: list[str]) -> bool:
     words = tuple(a for a in args if not a.startswith("-"))
     return not any(words[: len(cmd)] == cmd for cmd in _NO_WAREHOUSE)
 
 
+def print_version() -> None:
+    """`mm-dbt --version` as dbt prints it, without importing dbt (~2 s): DbtCliResource asks it once per run."""
+    print(f"Core:\n  - installed: {metadata.version('dbt-core')}\n\nPlugins:\n  - clickhouse: {metadata.version('dbt-clickhouse')}")
+
+
 def main() -> None:
-    from mm_pipelines.dbt_server import run_on_server
-
-    code = run_on_server(sys.argv)
-    if code is not None:
-        sys.exit(code)
-    run_dbt()
-
-
-def run_dbt() -> None:
+    if sys.argv[1:] == ["--version"]:
+        print_version()
+        return
     from dbt.cli.main import cli
 
-    keep_parse_across_vars()
     settings = Settings.from_env()
     # dbt writes into the project folder unless told otherwise: that folder is the installed package, shared
-    # by every user of it. A Dagster step sets both paths to its own invocation folder; flags still win.
+    # by every user of it. dagster-dbt sets both paths to each command's own folder; flags still win.
     os.environ.setdefault("DBT_TARGET_PATH", str(settings.dbt_target_path))
     os.environ.setdefault("DBT_LOG_PATH", str(settings.dbt_log_path))
     warehouse = settings.embedded_warehouse

@@ -4,12 +4,12 @@ Built when Dagster loads the location, not when this module is imported: buildin
 (MM_HOME holds the dbt manifest, parsed there if the models changed).
 """
 
-from dagster import Definitions, definitions, in_process_executor
+from dagster import AssetsDefinition, Definitions, definitions, in_process_executor
 
 from mm_pipelines.assets.attribution import attribution_fit
 from mm_pipelines.assets.automation import events_by_day
 from mm_pipelines.assets.backfill import attribution_spark_backfill
-from mm_pipelines.assets.dbt import build_dbt_assets
+from mm_pipelines.assets.dbt import build_dbt_assets, dbt_source_specs
 from mm_pipelines.assets.ingest import raw_events
 from mm_pipelines.assets.royalties import royalty_payout_batches, royalty_rules_snapshot, royalty_statements
 from mm_pipelines.checks.attribution import attribution_checks
@@ -29,11 +29,13 @@ from mm_pipelines.sensors.royalties import (
 
 
 def build_definitions() -> Definitions:
+    assets = [
+        raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill,
+        royalty_rules_snapshot, royalty_statements, royalty_payout_batches,
+    ]
+    produced = {key for asset in assets for key in (asset.keys if isinstance(asset, AssetsDefinition) else [asset.key])}
     return Definitions(
-        assets=[
-            raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill,
-            royalty_rules_snapshot, royalty_statements, royalty_payout_batches,
-        ],
+        assets=[*assets, *dbt_source_specs(produced)],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
         jobs=[platform_job, ingest_job, attribution_backfill_job, royalties_job, payout_confirmation_job, license_workflow_job],
         sensors=[raw_events_sensor, warehouse_automation_sensor, payout_confirmation_sensor, license_expiry_sensor],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from mm_pipelines.config import Settings
-from mm_pipelines.events.bus import EventBus, open_event_bus
+from mm_pipelines.stores.bus import EventBus, open_event_bus
 from mm_pipelines.stores.clickhouse import Warehouse
 from mm_pipelines.stores.objects import ObjectStore, open_object_store
 from mm_pipelines.stores.postgres import MetadataDB

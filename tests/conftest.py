@@ -36,20 +36,17 @@ def _reachable(hostport: str) -> bool:
 
 @pytest.fixture(scope="session")
 def parsed_dbt_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dbt project parsed once per session (about 7 s): each MM_HOME starts from it, as a user's
-    second command starts from the first one's parse. A stale or foreign parse is redone by dbt itself."""
-    import subprocess
+    """The dbt project prepared once per session as the platform prepares it (about 7 s): each MM_HOME starts
+    from it, as a user's second command starts from the first one's parse. A stale or foreign parse is redone by
+    dbt itself."""
+    from dagster_dbt import DbtProject
 
+    from mm_pipelines.assets.dbt import prepare
     from mm_pipelines.config import dbt_project_dir
-    from mm_pipelines.resources import mm_dbt_executable
 
     out = tmp_path_factory.mktemp("dbt-parse")
-    project = str(dbt_project_dir())
-    subprocess.run(
-        [mm_dbt_executable(), "parse", "--quiet", "--project-dir", project, "--profiles-dir", project,
-         "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
-        check=True, capture_output=True,
-    )
+    project = dbt_project_dir()
+    prepare(DbtProject(project_dir=project, profiles_dir=project, target_path=out / "target"))
     return out / "target"
 
 
@@ -93,7 +90,7 @@ def kafka_topic() -> str:
 
 @pytest.fixture
 def kafka_bus(kafka_bootstrap: str):
-    from mm_pipelines.events.bus import KafkaEventBus
+    from mm_pipelines.stores.bus import KafkaEventBus
 
     bus = KafkaEventBus(f"kafka://{kafka_bootstrap}", read_timeout_s=30)
     yield bus
@@ -126,17 +123,41 @@ def postgres_server_dsn() -> str:
     )
 
 
-@pytest.fixture
-def postgres_dsn(postgres_server_dsn: str) -> str:
-    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+def fresh_database(server_dsn: str, template: str | None = None) -> str:
+    """CREATE DATABASE with a unique name (a copy of `template` if given); its DSN."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = f"mm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(postgres_server_dsn)
-    params["dbname"] = name
-    yield make_conninfo(**params)
-    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return make_conninfo(**{**conninfo_to_dict(server_dsn), "dbname": name})
+
+
+def drop_database(server_dsn: str, dsn: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{conninfo_to_dict(dsn)["dbname"]}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_at_head(postgres_server_dsn: str) -> str:
+    """A database migrated to head once per session (`mm db upgrade`, as a deploy does); tests get copies of it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from mm_pipelines.stores.postgres import upgrade
+
+    dsn = fresh_database(postgres_server_dsn)
+    upgrade(dsn)
+    yield conninfo_to_dict(dsn)["dbname"]
+    drop_database(postgres_server_dsn, dsn)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server_dsn: str, postgres_at_head: str) -> str:
+    """A fresh database at the code's schema revision on the real PostgreSQL server, dropped afterwards."""
+    dsn = fresh_database(postgres_server_dsn, template=postgres_at_head)
+    yield dsn
+    drop_database(postgres_server_dsn, dsn)

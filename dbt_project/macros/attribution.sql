@@ -1,10 +1,10 @@
 {#- Attribution building blocks shared by the models; docs/attribution.md is the specification. -#}
 
-{#- Rows whose `column` (a Date) is in the partition range Dagster passes as vars (attribution_start_date
-    inclusive, attribution_end_date exclusive); every row when dbt runs without a range. -#}
+{#- Rows whose `column` (a Date) is in the run's partition range (run_var attribution_start_date inclusive,
+    attribution_end_date exclusive); every row when dbt runs without a range. -#}
 {% macro in_partition_range(column) -%}
-    {%- if var('attribution_start_date', none) and var('attribution_end_date', none) -%}
-        ({{ column }} >= toDate('{{ var("attribution_start_date") }}') and {{ column }} < toDate('{{ var("attribution_end_date") }}'))
+    {%- if run_var('attribution_start_date') and run_var('attribution_end_date') -%}
+        ({{ column }} >= toDate('{{ run_var('attribution_start_date') }}') and {{ column }} < toDate('{{ run_var('attribution_end_date') }}'))
     {%- else -%}
         1
     {%- endif -%}
@@ -15,15 +15,15 @@
     CTE and one new column per transform, so every expression reads a plain column. -#}
 {#- A range of at most `days` days: worth a prefilter that only pays off when few days are rebuilt. -#}
 {% macro is_narrow_partition_range(days) -%}
-    {%- set start = var('attribution_start_date', none) -%}
-    {%- set end = var('attribution_end_date', none) -%}
+    {%- set start = run_var('attribution_start_date') -%}
+    {%- set end = run_var('attribution_end_date') -%}
     {{- return(start is not none and end is not none and (
         modules.datetime.date.fromisoformat(end | string) - modules.datetime.date.fromisoformat(start | string)).days <= days) -}}
 {%- endmacro %}
 
 {% macro path_transform_ctes(relation, column) -%}
     {%- set ns = namespace(prev=relation) -%}
-    {%- for t in var('attribution_path_transforms') -%}
+    {%- for t in run_var('attribution_path_transforms') -%}
         {%- set c = column if loop.first else column ~ '_t' ~ (loop.index - 1) -%}
         {%- if t == 'collapse_repeats' -%}
             {%- set expr = "arrayFilter((x, prev) -> x.4 != prev, " ~ c ~ ", arrayPopBack(arrayPushFront(arrayMap(x -> x.4, " ~ c ~ "), '')))" -%}
@@ -43,7 +43,7 @@
 {%- endmacro %}
 
 {% macro transformed_column(column) -%}
-    {{ column }}{% if var('attribution_path_transforms') %}_t{{ var('attribution_path_transforms') | length }}{% endif %}
+    {{ column }}{% if run_var('attribution_path_transforms') %}_t{{ run_var('attribution_path_transforms') | length }}{% endif %}
 {%- endmacro %}
 
 {% macro to_float(value) -%}toFloat64('{{ value }}'){%- endmacro %}

@@ -28,30 +28,13 @@ from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.attribution.datadriven import WindowSums
 from mm_pipelines.resources import ClickHouseResource
 from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 ATTRIBUTION_FIT_KEY = ["intermediate", "attribution_fit"]
 JOURNEYS_KEY = ["intermediate", "int_attribution_journeys"]
 
-FIT_DDL = """
-CREATE TABLE IF NOT EXISTS intermediate.attribution_fit (
-    fit_date Date,
-    model LowCardinality(String),
-    scope LowCardinality(String),
-    channel_set Array(String),
-    channel String,
-    value Float64,
-    attributed_conversions Float64,
-    journeys UInt64,
-    converting_journeys UInt64,
-    fit_days UInt16
-) ENGINE = MergeTree
-PARTITION BY toYYYYMM(fit_date)
-ORDER BY (fit_date, model, scope, channel_set, channel)"""
-
-
-def ensure_fit_table(session: Session) -> None:
-    session.command("CREATE DATABASE IF NOT EXISTS intermediate")
-    session.command(FIT_DDL)
+# The fit table is declared with the other Python-owned tables; tests and refit call it by this name.
+ensure_fit_table = ensure_tables
 
 
 def window_sums_by_day(session: Session, lo: date, end: date) -> tuple[dict[date, WindowSums], dict[date, set[frozenset[str]]]]:

@@ -28,34 +28,10 @@ from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig
 from mm_pipelines.config import dbt_project_dir
 from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource
 from mm_pipelines.stores.objects import LocalObjectStore
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 BACKFILL_KEY = ["backfill", "attribution_credits"]
 ARCHIVE_PREFIX = "raw/events"
-
-BACKFILL_DDL = """
-CREATE TABLE IF NOT EXISTS backfill.attribution_credits (
-    conversion_id String,
-    order_id String,
-    user_id String,
-    converted_at DateTime64(3, 'UTC'),
-    conversion_date Date,
-    model LowCardinality(String),
-    touch_index UInt16,
-    touch_count UInt16,
-    touch_id String,
-    touch_at Nullable(DateTime64(3, 'UTC')),
-    touch_type LowCardinality(String),
-    channel LowCardinality(String),
-    campaign_id String,
-    creative_id String,
-    asset_id String,
-    credit_share Decimal(18, 9),
-    revenue Decimal(38, 2),
-    revenue_credit Decimal(38, 2),
-    currency LowCardinality(String)
-) ENGINE = MergeTree
-PARTITION BY conversion_date
-ORDER BY (conversion_date, model, conversion_id, touch_index)"""
 
 COLUMNS = ("conversion_id, order_id, user_id, converted_at, conversion_date, model, touch_index, touch_count, touch_id, "
            "touch_at, touch_type, channel, campaign_id, creative_id, asset_id, credit_share, revenue, revenue_credit, currency")
@@ -119,8 +95,7 @@ def attribution_spark_backfill(
     context.log.info(f"Spark computed {rows:,} credits for {first} … {last}; results in {prefix}/")
     t = time.perf_counter()
     with clickhouse.get_warehouse().session() as s:
-        s.command("CREATE DATABASE IF NOT EXISTS backfill")
-        s.command(BACKFILL_DDL)
+        ensure_tables(s)
         staging = f"backfill.attribution_credits_load_{context.run_id.replace('-', '_')}"
         s.command(f"DROP TABLE IF EXISTS {staging}")
         s.command(f"CREATE TABLE {staging} AS backfill.attribution_credits")

@@ -3,20 +3,30 @@
 dbt ops are split where the graph needs it: the unpartitioned models (staging, campaign performance),
 the daily attribution paths, the daily attribution marts (which also read the Python fit that sits
 between them), the monthly royalty ledger, and the royalty statements view over the Python statement
-engine's table. Daily ops hand dbt their partition range as vars, with the attribution settings; the
-ledger op hands it the period.
+engine's table. Each op runs one `dbt build` through dagster-dbt's DbtCliResource. The run's values (its
+partition range, the royalty period, the attribution settings) reach the models as environment variables
+DBT_VAR_<NAME> (read with run_var, dbt_project/macros/run_var.sql), not --vars: dbt keeps its partial parse
+across environment variables and re-parses only the files that read a changed one.
 """
 
 import json
 import os
-import subprocess
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterialization, AssetSpec, BackfillPolicy, Output
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliInvocation,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+from filelock import FileLock
 
 from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
@@ -24,6 +34,7 @@ from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import Settings, dbt_project_dir
 from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, mm_dbt_executable
 from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 ATTRIBUTION_PATH_MODELS = "int_conversion_paths int_attribution_journeys"
 ATTRIBUTION_MART_MODELS = "attribution_credits attribution_daily attribution_data_driven"
@@ -40,7 +51,8 @@ class MMDbtTranslator(DagsterDbtTranslator):
         return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return dbt_resource_props["schema"]
+        # A source's group is its meta's (sources.yml: meta.dagster.group); a model's is its dbt layer.
+        return (dbt_resource_props.get("meta") or {}).get("dagster", {}).get("group") or dbt_resource_props["schema"]
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -63,57 +75,94 @@ class MMDbtTranslator(DagsterDbtTranslator):
 TRANSLATOR = MMDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _newest_source_mtime(project_dir: Path) -> float:
-    files = [p for sub in ("models", "macros", "seeds", "tests") for p in (project_dir / sub).rglob("*") if p.is_file()]
-    files.append(project_dir / "dbt_project.yml")
-    return max(p.stat().st_mtime for p in files)
-
-
 def mm_dbt_project() -> DbtProject:
-    """The dbt project, with a manifest under MM_HOME that is never older than the models it describes.
+    """The dbt project, its manifest under MM_HOME: the project folder is only read (it is the installed package,
+    shared by every user of it).
 
-    The project folder is only read: it is the installed package, shared by every user of it."""
-    settings = Settings.from_env()
+    The manifest is prepared once per MM_HOME, the first time it is missing (a new home, `mm demo`), as a deployment
+    ships one built beforehand (`dagster-dbt project prepare-and-package`). Not at every load under `dagster dev`
+    as DbtProject.prepare_if_dev does: there every run worker loads the definitions too, and a parse in each run
+    (about 10 s here) breaks the conversion → credits objective. dbt re-parses edited SQL itself when it runs; after
+    adding, removing or re-configuring a model, run `mm-dbt parse` (or delete the manifest) and reload."""
     project_dir = dbt_project_dir()
-    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target_path=settings.dbt_target_path)
-    manifest = Path(project.manifest_path)
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(project_dir):
-        # `mm-dbt parse` needs no warehouse, so it never waits on a running job.
-        parse = subprocess.run(
-            [mm_dbt_executable(), "parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-             "--target-path", str(settings.dbt_target_path), "--log-path", str(settings.dbt_log_path)],
-            capture_output=True, text=True,
-        )
-        if parse.returncode != 0:
-            raise RuntimeError(f"dbt cannot parse {project_dir}:\n{parse.stdout}{parse.stderr}")
+    target = Settings.from_env().dbt_target_path
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target_path=target)
+    if not project.manifest_path.exists():
+        project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        # One preparation at a time per MM_HOME: `dagster dev` loads the definitions in several processes at once.
+        with FileLock(project.manifest_path.with_name(".prepare.lock")):
+            if not project.manifest_path.exists():
+                prepare(project)
     return project
 
 
-def reprocess_days() -> int:
-    """Late events: each daily run also rebuilds this many days before its range (MM_ATTRIBUTION_REPROCESS_DAYS)."""
-    raw = os.environ.get("MM_ATTRIBUTION_REPROCESS_DAYS", "2")
-    if not raw.isdigit():
-        raise ValueError(f"MM_ATTRIBUTION_REPROCESS_DAYS={raw!r} must be a whole number of days")
-    return int(raw)
+def prepare(project: DbtProject) -> None:
+    """dagster-dbt's own preparation (DagsterDbtProjectPreparer: `parse --quiet` with the project's target path),
+    run by `mm-dbt` (the stock preparer runs whichever `dbt` comes first on PATH) with the environment of an
+    unpartitioned run: that run's commands then start from this parse with nothing to re-parse, and a daily run's
+    re-parse only the files that read its range. Parsing needs no warehouse."""
+    resource = DbtCliResource(project_dir=project, dbt_executable=mm_dbt_executable())
+    with command_env(run_env()):
+        parse = resource.cli(["parse", "--quiet"], target_path=project.target_path, raise_on_error=False)
+    parse.wait()
+    if not parse.is_successful() or not project.manifest_path.exists():
+        raise RuntimeError(f"dbt cannot parse {project.project_dir}: see {project.target_path / 'dbt.log'}")
 
 
-def rebuild_days(context: AssetExecutionContext) -> tuple:
-    """(first day, day after the last) a daily run rebuilds: its partitions plus the reprocessing window."""
+def rebuild_days(context: AssetExecutionContext) -> tuple[date, date]:
+    """(first day, day after the last) a daily run rebuilds: its partitions plus the reprocessing window for late
+    events (MM_ATTRIBUTION_REPROCESS_DAYS)."""
     start, end = window_dates(context.partition_time_window)
-    return start - timedelta(days=reprocess_days()), end
+    return start - timedelta(days=Settings.from_env().attribution_reprocess_days), end
 
 
-def attribution_vars(context: AssetExecutionContext) -> dict:
-    first, end = rebuild_days(context)
-    return AttributionConfig.from_env().dbt_vars() | {
-        "attribution_start_date": first.isoformat(),
-        "attribution_end_date": end.isoformat(),
+def run_env(days: tuple[date, date] | None = None, period: str | None = None) -> dict[str, str]:
+    """The run's values for the models, as the environment variables run_var reads (DBT_VAR_<NAME>, JSON). Every
+    command sets all of them, an absent one empty (run_var then falls back to the var's default), so that
+    dbt's partial parse sees unchanged values as unchanged from one command to the next."""
+    values = AttributionConfig.from_env().dbt_vars() | {
+        "attribution_start_date": days[0].isoformat() if days else None,
+        "attribution_end_date": days[1].isoformat() if days else None,
+        "royalty_period": period,
     }
+    return {f"DBT_VAR_{name.upper()}": "" if value is None else json.dumps(value) for name, value in values.items()}
 
 
-STAGED_RANGES_DDL = """CREATE TABLE IF NOT EXISTS raw.staged_offsets (
-    topic LowCardinality(String), partition UInt32, end_offset UInt64
-) ENGINE = ReplacingMergeTree(end_offset) ORDER BY (topic, partition)"""
+def dbt_command(
+    dbt: DbtCliResource, args: list[str], context: AssetExecutionContext, env: Mapping[str, str]
+) -> DbtCliInvocation:
+    """`dbt.cli` with `env` in the command's environment: DbtCliResource.cli passes the worker's own environment
+    and takes none of its own, so `env` is set around the call (which starts dbt) and restored right after.
+    DBT_TARGET_PATH names MM_HOME's dbt target: dagster-dbt gives each command its own folder under it (artifacts
+    and dbt.log) and seeds it with the partial parse found there."""
+    with command_env({"DBT_TARGET_PATH": str(Settings.from_env().dbt_target_path), **env}):
+        return dbt.cli(args, context=context, raise_on_error=False)
+
+
+@contextmanager
+def command_env(env: Mapping[str, str]) -> Iterator[None]:
+    """`env` in this process's environment, put back as it was after: DbtCliResource.cli hands dbt a copy of it."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse, env: Mapping[str, str],
+              days: tuple[date, date] | None = None) -> Iterator:
+    """One `dbt build` of the op's selection: its events with row counts, then dbt's error if it failed (after
+    the events, so the models that were built are recorded even if a later one failed)."""
+    build = dbt_command(dbt, ["build"], context, env)
+    yield from with_row_counts(list(build.stream()), build.manifest, warehouse, days)
+    if (error := build.get_error()) is not None:
+        raise error
+
 
 NEW_RANGES_SQL = """
 SELECT r.topic, r.partition, r.start_offset, r.end_offset
@@ -128,7 +177,7 @@ def ranges_to_stage(warehouse) -> list[tuple]:
     with warehouse.session() as s:
         if not s.scalar("EXISTS TABLE raw.ingested_ranges"):
             return []
-        s.command(STAGED_RANGES_DDL)
+        ensure_tables(s)
         return s.query_rows(NEW_RANGES_SQL)
 
 
@@ -159,21 +208,36 @@ def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tup
         context.log.warning(f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness")
 
 
-# Exact and free for MergeTree tables (from their parts); NULL for views, whose count would run them.
-ROW_COUNTS_SQL = """SELECT database, name, total_rows FROM system.tables
-WHERE has({relations:Array(Tuple(String, String))}, (database, name)) AND total_rows IS NOT NULL"""
+# Exact and free for MergeTree tables (from their parts): a daily table's rows in the days rebuilt (partition ids
+# of a Date are YYYYMMDD), another table's all; none for views (total_rows NULL), whose count would run them.
+ROW_COUNTS_SQL = """
+SELECT t.database, t.name,
+    if(has({daily:Array(Tuple(String, String))}, (t.database, t.name)), p.rows, t.total_rows)
+FROM system.tables AS t
+LEFT JOIN (
+    SELECT database, table, sum(rows) AS rows FROM system.parts
+    WHERE active AND partition_id >= {first:String} AND partition_id < {end:String} GROUP BY database, table
+) AS p ON p.database = t.database AND p.table = t.name
+WHERE has({relations:Array(Tuple(String, String))}, (t.database, t.name)) AND t.total_rows IS NOT NULL"""
 
 
-def with_row_counts(events: list, manifest: Mapping[str, Any], warehouse) -> list:
-    """dbt's events, each table's materialization with its row count (`dagster/row_count`), for unpartitioned
-    models, whose row count is the table's. Counted once dbt has finished: dbt holds the embedded warehouse
-    for its whole command."""
+def with_row_counts(
+    events: list, manifest: Mapping[str, Any], warehouse, days: tuple[date, date] | None = None
+) -> list:
+    """dbt's events, each table's materialization with the rows the model wrote (`dagster/row_count`): a daily
+    model's rows in `days` (the days rebuilt), another table's all. Counted once dbt has finished, through the
+    platform's warehouse resource: dbt holds the embedded warehouse for its whole command, so dagster-dbt's
+    fetch_row_counts (a count(*) per model while dbt runs, through an adapter in this process) cannot open it,
+    and it would count a daily table's every day."""
     nodes = {e.output_name: manifest["nodes"][e.metadata["unique_id"].value] for e in events if isinstance(e, Output)}
     relations = {output: (node["schema"], node["alias"]) for output, node in nodes.items()}
     if not relations:
         return events
+    daily = [relations[o] for o, node in nodes.items() if days and "daily" in node["config"].get("tags", [])]
+    first, end = (d.strftime("%Y%m%d") for d in days) if days else ("", "")
     with warehouse.session() as s:
-        rows = {(db, name): int(n) for db, name, n in s.query_rows(ROW_COUNTS_SQL, {"relations": list(relations.values())})}
+        rows = {(db, name): int(n) for db, name, n in s.query_rows(
+            ROW_COUNTS_SQL, {"relations": list(relations.values()), "daily": daily, "first": first, "end": end})}
     return [
         event.with_metadata({**event.metadata, "dagster/row_count": rows[relations[event.output_name]]})
         if isinstance(event, Output) and relations[event.output_name] in rows else event
@@ -189,17 +253,14 @@ def build_dbt_assets() -> list:
     def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
         warehouse = clickhouse.get_warehouse()
         ranges = ranges_to_stage(warehouse)
-        # The error is raised after the events: the models that were built are recorded even if a later one failed.
-        build = dbt.cli(["build", "--vars", json.dumps(AttributionConfig.from_env().dbt_vars())], context=context, raise_on_error=False)
-        yield from with_row_counts(list(build.stream()), build.manifest, warehouse)
-        if (error := build.get_error()) is not None:
-            raise error
+        yield from dbt_build(context, dbt, warehouse, run_env())
         yield from mark_staged_days(context, warehouse, ranges)
 
     def daily_dbt_assets(name: str, select: str):
         @dbt_assets(**common, select=select, name=name, partitions_def=DAILY_PARTITIONS, backfill_policy=BackfillPolicy.single_run())
-        def daily_models(context: AssetExecutionContext, dbt: DbtCliResource):
-            yield from dbt.cli(["build", "--vars", json.dumps(attribution_vars(context))], context=context).stream()
+        def daily_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
+            days = rebuild_days(context)
+            yield from dbt_build(context, dbt, clickhouse.get_warehouse(), run_env(days=days), days)
 
         return daily_models
 
@@ -207,14 +268,14 @@ def build_dbt_assets() -> list:
                 backfill_policy=BackfillPolicy.multi_run(1))
     def royalty_ledger_dbt(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource, object_store: ObjectStoreResource):
         period = period_of(context.partition_key)
-        yield from dbt.cli(["build", "--vars", json.dumps({"royalty_period": period})], context=context).stream()
+        yield from dbt_build(context, dbt, clickhouse.get_warehouse(), run_env(period=period))
         # The ledger is a record, not a derivation: the archive is what a disaster-recovery replay restores.
         with clickhouse.get_warehouse().session(context.log.info) as s:
             archive_period(s, object_store.open(), "marts.royalty_ledger", LEDGER_PREFIX, period)
 
     @dbt_assets(**common, select="royalty_statements", name="royalty_statements_dbt")
-    def royalty_statements_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream()
+    def royalty_statements_dbt(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
+        yield from dbt_build(context, dbt, clickhouse.get_warehouse(), run_env())
 
     return [
         mm_dbt_models,
@@ -223,3 +284,13 @@ def build_dbt_assets() -> list:
         royalty_ledger_dbt,
         royalty_statements_dbt,
     ]
+
+
+def dbt_source_specs(produced: set[AssetKey]) -> list[AssetSpec]:
+    """The dbt sources no asset of the platform produces (the reports `mm` commands load), as external assets
+    with their group, description and columns from sources.yml: dagster-dbt 0.29 makes a source only an
+    upstream key of the dbt assets, which the UI shows in "default" and undescribed."""
+    project = mm_dbt_project()
+    manifest = json.loads(Path(project.manifest_path).read_text(encoding="utf-8"))
+    specs = (TRANSLATOR.get_asset_spec(manifest, unique_id, project) for unique_id in manifest["sources"])
+    return [spec for spec in specs if spec.key not in produced]

@@ -21,6 +21,7 @@ from mm_pipelines.assets.partitions import MONTHLY_PARTITIONS, period_of
 from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, PostgresResource
 from mm_pipelines.royalties import batches, statement_run, store
 from mm_pipelines.royalties import warehouse as royalty_warehouse
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 # Periods post in order, one run each: a period's statements open with the balances of the one before.
 ONE_PERIOD_PER_RUN = BackfillPolicy.multi_run(1)
@@ -65,7 +66,7 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
             return
         contracts = store.stored_contracts(conn)
         with warehouse.session(context.log.info) as s:
-            royalty_warehouse.ensure_royalty_tables(s)
+            ensure_tables(s)
             rates = store.record_period_rates(conn, period, royalty_warehouse.month_rates(s, period))
             sale_currencies = {c for (c,) in s.query_rows(
                 "SELECT DISTINCT toString(currency) FROM raw.sales WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}", {"p": period})}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from mm_pipelines.config import TRANSFORMS, Settings, dbt_project_dir
 
 RULE_MODELS = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay")
 DATA_DRIVEN_MODELS = ("markov", "shapley")
 MODELS = RULE_MODELS + DATA_DRIVEN_MODELS
-TRANSFORMS = ("collapse_repeats", "first_occurrence", "drop_direct", "drop_trailing_direct")
 DIRECT = "direct"
 UNATTRIBUTED = "unattributed"
 SHARE_UNITS = 1_000_000_000  # credit shares are integer units of 1e-9
@@ -35,8 +35,11 @@ class AttributionConfig:
         bad = [t for t in self.path_transforms if t not in TRANSFORMS]
         if bad:
             raise ValueError(f"attribution path transform {bad[0]!r} is unknown: use one of {', '.join(TRANSFORMS)}")
-        if not (0 <= self.position_first_weight and 0 <= self.position_last_weight
-                and 0 < self.position_first_weight + self.position_last_weight <= 1):
+        if not (
+            0 <= self.position_first_weight
+            and 0 <= self.position_last_weight
+            and 0 < self.position_first_weight + self.position_last_weight <= 1
+        ):
             raise ValueError("position-based weights must be >= 0, with 0 < first + last <= 1")
         if self.half_life_days <= 0:
             raise ValueError("attribution half-life must be > 0 days")
@@ -73,32 +76,25 @@ class AttributionConfig:
 
     @classmethod
     def from_env(cls, seed_file: Path | None = None) -> AttributionConfig:
-        """Defaults, overridden by MM_ATTRIBUTION_* variables; per-channel windows from the dbt seed."""
-        env = os.environ
-        kw: dict = {}
-        ints = {"CLICK_LOOKBACK_DAYS": "click_lookback_days", "IMPRESSION_LOOKBACK_DAYS": "impression_lookback_days",
-                "FIT_DAYS": "fit_days"}
-        floats = {"POSITION_FIRST_WEIGHT": "position_first_weight", "POSITION_LAST_WEIGHT": "position_last_weight",
-                  "HALF_LIFE_DAYS": "half_life_days"}
-        for suffix, name in {**ints, **floats}.items():
-            raw = env.get(f"MM_ATTRIBUTION_{suffix}")
-            if raw:
-                try:
-                    kw[name] = int(raw) if suffix in ints else float(raw)
-                except ValueError:
-                    raise ValueError(f"MM_ATTRIBUTION_{suffix}={raw!r} is not a number") from None
-        if env.get("MM_ATTRIBUTION_PATH_TRANSFORMS") is not None:
-            kw["path_transforms"] = tuple(t.strip() for t in env["MM_ATTRIBUTION_PATH_TRANSFORMS"].split(",") if t.strip())
-        if env.get("MM_ATTRIBUTION_SHAPLEY_VALUE"):
-            kw["shapley_value"] = env["MM_ATTRIBUTION_SHAPLEY_VALUE"]
-        if env.get("MM_REPORTING_CURRENCY"):
-            kw["reporting_currency"] = env["MM_REPORTING_CURRENCY"]
-        if seed_file is None:
-            from mm_pipelines.config import dbt_project_dir
+        """The MM_ATTRIBUTION_* settings of the environment; per-channel windows from the dbt seed."""
+        return cls.from_settings(Settings.from_env(), seed_file)
 
-            seed_file = dbt_project_dir() / "seeds" / "attribution_lookback_windows.csv"
-        kw["lookback_overrides"] = read_lookback_overrides(seed_file)
-        return cls(**kw)
+    @classmethod
+    def from_settings(cls, settings: Settings, seed_file: Path | None = None) -> AttributionConfig:
+        if seed_file is None:
+            seed_file = dbt_project_dir(settings) / "seeds" / "attribution_lookback_windows.csv"
+        return cls(
+            click_lookback_days=settings.attribution_click_lookback_days,
+            impression_lookback_days=settings.attribution_impression_lookback_days,
+            lookback_overrides=read_lookback_overrides(seed_file),
+            path_transforms=settings.attribution_path_transforms,
+            position_first_weight=settings.attribution_position_first_weight,
+            position_last_weight=settings.attribution_position_last_weight,
+            half_life_days=settings.attribution_half_life_days,
+            fit_days=settings.attribution_fit_days,
+            shapley_value=settings.attribution_shapley_value,
+            reporting_currency=settings.reporting_currency,
+        )
 
 
 def read_lookback_overrides(path: Path) -> dict[tuple[str, str], int]:
@@ -112,5 +108,7 @@ def read_lookback_overrides(path: Path) -> dict[tuple[str, str], int]:
             try:
                 out[(row["channel"], row["touch_type"])] = int(row["lookback_days"])
             except ValueError:
-                raise ValueError(f"{path}:{line}: lookback_days {row['lookback_days']!r} is not a whole number") from None
+                raise ValueError(
+                    f"{path}:{line}: lookback_days {row['lookback_days']!r} is not a whole number"
+                ) from None
     return out

@@ -8,14 +8,20 @@ The completeness and credit checks judge the days of the run's partitions only (
 may be rebuilding another day (its paths rebuilt, its credits not yet), which is that run's to check.
 """
 
-import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    MetadataValue,
+    asset_check,
+)
 
 from mm_pipelines.attribution.config import MODELS
-from mm_pipelines.checks.expectations import no_violations, validate
-from mm_pipelines.checks.quality import _result
+from mm_pipelines.checks.expectations import check_result, no_violations, validate
+from mm_pipelines.config import Settings
 from mm_pipelines.resources import ClickHouseResource
 
 ATTRIBUTION_CREDITS = AssetKey(["marts", "attribution_credits"])
@@ -43,7 +49,12 @@ FROM (
 GROUP BY conversion_date, model
 ORDER BY conversion_date, model"""
 
-VIOLATION_COLUMNS = ("shares_not_summing_to_one", "credits_not_summing_to_revenue", "negative_credits", "touches_after_conversion")
+VIOLATION_COLUMNS = (
+    "shares_not_summing_to_one",
+    "credits_not_summing_to_revenue",
+    "negative_credits",
+    "touches_after_conversion",
+)
 
 # Every conversion path of the days judged that some model did not credit (the doubled braces survive str.format).
 MISSING_CREDITS_SQL = """
@@ -68,7 +79,11 @@ def days_judged(context: AssetCheckExecutionContext) -> tuple[str, dict, str]:
     every day attribution has credited when the run has none (a check launched on its own)."""
     days = run_days(context)
     if days is None:
-        return "conversion_date IN (SELECT DISTINCT conversion_date FROM marts.attribution_credits)", {}, "every credited day"
+        return (
+            "conversion_date IN (SELECT DISTINCT conversion_date FROM marts.attribution_credits)",
+            {},
+            "every credited day",
+        )
     first, end = days
     last = end - timedelta(days=1)
     words = str(first) if first == last else f"{first} … {last}"
@@ -76,25 +91,24 @@ def days_judged(context: AssetCheckExecutionContext) -> tuple[str, dict, str]:
 
 
 def attribution_expectations() -> list:
-    import great_expectations as gx
-
-    e = gx.expectations
-    return [
-        e.ExpectCompoundColumnsToBeUnique(column_list=["conversion_date", "model"]),
-        e.ExpectColumnValuesToBeInSet(column="model", value_set=list(MODELS)),
-        *no_violations(VIOLATION_COLUMNS),
-    ]
+    """The sums dbt cannot test per conversion; the model names are a dbt accepted_values test of the mart."""
+    return no_violations(VIOLATION_COLUMNS)
 
 
 @asset_check(
     asset=ATTRIBUTION_CREDITS,
     blocking=True,
-    description="Great Expectations: per model, each conversion's shares sum to 1 and its credits to its revenue; no negative credit; no touch at or after its conversion.",
+    description=(
+        "Great Expectations: per model, each conversion's shares sum to 1 and its credits to its revenue; "
+        "no negative credit; no touch at or after its conversion."
+    ),
 )
-def attribution_credits_expectations_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
+def attribution_credits_expectations_check(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
     condition, params, _ = days_judged(context)
     df = clickhouse.get_warehouse().query_arrow(VIOLATIONS_SQL.format(days=condition), params).to_pandas()
-    return _result(validate(df, "attribution_credits", attribution_expectations()), len(df))
+    return check_result(validate(df, "attribution_credits", attribution_expectations()), len(df))
 
 
 @asset_check(
@@ -102,7 +116,9 @@ def attribution_credits_expectations_check(context: AssetCheckExecutionContext, 
     blocking=True,
     description="Every conversion is credited by every model (unattributed ones included): nothing dropped.",
 )
-def attribution_credits_complete_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
+def attribution_credits_complete_check(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
     condition, params, judged = days_judged(context)
     with clickhouse.get_warehouse().session() as s:
         rows = s.query_rows(MISSING_CREDITS_SQL.format(days=condition), params | {"models": list(MODELS)})
@@ -110,30 +126,42 @@ def attribution_credits_complete_check(context: AssetCheckExecutionContext, clic
     return AssetCheckResult(
         passed=not missing,
         severity=AssetCheckSeverity.ERROR,
-        description=(f"every conversion of {judged} credited by every model" if not missing
-                     else f"conversions of {judged} missing credits per model: {missing}"),
+        description=(
+            f"every conversion of {judged} credited by every model"
+            if not missing
+            else f"conversions of {judged} missing credits per model: {missing}"
+        ),
         metadata={"missing": MetadataValue.json(missing), "days": judged},
     )
 
 
 @asset_check(
     asset=ATTRIBUTION_CREDITS,
-    description="Attribution keeps up: the newest credited conversion is within MM_ATTRIBUTION_FRESHNESS_HOURS (36) of the newest conversion.",
+    description=(
+        "Attribution keeps up: the newest credited conversion is within MM_ATTRIBUTION_FRESHNESS_HOURS (36) "
+        "of the newest conversion."
+    ),
 )
 def attribution_credits_freshness_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
     with clickhouse.get_warehouse().session() as s:
         credited = s.scalar("SELECT max(converted_at) FROM marts.attribution_credits")
         newest = s.scalar("SELECT max(converted_at) FROM intermediate.int_conversions")
-    limit = float(os.environ.get("MM_ATTRIBUTION_FRESHNESS_HOURS", "36"))
+    limit = Settings.from_env().attribution_freshness_hours
     if credited is None or credited.year <= 1970:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description="no conversion credited yet")
+        return AssetCheckResult(
+            passed=False, severity=AssetCheckSeverity.WARN, description="no conversion credited yet"
+        )
     behind_h = max(0.0, (newest - credited).total_seconds() / 3600)
     return AssetCheckResult(
         passed=behind_h <= limit,
         severity=AssetCheckSeverity.WARN,
         description=f"credits are {behind_h:.1f} h behind the newest conversion (limit {limit:g} h)",
-        metadata={"hours_behind": round(behind_h, 2), "checked_at": datetime.now(timezone.utc).isoformat()},
+        metadata={"hours_behind": round(behind_h, 2), "checked_at": datetime.now(UTC).isoformat()},
     )
 
 
-attribution_checks = [attribution_credits_expectations_check, attribution_credits_complete_check, attribution_credits_freshness_check]
+attribution_checks = [
+    attribution_credits_expectations_check,
+    attribution_credits_complete_check,
+    attribution_credits_freshness_check,
+]

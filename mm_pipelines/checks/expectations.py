@@ -1,4 +1,5 @@
-"""Great Expectations 1.x suites, run in-process on a DataFrame (dagster-ge does not support GX 1.x)."""
+"""Great Expectations 1.x suites, run in-process on a DataFrame (dagster-ge does not support GX 1.x), and their
+outcomes as a Dagster check result."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,24 @@ def validate(df: pd.DataFrame, suite_name: str, expectations: list) -> list[Expe
             )
         )
     return outcomes
+
+
+def check_result(outcomes: list[ExpectationOutcome], rows: int) -> AssetCheckResult:
+    """A blocking check's result: the failed expectations named in its description, every outcome in its metadata."""
+    failed = [o for o in outcomes if not o.success]
+    return AssetCheckResult(
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            "; ".join(f"{o.expectation}({o.column}): {o.unexpected_count} unexpected" for o in failed)
+            or f"all {len(outcomes)} expectations met on {rows} rows"
+        ),
+        metadata={
+            "rows": rows,
+            "expectations": MetadataValue.json(
+                [{"expectation": o.expectation, "column": o.column, "success": o.success,
+                  "unexpected_count": o.unexpected_count, "detail": {k: str(v) for k, v in o.detail.items()}}
+                 for o in outcomes]
+            ),
+        },
+    )

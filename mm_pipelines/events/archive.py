@@ -3,16 +3,15 @@
 Every ingested range is written as Parquet, partitioned by event date, under
 `raw/events/date=YYYY-MM-DD/<topic>-p<partition>-<start>-<end>.parquet`; the range's dead letters and
 its record go beside it. Names derive from the range, so rewriting a range replaces the same files.
-This is the long-term raw archive, the input of Spark backfills, and what `mm replay` restores from.
+This is the long-term raw archive, the input of Spark backfills, and what `mm replay` restores from
+(mm_pipelines.recovery). Loaded reports (spend, sales) are kept as they were by archive_report.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -93,18 +92,6 @@ def _ranges_table(records: list[dict]) -> pa.Table:
     )
 
 
-@dataclass
-class ReplayReport:
-    days: int
-    files: int
-    events: int
-    dead_letters: int = 0
-    ranges: int = 0
-    spend_reports: int = 0
-    sales_reports: int = 0
-    ledger_lines: int = 0
-
-
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -114,60 +101,58 @@ def archived_days(store: ObjectStore) -> list[date]:
     return sorted(date.fromisoformat(d) for d in days)
 
 
-def replay(
+def replay_settings(token: str, key: str) -> dict:
+    """Replayed blocks must land even though identical blocks were inserted before (and are still in the dedup
+    window): insert_deduplicate=0 does not bypass non_replicated_deduplication_window here, a token unique to
+    the replay does."""
+    return {"insert_deduplication_token": f"{token}:{key}", "max_partitions_per_insert_block": 0}
+
+
+def replay_days(
     session: Session,
     store: ObjectStore,
     first: date,
     last: date,
-    restore_ledger: bool = False,
+    token: str,
     progress: Callable[[int, int], None] | None = None,
-) -> ReplayReport:
-    """Rebuild raw.events for [first, last] from the archive: each day is deleted, then reloaded.
-
-    With `restore_ledger` (a disaster-recovery replay of everything), dead letters and the record of
-    ingested ranges are restored too, so ingestion resumes where it stopped instead of starting over."""
-    # Replayed blocks must land even though identical blocks were inserted before (and are still in the
-    # dedup window): insert_deduplicate=0 does not bypass non_replicated_deduplication_window here, a
-    # token unique to this replay does.
-    replay_id = uuid.uuid4().hex
-
-    def fresh(key: str) -> dict:
-        return {"insert_deduplication_token": f"replay:{replay_id}:{key}", "max_partitions_per_insert_block": 0}
-
-    report = ReplayReport(days=0, files=0, events=0)
+) -> dict[str, int]:
+    """Rebuild raw.events for [first, last] from the archive: each day is deleted, then reloaded; `token` is unique
+    to the replay. Returns the days, files and events replayed."""
+    counts = {"days": 0, "files": 0, "events": 0}
     days = _days(first, last)
     for i, day in enumerate(days):
         keys = store.list_keys(f"{EVENTS_PREFIX}/date={day.isoformat()}/")
         session.command(
-            "DELETE FROM raw.events WHERE toDate(occurred_at) = {d:Date}", {"d": day}, {"mutations_sync": 2, "lightweight_deletes_sync": 2}
+            "DELETE FROM raw.events WHERE toDate(occurred_at) = {d:Date}",
+            {"d": day},
+            {"mutations_sync": 2, "lightweight_deletes_sync": 2},
         )
         for key in keys:
             table = pq.read_table(io.BytesIO(store.get_bytes(key)))
-            session.insert_arrow("raw.events", table, settings=fresh(key))
-            report.events += table.num_rows
-            report.files += 1
-        report.days += 1
+            session.insert_arrow("raw.events", table, settings=replay_settings(token, key))
+            counts["events"] += table.num_rows
+            counts["files"] += 1
+        counts["days"] += 1
         if progress:
             progress(i + 1, len(days))
-    if restore_ledger:
-        session.command("TRUNCATE TABLE raw.dead_letters")
-        for key in store.list_keys(f"{DEAD_LETTERS_PREFIX}/"):
-            table = pq.read_table(io.BytesIO(store.get_bytes(key)))
-            session.insert_arrow("raw.dead_letters", table, settings=fresh(key))
-            report.dead_letters += table.num_rows
-        session.command("TRUNCATE TABLE raw.ingested_ranges")
-        records = [json.loads(store.get_bytes(k)) for k in store.list_keys(f"{RANGES_PREFIX}/")]
-        if records:
-            session.insert_arrow("raw.ingested_ranges", _ranges_table(records), settings=fresh(RANGES_PREFIX))
-        report.ranges = len(records)
-        from mm_pipelines.events.spend import replay_spend  # spend imports ingestion, which imports this module
+    return counts
 
-        session.command("TRUNCATE TABLE raw.ad_spend")
-        report.spend_reports = replay_spend(session, store, f"replay:{replay_id}")
-        from mm_pipelines.royalties.warehouse import restore_royalties
 
-        report.sales_reports, report.ledger_lines = restore_royalties(session, store, f"replay:{replay_id}")
-    return report
+def restore_ingestion(session: Session, store: ObjectStore, token: str) -> dict[str, int]:
+    """Disaster recovery: put back the dead letters and the record of ingested ranges, so ingestion resumes where it
+    stopped instead of starting over."""
+    session.command("TRUNCATE TABLE raw.dead_letters")
+    dead_letters = 0
+    for key in store.list_keys(f"{DEAD_LETTERS_PREFIX}/"):
+        table = pq.read_table(io.BytesIO(store.get_bytes(key)))
+        session.insert_arrow("raw.dead_letters", table, settings=replay_settings(token, key))
+        dead_letters += table.num_rows
+    session.command("TRUNCATE TABLE raw.ingested_ranges")
+    records = [json.loads(store.get_bytes(k)) for k in store.list_keys(f"{RANGES_PREFIX}/")]
+    if records:
+        settings = replay_settings(token, RANGES_PREFIX)
+        session.insert_arrow("raw.ingested_ranges", _ranges_table(records), settings=settings)
+    return {"dead letters": dead_letters, "ranges": len(records)}
 
 
 def archive_report(store: ObjectStore, prefix: str, load_id: str, file: str, data: bytes) -> datetime:

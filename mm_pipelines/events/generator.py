@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from mm_pipelines.events.contract import SCHEMA_VERSION
+from mm_pipelines.events.event_schema import SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

@@ -20,116 +20,25 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pyarrow as pa
 
+from mm_pipelines.config import Settings
 from mm_pipelines.events.archive import archive_range, archive_range_record
-from mm_pipelines.events.bus import Batch, EventBus, TopicNotFound
-from mm_pipelines.events.contract import EVENT_COLUMNS, stored_raw_sql, validated_sql
-from mm_pipelines.royalties.warehouse import ensure_royalty_tables
+from mm_pipelines.stores.bus import Batch, EventBus, TopicNotFound
+from mm_pipelines.events.event_schema import EVENT_COLUMNS, stored_raw_sql, validated_sql
 from mm_pipelines.stores.clickhouse import Session, Warehouse
 from mm_pipelines.stores.objects import ObjectStore
-
-# Retried inserts are recognised by token within this many most recent blocks per table.
-DEDUP_WINDOW = 10_000
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 # The headers a message may carry: W3C trace context, which tracing libraries add to every message they
 # produce. Any other header belongs to a contract this pipeline does not know, so its message is a dead letter.
 EXPECTED_HEADERS = frozenset({"traceparent", "tracestate"})
 
-RAW_TABLES = {
-    "raw.events": f"""
-        CREATE TABLE IF NOT EXISTS raw.events (
-            event_id String,
-            event_type LowCardinality(String),
-            occurred_at DateTime64(3, 'UTC'),
-            user_id String,
-            channel LowCardinality(String),
-            campaign_id String,
-            creative_id String,
-            asset_id String,
-            order_id Nullable(String),
-            revenue Nullable(Decimal(38, 10)),
-            currency LowCardinality(Nullable(String)),
-            sku Nullable(String),
-            schema_version UInt16,
-            extra Map(String, String),
-            topic LowCardinality(String),
-            partition UInt32,
-            offset UInt64,
-            ingested_at DateTime64(3, 'UTC')
-        ) ENGINE = MergeTree
-        PARTITION BY toYYYYMM(occurred_at)
-        ORDER BY (toDate(occurred_at), event_type, user_id, event_id)
-        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-    "raw.dead_letters": f"""
-        CREATE TABLE IF NOT EXISTS raw.dead_letters (
-            source LowCardinality(String),
-            topic LowCardinality(String),
-            partition UInt32,
-            offset UInt64,
-            file String,
-            line UInt64,
-            raw String,
-            error String,
-            dead_at DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
-        ) ENGINE = MergeTree
-        ORDER BY (source, topic, partition, offset, file, line)
-        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-    "raw.ingested_ranges": f"""
-        CREATE TABLE IF NOT EXISTS raw.ingested_ranges (
-            topic LowCardinality(String),
-            partition UInt32,
-            start_offset UInt64,
-            end_offset UInt64,
-            events UInt64,
-            dead_letters UInt64,
-            min_occurred_at Nullable(DateTime64(3, 'UTC')),
-            max_occurred_at Nullable(DateTime64(3, 'UTC')),
-            ingested_at DateTime64(3, 'UTC')
-        ) ENGINE = ReplacingMergeTree
-        ORDER BY (topic, partition, start_offset)
-        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-    # Written before a batch inserts anything: after a crash the retry re-plans the very same range
-    # (and so the same dedup tokens), even if more events have arrived since.
-    "raw.ingest_intents": f"""
-        CREATE TABLE IF NOT EXISTS raw.ingest_intents (
-            topic LowCardinality(String),
-            partition UInt32,
-            start_offset UInt64,
-            end_offset UInt64,
-            planned_at DateTime64(3, 'UTC')
-        ) ENGINE = ReplacingMergeTree
-        ORDER BY (topic, partition, start_offset)
-        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-    # Ad-platform spend reports; a restatement is a new load of the same key (stg_ad_spend keeps the latest).
-    "raw.ad_spend": f"""
-        CREATE TABLE IF NOT EXISTS raw.ad_spend (
-            spend_date Date,
-            channel LowCardinality(String),
-            campaign_id String,
-            amount Decimal(38, 10),
-            currency LowCardinality(String),
-            load_id String,
-            file String,
-            line UInt64,
-            loaded_at DateTime64(3, 'UTC')
-        ) ENGINE = MergeTree
-        ORDER BY (spend_date, channel, campaign_id, loaded_at)
-        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-}
-
-
-def ensure_raw_tables(session: Session) -> None:
-    session.command("CREATE DATABASE IF NOT EXISTS raw")
-    for ddl in RAW_TABLES.values():
-        session.command(ddl)
-    # The landing table of earlier versions, replaced by per-batch scratch tables.
-    session.command("DROP TABLE IF EXISTS raw.event_landing")
-    # dbt reads the royalty sources too, and only ever appends to the ledger this creates.
-    ensure_royalty_tables(session)
+# Every table the Python code owns, in one cheap call (about 25 ms when they exist): ingestion's callers call it this.
+ensure_raw_tables = ensure_tables
 
 
 def _failpoint(name: str) -> None:
     """Fault injection for the crash tests: MM_FAILPOINT=<name> kills this process right here."""
-    if os.environ.get("MM_FAILPOINT") == name:
+    if Settings.from_env().failpoint == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

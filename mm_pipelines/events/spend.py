@@ -11,19 +11,21 @@ import csv
 import hashlib
 import io
 import random
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Annotated
 
 import pyarrow as pa
+from pydantic import BeforeValidator, Field
 
 from mm_pipelines.events.archive import archive_report, archived_reports
-from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.events.csv_reports import csv_records
-from mm_pipelines.events.ingest import ensure_raw_tables
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
+from mm_pipelines.stores.warehouse_tables import ensure_tables
+from mm_pipelines.validation import Record, csv_rows, invalid
 
 COLUMNS = ("date", "channel", "campaign_id", "amount", "currency")
 SPEND_PREFIX = "raw/ad_spend"
@@ -33,39 +35,48 @@ class SpendFileError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class SpendRow:
+def _day(value) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise invalid("must be a date YYYY-MM-DD") from None
+
+
+def _text(value) -> str:
+    if not (value or "").strip():
+        raise invalid("must not be empty")
+    return value.strip()
+
+
+def _amount(value) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except (TypeError, InvalidOperation):
+        raise invalid("must be a decimal number") from None
+    if not amount.is_finite() or amount < 0:
+        raise invalid("must be a finite amount >= 0")
+    return amount
+
+
+def _currency(value) -> str:
+    if value not in CURRENCIES:
+        raise invalid("must be an ISO 4217 code we accept")
+    return value
+
+
+class SpendRow(Record):
+    """One line of a spend report, validated (the CSV's `date` column is `spend_date`)."""
+
     line: int
-    spend_date: date
-    channel: str
-    campaign_id: str
-    amount: Decimal
-    currency: str
+    spend_date: Annotated[date, BeforeValidator(_day)] = Field(alias="date")
+    channel: Annotated[str, BeforeValidator(_text)]
+    campaign_id: Annotated[str, BeforeValidator(_text)]
+    amount: Annotated[Decimal, BeforeValidator(_amount)]
+    currency: Annotated[str, BeforeValidator(_currency)]
 
 
 def parse_spend_csv(path: Path, text: str) -> list[SpendRow]:
-    rows = []
-    for line, r in csv_records(path, text, COLUMNS, SpendFileError):
-        def bad(field: str, why: str) -> SpendFileError:
-            return SpendFileError(f"{path}:{line}: field {field!r} {why} (got {r.get(field)!r})")
-
-        try:
-            spend_date = date.fromisoformat(r["date"])
-        except (TypeError, ValueError):
-            raise bad("date", "must be a date YYYY-MM-DD") from None
-        for field in ("channel", "campaign_id"):
-            if not (r[field] or "").strip():
-                raise bad(field, "must not be empty")
-        try:
-            amount = Decimal(r["amount"])
-        except (TypeError, InvalidOperation):
-            raise bad("amount", "must be a decimal number") from None
-        if not amount.is_finite() or amount < 0:
-            raise bad("amount", "must be a finite amount >= 0")
-        if r["currency"] not in CURRENCIES:
-            raise bad("currency", "must be an ISO 4217 code we accept")
-        rows.append(SpendRow(line, spend_date, r["channel"].strip(), r["campaign_id"].strip(), amount, r["currency"]))
-    return rows
+    return csv_rows(SpendRow, path, csv_records(path, text, COLUMNS, SpendFileError), SpendFileError)
 
 
 def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = None) -> tuple[str, int]:
@@ -79,17 +90,19 @@ def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = 
     return load_id, len(rows)
 
 
-def replay_spend(session: Session, archive: ObjectStore, token_prefix: str) -> int:
-    """Reload every archived spend report as it was loaded; returns the number of reports. Tokens start with
-    `token_prefix`, unique to the replay, since the table may remember the original loads' tokens."""
+def restore_spend(session: Session, archive: ObjectStore, token: str) -> dict[str, int]:
+    """Disaster recovery: raw.ad_spend is emptied, then every archived spend report reloaded as it was loaded,
+    restatement order included. Tokens start with `token`, unique to the replay, since the table may remember
+    the original loads' tokens."""
+    session.command("TRUNCATE TABLE raw.ad_spend")
     reports = list(archived_reports(archive, SPEND_PREFIX))
     for key, load_id, file, loaded_at, data in reports:
-        _insert(session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token_prefix}:{key}")
-    return len(reports)
+        _insert(session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}")
+    return {"spend reports": len(reports)}
 
 
 def _insert(session: Session, rows: list[SpendRow], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
-    ensure_raw_tables(session)
+    ensure_tables(session)
     table = pa.table(
         {
             "spend_date": pa.array([r.spend_date for r in rows], pa.date32()),

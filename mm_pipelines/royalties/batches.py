@@ -8,14 +8,14 @@ primary key), so a payee is never paid twice for the same period.
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
 
+from mm_pipelines.config import ConfigError, Settings
 from mm_pipelines.royalties import payouts
 from mm_pipelines.royalties.money import CENT, add_months
 from mm_pipelines.royalties.store import audit, period_status
@@ -64,18 +64,20 @@ class PayoutSettings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> PayoutSettings:
-        env = os.environ if environ is None else environ
-        raw = env.get("MM_PAYOUT_DUAL_APPROVAL_ABOVE", "10000")
         try:
-            above = Decimal(raw)
-        except ArithmeticError:
-            raise BatchError(f"MM_PAYOUT_DUAL_APPROVAL_ABOVE={raw!r} is not an amount") from None
-        day = env.get("MM_PAYOUT_EXECUTION_DAY", "5")
-        if not (day.isdecimal() and 1 <= int(day) <= 28):
-            raise BatchError(f"MM_PAYOUT_EXECUTION_DAY={day!r} must be a day of the month from 1 to 28 (every month has it)")
-        iban = (env.get("MM_PAYOUT_DEBTOR_IBAN") or "").replace(" ", "").upper()
-        debtor = payouts.Debtor(env.get("MM_PAYOUT_DEBTOR_NAME", "Market and Media Ltd"), iban, env.get("MM_PAYOUT_DEBTOR_BIC") or None) if iban else None
-        return cls(above, debtor, env.get("MM_PAYOUT_SIGNING_KEY") or None, env.get("MM_PAYOUT_VERIFY_KEY") or None, int(day))
+            settings = Settings.from_env(environ)
+        except ConfigError as e:
+            raise BatchError(str(e)) from None
+        return cls.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PayoutSettings:
+        iban = settings.payout_debtor_iban
+        debtor = payouts.Debtor(settings.payout_debtor_name, iban, settings.payout_debtor_bic) if iban else None
+        key = settings.payout_signing_key.get_secret_value() if settings.payout_signing_key else None
+        return cls(
+            settings.payout_dual_approval_above, debtor, key, settings.payout_verify_key, settings.payout_execution_day
+        )
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,18 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
     what they hold: the holds of the period become exactly the statements' held amounts, so a hold returns once."""
     given, actor = actor, _actor(actor)
     rows = conn.execute(
-        """SELECT t.payee_id, t.currency, t.paid, t.held, t.held_reason, p.name, p.iban, p.bic, p.kyc_status, p.payout_method
+        """SELECT t.payee_id, t.currency, t.paid, t.held, t.held_reason,
+                  p.name, p.iban, p.bic, p.kyc_status, p.payout_method
            FROM royalty_statement_totals t JOIN payees p USING (payee_id)
            WHERE t.period = %s AND (t.paid > 0 OR t.held > 0) ORDER BY t.payee_id""",
         (period,),
     ).fetchall()
-    drafted = {lid for (lid,) in conn.execute(
-        "SELECT line_id FROM payout_lines WHERE line_id LIKE %s AND status <> 'cancelled'", (f"{period}:%",))}
+    drafted = {
+        lid
+        for (lid,) in conn.execute(
+            "SELECT line_id FROM payout_lines WHERE line_id LIKE %s AND status <> 'cancelled'", (f"{period}:%",)
+        )
+    }
     lines: dict[str, list[payouts.PayoutLine]] = {}
     holds = []
     for payee_id, currency, paid, held, held_reason, name, iban, bic, kyc, method in rows:
@@ -115,18 +122,31 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             continue
         line_id = f"{period}:{payee_id}:{currency}"  # a drafted line was payable when drafted: a retry keeps its batch
         if line_id not in drafted and (reason := hold_reason(kyc, method)):
-            raise BatchError(f"the {period} statement pays {payee_id}, who is now held ({reason}): "
-                             f"run `mm royalties run {period}` again so the statement holds the payout")
-        lines.setdefault(currency, []).append(payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
-            line_id, payee_id, name, iban, bic or None, paid.quantize(CENT), currency, f"Royalties {period} {payee_id}"
-        ))
+            raise BatchError(
+                f"the {period} statement pays {payee_id}, who is now held ({reason}): "
+                f"run `mm royalties run {period}` again so the statement holds the payout"
+            )
+        lines.setdefault(currency, []).append(
+            payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
+                line_id,
+                payee_id,
+                name,
+                iban,
+                bic or None,
+                paid.quantize(CENT),
+                currency,
+                f"Royalties {period} {payee_id}",
+            )
+        )
     _record_holds(conn, period, holds, actor, given)
     batch_ids = []
     for currency, batch_lines in sorted(lines.items()):
         payouts.validate_lines(batch_lines)
         bid = payouts.batch_id(period, currency, batch_lines)
-        cancelled = conn.execute("SELECT count(*) FROM payout_batches WHERE period = %s AND currency = %s AND status = 'cancelled'",
-                                 (period, currency)).fetchone()[0]
+        cancelled = conn.execute(
+            "SELECT count(*) FROM payout_batches WHERE period = %s AND currency = %s AND status = 'cancelled'",
+            (period, currency),
+        ).fetchone()[0]
         if cancelled:  # a new draft after a cancellation, even with the same lines, is a new batch: PB-<period>r<n>-…
             bid = payouts.batch_id(f"{period}r{cancelled + 1}", currency, batch_lines)
         total = sum((line.amount for line in batch_lines), Decimal(0))
@@ -136,15 +156,26 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
             (bid, period, currency, total, len(batch_lines), actor),
         ).rowcount
         if created:
-            taken = conn.execute("SELECT line_id, batch_id FROM payout_lines WHERE line_id = ANY(%s) AND status <> 'cancelled' LIMIT 1",
-                                 ([line.line_id for line in batch_lines],)).fetchone()
+            taken = conn.execute(
+                "SELECT line_id, batch_id FROM payout_lines WHERE line_id = ANY(%s) AND status <> 'cancelled' LIMIT 1",
+                ([line.line_id for line in batch_lines],),
+            ).fetchone()
             if taken:
-                raise BatchError(f"{taken[0]} is already in batch {taken[1]}: a statement is paid once; cancel that batch first")
-            with conn.cursor().copy("COPY payout_lines (line_id, batch_id, payee_id, amount, currency) FROM STDIN") as copy:
+                raise BatchError(
+                    f"{taken[0]} is already in batch {taken[1]}: a statement is paid once; cancel that batch first"
+                )
+            with conn.cursor().copy(
+                "COPY payout_lines (line_id, batch_id, payee_id, amount, currency) FROM STDIN"
+            ) as copy:
                 for line in batch_lines:
                     copy.write_row((line.line_id, bid, line.payee_id, line.amount, currency))
-            audit(conn, actor, "payout.batch_created", bid,
-                  {"period": period, "currency": currency, "total": total, "lines": len(batch_lines), **_as_given(given)})
+            audit(
+                conn,
+                actor,
+                "payout.batch_created",
+                bid,
+                {"period": period, "currency": currency, "total": total, "lines": len(batch_lines), **_as_given(given)},
+            )
         batch_ids.append(bid)
     return batch_ids, holds
 
@@ -153,24 +184,48 @@ def _record_holds(conn: psycopg.Connection, period: str, holds: list[Hold], acto
     """Make payout_holds for the period match the statements (recomputed while no batch exists): a stale hold would
     return money the statement now pays, or lose money it now holds."""
     back = returned_period(conn, period)
-    stored = {(p, c): (a, r) for p, c, a, r in conn.execute(
-        "SELECT payee_id, currency, amount, reason FROM payout_holds WHERE period = %s", (period,))}
+    stored = {
+        (p, c): (a, r)
+        for p, c, a, r in conn.execute(
+            "SELECT payee_id, currency, amount, reason FROM payout_holds WHERE period = %s", (period,)
+        )
+    }
     wanted = {(h.payee_id, h.currency): (h.amount, h.reason) for h in holds}
     if stored == wanted:
         return
     conn.execute("DELETE FROM payout_holds WHERE period = %s", (period,))
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s)",
-                        [(period, h.payee_id, h.currency, h.amount, h.reason, back) for h in holds])
-    audit(conn, actor, "payout.holds", period, {
-        "returned_period": back,
-        "payees": {h.payee_id: {"amount": h.amount, "currency": h.currency, "reason": h.reason} for h in holds},
-        "released": sorted(p for p, _ in stored.keys() - wanted.keys()), **_as_given(given),
-    })
+        cur.executemany(
+            "INSERT INTO payout_holds VALUES (%s, %s, %s, %s, %s, %s)",
+            [(period, h.payee_id, h.currency, h.amount, h.reason, back) for h in holds],
+        )
+    audit(
+        conn,
+        actor,
+        "payout.holds",
+        period,
+        {
+            "returned_period": back,
+            "payees": {h.payee_id: {"amount": h.amount, "currency": h.currency, "reason": h.reason} for h in holds},
+            "released": sorted(p for p, _ in stored.keys() - wanted.keys()),
+            **_as_given(given),
+        },
+    )
 
 
 def batch_row(conn: psycopg.Connection, batch_id: str) -> dict:
-    keys = ("batch_id", "period", "currency", "total", "line_count", "status", "created_by", "created_at", "exported_at", "execution_date")
+    keys = (
+        "batch_id",
+        "period",
+        "currency",
+        "total",
+        "line_count",
+        "status",
+        "created_by",
+        "created_at",
+        "exported_at",
+        "execution_date",
+    )
     row = conn.execute(f"SELECT {', '.join(keys)} FROM payout_batches WHERE batch_id = %s", (batch_id,)).fetchone()
     if row is None:
         raise BatchError(f"no payout batch {batch_id!r}: list them with `mm payouts list`")
@@ -187,8 +242,13 @@ def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: Pa
         raise BatchError(f"{approver} created batch {batch_id} and cannot approve it: another Finance approver must")
     needed = 2 if batch["total"] > settings.dual_approval_above else 1
     earlier = [a for (a,) in conn.execute("SELECT approver FROM payout_approvals WHERE batch_id = %s", (batch_id,))]
-    if any(same_person(approver, a) for a in earlier) or not conn.execute(
-            "INSERT INTO payout_approvals (batch_id, approver) VALUES (%s, %s) ON CONFLICT DO NOTHING", (batch_id, approver)).rowcount:
+    if (
+        any(same_person(approver, a) for a in earlier)
+        or not conn.execute(
+            "INSERT INTO payout_approvals (batch_id, approver) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (batch_id, approver),
+        ).rowcount
+    ):
         raise BatchError(f"{approver} already approved batch {batch_id}: a second approval must come from someone else")
     audit(conn, approver, "payout.approval", batch_id, {"total": batch["total"], "needed": needed, **_as_given(given)})
     count = conn.execute("SELECT count(*) FROM payout_approvals WHERE batch_id = %s", (batch_id,)).fetchone()[0]
@@ -205,13 +265,21 @@ def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> 
     given, actor = actor, _actor(actor)
     batch = batch_row(conn, batch_id)
     if batch["status"] not in ("draft", "approved"):
-        raise BatchError(f"batch {batch_id} is {batch['status']}: only a draft or approved batch can be cancelled; "
-                         "an exported one is settled by Finance's confirmation (failed lines return to the balance)")
+        raise BatchError(
+            f"batch {batch_id} is {batch['status']}: only a draft or approved batch can be cancelled; "
+            "an exported one is settled by Finance's confirmation (failed lines return to the balance)"
+        )
     if not reason.strip():
         raise BatchError("say why the batch is cancelled (--reason): it goes into the audit log")
     conn.execute("UPDATE payout_batches SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
     conn.execute("UPDATE payout_lines SET status = 'cancelled' WHERE batch_id = %s", (batch_id,))
-    audit(conn, actor, "payout.batch_cancelled", batch_id, {"reason": reason, "was": batch["status"], "total": batch["total"], **_as_given(given)})
+    audit(
+        conn,
+        actor,
+        "payout.batch_cancelled",
+        batch_id,
+        {"reason": reason, "was": batch["status"], "total": batch["total"], **_as_given(given)},
+    )
 
 
 def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.PayoutLine]:
@@ -221,8 +289,12 @@ def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.Payout
            WHERE l.batch_id = %s ORDER BY l.line_id""",
         (batch_id,),
     ).fetchall()
-    return [payouts.PayoutLine(lid, pid, name, iban, bic or None, Decimal(amount).quantize(CENT), cur, f"Royalties {period} {pid}")
-            for lid, pid, name, iban, bic, amount, cur, period in rows]
+    return [
+        payouts.PayoutLine(
+            lid, pid, name, iban, bic or None, Decimal(amount).quantize(CENT), cur, f"Royalties {period} {pid}"
+        )
+        for lid, pid, name, iban, bic, amount, cur, period in rows
+    ]
 
 
 def execution_date(batch: dict, settings: PayoutSettings, today: date) -> date | None:
@@ -238,26 +310,42 @@ def export_files(batch: dict, lines: list[payouts.PayoutLine], settings: PayoutS
     if batch["currency"] == "EUR":  # SEPA credit transfers are EUR only; other currencies are paid from the CSV
         debtor = settings.debtor
         if debtor is None:
-            raise BatchError("MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from "
-                             "(MM_PAYOUT_DEBTOR_NAME and MM_PAYOUT_DEBTOR_BIC name its holder and bank)")
+            raise BatchError(
+                "MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from "
+                "(MM_PAYOUT_DEBTOR_NAME and MM_PAYOUT_DEBTOR_BIC name its holder and bank)"
+            )
         if problem := payouts.iban_problem(debtor.iban):
-            raise BatchError(f"MM_PAYOUT_DEBTOR_IBAN: {problem.split('; ')[0]}; set it to the IBAN of the account payouts are paid from")
+            raise BatchError(
+                f"MM_PAYOUT_DEBTOR_IBAN: {problem.split('; ')[0]}; "
+                "set it to the IBAN of the account payouts are paid from"
+            )
         files[payouts.PAIN001_NAME] = payouts.pain001_xml(
-            batch["batch_id"], debtor, lines,
+            batch["batch_id"],
+            debtor,
+            lines,
             execution_date=batch["execution_date"],
-            created_at=batch["created_at"].astimezone(timezone.utc).replace(microsecond=0),
+            created_at=batch["created_at"].astimezone(UTC).replace(microsecond=0),
         )
     return files
 
 
 def signing_key(settings: PayoutSettings):
     if not settings.signing_key:
-        raise BatchError("MM_PAYOUT_SIGNING_KEY is not set: create a key pair with `mm payouts keygen` and set it (Vault/KMS in production)")
+        raise BatchError(
+            "MM_PAYOUT_SIGNING_KEY is not set: "
+            "create a key pair with `mm payouts keygen` and set it (Vault/KMS in production)"
+        )
     return payouts.load_signing_key(settings.signing_key)
 
 
-def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor: str, settings: PayoutSettings,
-           today: date | None = None) -> list[str]:
+def export(
+    conn: psycopg.Connection,
+    objects: ObjectStore,
+    batch_id: str,
+    actor: str,
+    settings: PayoutSettings,
+    today: date | None = None,
+) -> list[str]:
     """Write the files, the manifest and its signature under finance/payouts/<batch>/; returns the keys.
     `today` (UTC by default) bounds the execution date of a first export."""
     given, actor = actor, _actor(actor)
@@ -266,10 +354,15 @@ def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor:
         raise BatchError(f"batch {batch_id} is {batch['status']}: it needs its approvals before export")
     key = signing_key(settings)
     lines = payout_lines(conn, batch_id)
-    batch["execution_date"] = execution_date(batch, settings, today or datetime.now(timezone.utc).date())
+    batch["execution_date"] = execution_date(batch, settings, today or datetime.now(UTC).date())
     files = export_files(batch, lines, settings)
-    meta = {"period": batch["period"], "currency": batch["currency"], "total": str(batch["total"]),
-            "lines": str(batch["line_count"]), "public_key": payouts.public_key_text(key)}
+    meta = {
+        "period": batch["period"],
+        "currency": batch["currency"],
+        "total": str(batch["total"]),
+        "lines": str(batch["line_count"]),
+        "public_key": payouts.public_key_text(key),
+    }
     manifest = payouts.manifest(batch_id, files, meta)
     files[payouts.MANIFEST_NAME] = manifest
     files[payouts.SIGNATURE_NAME] = payouts.sign_manifest(manifest, key)
@@ -279,10 +372,23 @@ def export(conn: psycopg.Connection, objects: ObjectStore, batch_id: str, actor:
         objects.put_bytes(keys[-1], data)
     digest = hashlib.sha256(manifest).hexdigest()
     if batch["status"] == "approved":
-        conn.execute("UPDATE payout_batches SET status = 'exported', exported_at = now(), manifest_sha256 = %s, execution_date = %s "
-                     "WHERE batch_id = %s", (digest, batch["execution_date"], batch_id))
-    audit(conn, actor, "payout.export", batch_id, {"manifest_sha256": digest, "files": sorted(files),
-                                                   "execution_date": batch["execution_date"], **_as_given(given)})
+        conn.execute(
+            "UPDATE payout_batches SET status = 'exported', exported_at = now(), manifest_sha256 = %s, "
+            "execution_date = %s WHERE batch_id = %s",
+            (digest, batch["execution_date"], batch_id),
+        )
+    audit(
+        conn,
+        actor,
+        "payout.export",
+        batch_id,
+        {
+            "manifest_sha256": digest,
+            "files": sorted(files),
+            "execution_date": batch["execution_date"],
+            **_as_given(given),
+        },
+    )
     return keys
 
 
@@ -291,9 +397,15 @@ def verify(objects: ObjectStore, batch_id: str, verify_key: str) -> list[str]:
     names = [k.removeprefix(prefix) for k in objects.list_keys(prefix)]
     if payouts.MANIFEST_NAME not in names or payouts.SIGNATURE_NAME not in names:
         return [f"{prefix}: no signed manifest (was batch {batch_id} exported?)"]
-    files = {n: objects.get_bytes(prefix + n) for n in names if n not in (payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME)}
-    return payouts.verify_export(files, objects.get_bytes(prefix + payouts.MANIFEST_NAME), objects.get_bytes(prefix + payouts.SIGNATURE_NAME),
-                                 payouts.load_verify_key(verify_key))
+    files = {
+        n: objects.get_bytes(prefix + n) for n in names if n not in (payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME)
+    }
+    return payouts.verify_export(
+        files,
+        objects.get_bytes(prefix + payouts.MANIFEST_NAME),
+        objects.get_bytes(prefix + payouts.SIGNATURE_NAME),
+        payouts.load_verify_key(verify_key),
+    )
 
 
 def returned_period(conn: psycopg.Connection, period: str) -> str:
@@ -317,7 +429,10 @@ def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, acto
     batch = batch_row(conn, bid)
     if batch["status"] not in ("exported", "confirmed"):
         raise BatchError(f"{file_key}: batch {bid} is {batch['status']}, confirmations apply to exported batches")
-    known = {lid: status for lid, status in conn.execute("SELECT line_id, status FROM payout_lines WHERE batch_id = %s", (bid,))}
+    known = {
+        lid: status
+        for lid, status in conn.execute("SELECT line_id, status FROM payout_lines WHERE batch_id = %s", (bid,))
+    }
     back = returned_period(conn, batch["period"])
     posted = {"paid": 0, "failed": 0}
     for c in confirmations:
@@ -325,19 +440,31 @@ def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, acto
             raise BatchError(f"{file_key}: line {c.line_id!r} is not in batch {bid}")
         if known[c.line_id] != "pending":
             if known[c.line_id] != c.status:
-                raise BatchError(f"{file_key}: line {c.line_id} was already confirmed {known[c.line_id]}, not {c.status}")
+                raise BatchError(
+                    f"{file_key}: line {c.line_id} was already confirmed {known[c.line_id]}, not {c.status}"
+                )
             continue
         conn.execute(
-            "UPDATE payout_lines SET status = %s, paid_on = %s, reason = %s, returned_period = %s WHERE line_id = %s AND batch_id = %s",
+            "UPDATE payout_lines SET status = %s, paid_on = %s, reason = %s, returned_period = %s "
+            "WHERE line_id = %s AND batch_id = %s",
             (c.status, c.paid_on, c.reason, back if c.status == "failed" else None, c.line_id, bid),
         )
         posted[c.status] += 1
-    conn.execute("INSERT INTO payout_confirmations VALUES (%s, %s, %s, %s)", (file_key, bid, digest, len(confirmations)))
-    pending = conn.execute("SELECT count(*) FROM payout_lines WHERE batch_id = %s AND status = 'pending'", (bid,)).fetchone()[0]
+    conn.execute(
+        "INSERT INTO payout_confirmations VALUES (%s, %s, %s, %s)", (file_key, bid, digest, len(confirmations))
+    )
+    pending = conn.execute(
+        "SELECT count(*) FROM payout_lines WHERE batch_id = %s AND status = 'pending'", (bid,)
+    ).fetchone()[0]
     if pending == 0:
         conn.execute("UPDATE payout_batches SET status = 'confirmed' WHERE batch_id = %s", (bid,))
-    audit(conn, actor, "payout.confirmation", bid, {"file": file_key, "sha256": digest, **posted, "pending": pending, "returned_period": back,
-                                                    **_as_given(given)})
+    audit(
+        conn,
+        actor,
+        "payout.confirmation",
+        bid,
+        {"file": file_key, "sha256": digest, **posted, "pending": pending, "returned_period": back, **_as_given(given)},
+    )
     return {"batch_id": bid, **posted, "pending": pending, "already": False}
 
 

@@ -7,21 +7,24 @@ the field, because a contract typo is a payment dispute later. docs/royalties.md
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.royalties.payouts import iban_problem
+from mm_pipelines.validation import Problem, Record, first_problem, invalid
 
 KYC_STATUSES = ("verified", "pending", "rejected")
 PAYOUT_METHODS = ("sepa", "manual")
@@ -30,23 +33,6 @@ RATE_BASES = ("flat", "units", "revenue", "date")
 LICENSE_ACTIONS = ("takedown", "renew")
 HUNDRED = Decimal(100)
 WORLDWIDE = "WW"
-
-# Every key each mapping of the catalog may have, in the order docs/royalties.md lists them.
-ROOT_KEYS = ("creators", "contracts", "licenses")
-CREATOR_KEYS = ("id", "name", "payees")
-PAYEE_KEYS = ("id", "name", "kyc", "payout", "threshold", "withholding_percent")
-KYC_KEYS = ("status", "evidence")
-PAYOUT_KEYS = ("method", "currency", "iban", "bic")
-CONTRACT_KEYS = ("reference", "creator", "currency", "effective_from", "expires_on", "territories", "payees",
-                 "cross_collateralized", "advances", "minimum_guarantees", "reserve", "rules")
-SPLIT_KEYS = ("payee", "share")
-ADVANCE_KEYS = ("payee", "amount", "paid_on")
-GUARANTEE_KEYS = ("payee", "amount_per_period")
-RESERVE_KEYS = ("percent", "release_after", "installments")
-RULE_KEYS = ("id", "sku", "asset", "base", "attribution_model", "rate_percent", "tiers", "deduction_per_unit", "payees")
-TIERS_KEYS = ("by", "steps")
-STEP_KEYS = ("from", "rate_percent")
-LICENSE_KEYS = ("asset", "licensor", "expires_on", "on_expiry")
 
 
 class CatalogError(ValueError):
@@ -202,6 +188,349 @@ def contract_from_document(doc: dict) -> Contract:
     return Contract(**d)
 
 
+# --- the file's entries: pydantic models, one per kind of mapping ----------------------------------------------
+# Every scalar reaches them as the text written (no float ever comes out of a money field); each validator
+# raises the message the user reads, and parse_catalog adds the file and the line.
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise invalid("is required")
+    if not isinstance(value, str):
+        raise invalid("must be a text value")
+    return value.strip()
+
+
+def _choice(choices: tuple[str, ...]) -> BeforeValidator:
+    def check(value: Any) -> str:
+        text = _text(value)
+        if value not in choices:
+            raise invalid(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return BeforeValidator(check)
+
+
+def _number(raw: Any, low: Decimal | None = None, high: Decimal | None = None) -> Decimal:
+    if raw is None:
+        raise invalid("is required")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise invalid(f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise invalid(f"{raw!r} is not a finite number")
+    if low is not None and value < low or high is not None and value > high:
+        raise invalid(f"{value} is outside {low if low is not None else '-inf'}–{high if high is not None else 'inf'}")
+    return value
+
+
+def _day(raw: Any) -> date:
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise invalid(f"{raw!r} is not a date YYYY-MM-DD") from None
+
+
+def _currency(value: Any) -> str:
+    text = _text(value)
+    if text not in CURRENCIES:
+        raise invalid(f"{text!r} is not an ISO 4217 currency code we accept")
+    return text
+
+
+def _whole(raw: Any) -> int:
+    if not str(raw).isdecimal() or int(str(raw)) < 1:
+        raise invalid(f"{str(raw)!r} must be a whole number >= 1")
+    return int(str(raw))
+
+
+def _mappings(value: Any) -> list:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise invalid("must be a list of mappings")
+    return value
+
+
+def _some_mappings(value: Any) -> list:
+    if not _mappings(value):
+        raise invalid("must have at least one entry")
+    return value
+
+
+def _territories(value: Any) -> tuple[str, ...]:
+    codes = value if isinstance(value, list) else []
+    if not codes or not all(isinstance(t, str) and re.fullmatch(r"[A-Z]{2}", t) for t in codes):
+        raise invalid("must list ISO 3166 country codes (two capital letters) or WW for worldwide")
+    return tuple(sorted(value))
+
+
+def _percent(raw: Any) -> Decimal:
+    return _number(raw, Decimal(0), HUNDRED) / HUNDRED
+
+
+def _optional(check):
+    """`check` for a key that may be left out (None when it is)."""
+    return lambda value: None if value is None else check(value)
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Day = Annotated[date, BeforeValidator(_day)]
+Currency = Annotated[str, BeforeValidator(_currency)]
+Amount = Annotated[Decimal, BeforeValidator(lambda raw: _number(raw, low=Decimal(0)))]
+Percent = Annotated[Decimal, BeforeValidator(_percent)]  # as a fraction 0..1
+Whole = Annotated[int, BeforeValidator(_whole)]
+Mappings = BeforeValidator(_mappings)
+SomeMappings = BeforeValidator(_some_mappings)
+
+
+class KycEntry(Record):
+    status: Annotated[str, _choice(KYC_STATUSES)]
+    evidence: Text
+
+
+class PayoutEntry(Record):
+    method: Annotated[str, _choice(PAYOUT_METHODS)] = "sepa"
+    currency: Currency
+    iban: Annotated[str, BeforeValidator(lambda raw: str(raw or "").replace(" ", "").upper())] = ""
+    bic: Annotated[str, BeforeValidator(lambda raw: str(raw or ""))] = ""
+
+    @model_validator(mode="after")
+    def _bank_details(self) -> PayoutEntry:
+        problem = iban_problem(self.iban) if self.method == "sepa" else None
+        if problem:
+            raise invalid(problem, "iban")
+        return self
+
+
+def _required_mapping(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise invalid("is required (a mapping)")
+    return value
+
+
+class PayeeEntry(Record):
+    id: Text
+    name: Text
+    kyc: Annotated[KycEntry, BeforeValidator(_required_mapping)] = Field(default=None, validate_default=True)
+    payout: Annotated[PayoutEntry, BeforeValidator(_required_mapping)] = Field(default=None, validate_default=True)
+    threshold: Amount = Decimal(0)
+    withholding_percent: Percent = Decimal(0)
+
+    def payee(self, creator_id: str) -> Payee:
+        kyc, payout = self.kyc, self.payout
+        return Payee(self.id, creator_id, self.name, kyc.status, kyc.evidence, payout.method, payout.currency,
+                     payout.iban, payout.bic, self.threshold, self.withholding_percent)
+
+
+class CreatorEntry(Record):
+    id: Text
+    name: Text
+    payees: Annotated[list[PayeeEntry], SomeMappings] = Field(default=[], validate_default=True)
+
+
+class SplitEntry(Record):
+    payee: Text
+    share: Annotated[Decimal, BeforeValidator(lambda raw: _number(raw, Decimal(0), HUNDRED))]
+
+    @field_validator("share")
+    @classmethod
+    def _above_zero(cls, share: Decimal) -> Decimal:
+        if share == 0:
+            raise invalid("must be above 0 (leave the payee out instead)")
+        return share
+
+
+def _split(entries: list[SplitEntry]) -> tuple[Split, ...]:
+    """A split's shares as fractions, by payee; they sum to exactly 100% and name each payee once."""
+    if entries:
+        total = sum(s.share for s in entries)
+        if total != HUNDRED:
+            raise invalid(f"shares sum to {total.normalize():f}%, they must sum to exactly 100%")
+        if len({s.payee for s in entries}) != len(entries):
+            raise invalid("a payee appears twice")
+    return tuple(sorted((Split(s.payee, s.share / HUNDRED) for s in entries), key=lambda s: s.payee_id))
+
+
+class StepEntry(Record):
+    start: Any = Field(alias="from")  # units, money or a date: the tiers' `by` says which
+    rate_percent: Percent
+
+
+class TiersEntry(Record):
+    by: Annotated[str, _choice(RATE_BASES[1:])]
+    steps: Annotated[list[StepEntry], SomeMappings] = Field(default=[], validate_default=True)
+
+    def tiers(self) -> tuple[Tier, ...]:
+        out = []
+        for n, step in enumerate(self.steps):
+            try:
+                if self.by == "date":
+                    start = Decimal((_day(step.start) - date(1970, 1, 1)).days)
+                else:
+                    start = _number(step.start, low=Decimal(0))
+            except PydanticCustomError as e:
+                raise invalid(e.context["message"], "from", ("steps", n)) from None
+            out.append(Tier(start, step.rate_percent))
+        if out[0].start != 0 and self.by != "date":
+            raise invalid("the first step must start at 0", "from", ("steps", 0))
+        if any(b.start <= a.start for a, b in zip(out, out[1:])):
+            raise invalid("steps must start at strictly increasing values", "steps")
+        return tuple(out)
+
+
+class RuleEntry(Record):
+    id: Text
+    sku: Annotated[str | None, BeforeValidator(_optional(_text))] = None
+    asset: Annotated[str | None, BeforeValidator(_optional(_text))] = None
+    base: Annotated[str | None, BeforeValidator(_optional(_choice(BASES).func))] = None
+    attribution_model: Any = None
+    rate_percent: Annotated[Decimal | None, BeforeValidator(_optional(_percent))] = None
+    tiers: Any = None
+    deduction_per_unit: Amount = Decimal(0)
+    payees: Annotated[list[SplitEntry], Mappings] = []
+
+    def rule(self, contract_splits: tuple[Split, ...]) -> Rule:
+        """The rule as the ledger computes it: a rule without its own split takes the contract's."""
+        if (self.sku is None) == (self.asset is None):
+            raise invalid("a rule needs exactly one of sku or asset", "sku")
+        kind = "sku" if self.sku is not None else "asset"
+        base = self.base or ("net_sales" if kind == "sku" else "attributed_revenue")
+        if base == "net_sales" and kind != "sku":
+            raise invalid("net_sales needs a sku (use attributed_revenue for an asset)", "base")
+        if base == "attributed_revenue" and kind != "asset":
+            raise invalid("attributed_revenue needs an asset", "base")
+        try:
+            splits = _split(self.payees) or contract_splits
+        except PydanticCustomError as e:
+            raise invalid(e.context["message"], "payees") from None
+        if not splits:
+            raise invalid("no payees: give payees with shares on the contract or the rule", "payees")
+        model = ""
+        if base == "attributed_revenue":
+            from mm_pipelines.attribution.config import MODELS
+
+            try:
+                model = _text("linear" if self.attribution_model is None else self.attribution_model)
+            except PydanticCustomError as e:
+                raise invalid(e.context["message"], "attribution_model") from None
+            if model not in MODELS:
+                raise invalid(f"{model!r} is not one of {', '.join(MODELS)}", "attribution_model")
+        tiers, basis = self._tiers()
+        if base == "attributed_revenue" and (basis == "units" or self.deduction_per_unit):
+            raise invalid("attributed revenue has no units: use revenue tiers and no per-unit deduction",
+                          "tiers" if basis == "units" else "deduction_per_unit")
+        target = self.sku if kind == "sku" else self.asset
+        return Rule(self.id, kind, target, base, model, basis, tiers, self.deduction_per_unit, splits)
+
+    def _tiers(self) -> tuple[tuple[Tier, ...], str]:
+        if self.rate_percent is not None:
+            return (Tier(Decimal(0), self.rate_percent),), "flat"
+        if not isinstance(self.tiers, dict):
+            raise invalid("is required (or tiers: {by: units|revenue|date, steps: [...]})", "rate_percent")
+        tiers = _in(("tiers",), TiersEntry.model_validate, self.tiers)  # validated only when it is used
+        return _in(("tiers",), tiers.tiers), tiers.by
+
+
+class AdvanceEntry(Record):
+    payee: Text
+    amount: Amount
+    paid_on: Day
+
+
+class GuaranteeEntry(Record):
+    payee: Text
+    amount_per_period: Amount
+
+
+class ReserveEntry(Record):
+    percent: Percent = Decimal(0)
+    release_after: Whole = 1
+    installments: Whole = 1
+
+
+def _reserve(value: Any) -> Any:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("must be a mapping with percent, release_after and installments")
+    return value
+
+
+class ContractEntry(Record):
+    reference: Text
+    creator: Text
+    currency: Currency
+    effective_from: Day
+    expires_on: Day
+    territories: Annotated[tuple[str, ...], BeforeValidator(_territories)] = (WORLDWIDE,)
+    payees: Annotated[list[SplitEntry], Mappings] = []
+    cross_collateralized: Annotated[bool, BeforeValidator(lambda raw: str(raw).lower() in ("true", "yes", "1"))] = False
+    advances: Annotated[list[AdvanceEntry], Mappings] = []
+    minimum_guarantees: Annotated[list[GuaranteeEntry], Mappings] = []
+    reserve: Annotated[ReserveEntry, BeforeValidator(_reserve)] = ReserveEntry()
+    rules: Annotated[list[RuleEntry], SomeMappings] = Field(default=[], validate_default=True)
+
+    def contract(self) -> Contract:
+        if self.expires_on < self.effective_from:
+            raise invalid(f"{self.expires_on} is before effective_from {self.effective_from}", "expires_on")
+        try:
+            splits = _split(self.payees)
+        except PydanticCustomError as e:
+            raise invalid(e.context["message"], "payees") from None
+        rules, seen = [], set()
+        for n, entry in enumerate(self.rules):
+            rules.append(_in(("rules", n), entry.rule, splits))
+            if entry.id in seen:
+                raise invalid(f"rule {entry.id!r} appears twice in the contract", "id", ("rules", n))
+            seen.add(entry.id)
+        payee_ids = {s.payee_id for s in splits} | {s.payee_id for rule in rules for s in rule.splits}
+        for key, entries in (("minimum_guarantees", self.minimum_guarantees), ("advances", self.advances)):
+            for n, entry in enumerate(entries):
+                if entry.payee not in payee_ids:
+                    allowed = ", ".join(sorted(payee_ids))
+                    raise invalid(f"{entry.payee!r} is not one of the contract's payees ({allowed})", "payee", (key, n))
+        return Contract(
+            reference=self.reference, creator_id=self.creator, currency=self.currency,
+            effective_from=self.effective_from, effective_to=self.expires_on, territories=self.territories,
+            cross_collateralized=self.cross_collateralized,
+            minimum_guarantees=tuple((g.payee, g.amount_per_period) for g in self.minimum_guarantees),
+            advances=tuple(Advance(a.payee, a.amount, a.paid_on) for a in self.advances),
+            reserve_rate=self.reserve.percent, reserve_release_after=self.reserve.release_after,
+            reserve_installments=self.reserve.installments, rules=tuple(rules),
+        )
+
+
+class LicenseEntry(Record):
+    asset: Text
+    licensor: Text
+    expires_on: Day
+    on_expiry: Annotated[str, _choice(LICENSE_ACTIONS)] = "takedown"
+
+
+class CatalogEntry(Record):
+    creators: Annotated[list[CreatorEntry], Mappings] = []
+    contracts: Annotated[list[ContractEntry], Mappings] = []
+    licenses: Annotated[list[LicenseEntry], Mappings] = []
+
+
+class _Misplaced(Exception):
+    """A Problem found while building the domain objects from the entries (a contract's rules, a rule's tiers)."""
+
+
+def _in(at: tuple, build, *args):
+    """Call `build`; a problem raised inside it is placed at `at` (relative to the caller's mapping)."""
+    try:
+        return build(*args)
+    except PydanticCustomError as e:
+        ctx = e.context or {}
+        raise _Misplaced(Problem(at + tuple(ctx.get("at") or ()), ctx.get("field") or "", ctx["message"])) from None
+    except ValidationError as e:
+        problem = first_problem(e)
+        raise _Misplaced(dataclasses.replace(problem, loc=at + problem.loc)) from None
+    except _Misplaced as e:
+        raise _Misplaced(dataclasses.replace(e.args[0], loc=at + e.args[0].loc)) from None
+
+
 # --- parsing with line numbers -------------------------------------------------------------------------
 
 
@@ -224,9 +553,7 @@ class _RepeatedKey(Exception):
 
 def _build(node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
-        out = _Node()
-        out.line = node.start_mark.line + 1
-        out.lines = {}
+        out = _empty(node.start_mark.line + 1)
         for k, v in node.value:
             if k.value in out.lines:
                 raise _RepeatedKey(k.start_mark.line + 1, k.value, out.lines[k.value])
@@ -238,87 +565,61 @@ def _build(node: yaml.Node) -> Any:
     return node.value  # every scalar as written: no float ever comes out of a money field
 
 
-class _Reader:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def error(self, node: _Node, key: str, message: str) -> CatalogError:
-        line = node.lines.get(key, node.line) if isinstance(node, _Node) else 0
-        return CatalogError(f"{self.path}:{line}: {key}: {message}")
-
-    def known(self, node: _Node, allowed: tuple[str, ...], where: str) -> _Node:
-        """Reject keys the format does not have: a misspelt optional key would silently take its default."""
-        for key in node:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(allowed)}"
-                raise CatalogError(f"{self.path}:{node.lines[key]}: unknown key {key!r} in {where}: {hint}")
-        return node
-
-    def text(self, node: _Node, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
-        value = node.get(key, default)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise self.error(node, key, "is required")
-        if not isinstance(value, str):
-            raise self.error(node, key, "must be a text value")
-        if choices and value not in choices:
-            raise self.error(node, key, f"{value!r} is not one of {', '.join(choices)}")
-        return value.strip()
-
-    def decimal(self, node: _Node, key: str, default: str | None = None, low: Decimal | None = None, high: Decimal | None = None) -> Decimal:
-        raw = node.get(key, default)
-        if raw is None:
-            raise self.error(node, key, "is required")
+def _mapping_at(root: _Node, loc: tuple) -> _Node:
+    """The innermost mapping of the file on the way down `loc` (keys and list positions)."""
+    node, mapping = root, root
+    for part in loc:
         try:
-            value = Decimal(str(raw))
-        except InvalidOperation:
-            raise self.error(node, key, f"{raw!r} is not a number") from None
-        if not value.is_finite():
-            raise self.error(node, key, f"{raw!r} is not a finite number")
-        if low is not None and value < low or high is not None and value > high:
-            raise self.error(node, key, f"{value} is outside {low if low is not None else '-inf'}–{high if high is not None else 'inf'}")
-        return value
-
-    def percent(self, node: _Node, key: str, default: str | None = None) -> Decimal:
-        return self.decimal(node, key, default, Decimal(0), HUNDRED) / HUNDRED
-
-    def day(self, node: _Node, key: str) -> date:
-        raw = node.get(key)
-        try:
-            return date.fromisoformat(str(raw))
-        except ValueError:
-            raise self.error(node, key, f"{raw!r} is not a date YYYY-MM-DD") from None
-
-    def currency(self, node: _Node, key: str) -> str:
-        value = self.text(node, key)
-        if value not in CURRENCIES:
-            raise self.error(node, key, f"{value!r} is not an ISO 4217 currency code we accept")
-        return value
-
-    def whole(self, node: _Node, key: str, default: str, low: int) -> int:
-        raw = str(node.get(key, default))
-        if not raw.isdecimal() or int(raw) < low:
-            raise self.error(node, key, f"{raw!r} must be a whole number >= {low}")
-        return int(raw)
-
-    def items(self, node: _Node, key: str, required: bool = False) -> list[_Node]:
-        value = node.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, _Node) for v in value):
-            raise self.error(node, key, "must be a list of mappings")
-        if required and not value:
-            raise self.error(node, key, "must have at least one entry")
-        return value
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, _Node):
+            mapping = node
+    return mapping
 
 
-def _label(kind: str, node: _Node, key: str, number: int) -> str:
-    """How an error names a mapping: by its id when it has one, else by its position (1-based)."""
-    value = node.get(key)
-    return f"{kind} {value.strip()}" if isinstance(value, str) and value.strip() else f"{kind} {number}"
+def _where(root: _Node, loc: tuple) -> str:
+    """How an unknown-key message names the mapping at `loc`: by its id when it has one, else its position."""
+    def named(kind: str, node: Any, key: str, n: int) -> str:
+        value = node.get(key) if isinstance(node, dict) else None
+        return f"{kind} {value.strip()}" if isinstance(value, str) and value.strip() else f"{kind} {n}"
+
+    where, node, parents = "the catalog", root, []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        child = node.get(part) if isinstance(node, dict) else None
+        n = loc[i + 1] if i + 1 < len(loc) and isinstance(loc[i + 1], int) else None
+        item = child[n] if n is not None and isinstance(child, list) and n < len(child) else child
+        if part == "creators":
+            where = named("creator", item, "id", n + 1)
+        elif part == "payees" and parents[-1:] == ["creators"]:
+            where = named("payee", item, "id", n + 1)
+        elif part == "payees":
+            where = f"split {n + 1} of {where}"
+        elif part == "contracts":
+            where = named("contract", item, "reference", n + 1)
+        elif part == "rules":
+            where = f"{named('rule', item, 'id', n + 1)} of {where}"
+        elif part == "advances":
+            where = f"advance {n + 1} of {where}"
+        elif part == "minimum_guarantees":
+            where = f"minimum guarantee {n + 1} of {where}"
+        elif part == "steps":
+            where = f"step {n + 1} of {where.removeprefix('tiers of ')}"
+        elif part == "licenses":
+            asset = item.get("asset") if isinstance(item, dict) else None
+            where = f"license {n + 1} ({asset})" if isinstance(asset, str) else f"license {n + 1}"
+        else:  # kyc, payout, reserve, tiers
+            where = f"{part} of {where}"
+        parents.append(part)
+        node = item
+    return where
 
 
 def parse_catalog(path: Path, text: str) -> Catalog:
     try:
-        root = _build(yaml.compose(text)) if text.strip() else _Node()
+        root = _build(yaml.compose(text)) if text.strip() else _empty(0)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise CatalogError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(e, 'problem', e)}") from None
@@ -327,173 +628,39 @@ def parse_catalog(path: Path, text: str) -> Catalog:
         raise CatalogError(f"{path}:{line}: {key}: appears twice in one mapping (first on line {first}): keep one") from None
     if not isinstance(root, _Node):
         raise CatalogError(f"{path}:1: the catalog must be a mapping with creators, contracts and licenses")
-    r = _Reader(path)
-    r.known(root, ROOT_KEYS, "the catalog")
-    catalog = Catalog()
-    for n, c in enumerate(r.items(root, "creators"), 1):
-        r.known(c, CREATOR_KEYS, _label("creator", c, "id", n))
-        creator = Creator(r.text(c, "id"), r.text(c, "name"))
-        catalog.creators.append(creator)
-        for m, p in enumerate(r.items(c, "payees", required=True), 1):
-            catalog.payees.append(_payee(r, p, creator.creator_id, _label("payee", p, "id", m)))
-    for n, c in enumerate(r.items(root, "contracts"), 1):
-        catalog.contracts.append(_contract(r, c, _label("contract", c, "reference", n)))
-    for n, lic in enumerate(r.items(root, "licenses"), 1):
-        asset = lic.get("asset")
-        r.known(lic, LICENSE_KEYS, f"license {n} ({asset})" if isinstance(asset, str) else f"license {n}")
-        catalog.licenses.append(
-            License(r.text(lic, "asset"), r.text(lic, "licensor"), r.day(lic, "expires_on"), r.text(lic, "on_expiry", "takedown", LICENSE_ACTIONS))
+    try:
+        entry = CatalogEntry.model_validate(root)
+        catalog = Catalog(
+            creators=[Creator(c.id, c.name) for c in entry.creators],
+            payees=[p.payee(c.id) for c in entry.creators for p in c.payees],
+            contracts=[_in(("contracts", n), c.contract) for n, c in enumerate(entry.contracts)],
+            licenses=[License(lic.asset, lic.licensor, lic.expires_on, lic.on_expiry) for lic in entry.licenses],
         )
-    _check_references(r, root, catalog)
+    except ValidationError as e:
+        raise _catalog_error(path, root, first_problem(e)) from None
+    except _Misplaced as e:
+        raise _catalog_error(path, root, e.args[0]) from None
+    _check_references(_Reader(path), root, catalog)
     return catalog
 
 
-def _payee(r: _Reader, p: _Node, creator_id: str, where: str) -> Payee:
-    r.known(p, PAYEE_KEYS, where)
-    kyc = p.get("kyc")
-    payout = p.get("payout")
-    for key, value, allowed in (("kyc", kyc, KYC_KEYS), ("payout", payout, PAYOUT_KEYS)):
-        if not isinstance(value, _Node):
-            raise r.error(p, key, "is required (a mapping)")
-        r.known(value, allowed, f"{key} of {where}")
-    method = r.text(payout, "method", "sepa", PAYOUT_METHODS)
-    iban = str(payout.get("iban") or "").replace(" ", "").upper()
-    problem = iban_problem(iban) if method == "sepa" else None
-    if problem:
-        raise r.error(payout, "iban", problem)
-    return Payee(
-        payee_id=r.text(p, "id"),
-        creator_id=creator_id,
-        name=r.text(p, "name"),
-        kyc_status=r.text(kyc, "status", None, KYC_STATUSES),
-        kyc_evidence=r.text(kyc, "evidence"),
-        payout_method=method,
-        currency=r.currency(payout, "currency"),
-        iban=iban,
-        bic=str(payout.get("bic") or ""),
-        threshold=r.decimal(p, "threshold", "0", low=Decimal(0)),
-        withholding_rate=r.percent(p, "withholding_percent", "0"),
-    )
+def _catalog_error(path: Path, root: _Node, problem: Problem) -> CatalogError:
+    mapping = _mapping_at(root, problem.loc)
+    line = mapping.lines.get(problem.field, mapping.line)
+    if problem.unknown_key:
+        return CatalogError(f"{path}:{line}: {problem.message} in {_where(root, problem.loc)}: {problem.hint}")
+    return CatalogError(f"{path}:{line}: {problem.field}: {problem.message}")
 
 
-def _contract(r: _Reader, c: _Node, where: str) -> Contract:
-    r.known(c, CONTRACT_KEYS, where)
-    effective_from, effective_to = r.day(c, "effective_from"), r.day(c, "expires_on")
-    if effective_to < effective_from:
-        raise r.error(c, "expires_on", f"{effective_to} is before effective_from {effective_from}")
-    territories = c.get("territories", [WORLDWIDE])
-    if not isinstance(territories, list) or not territories or not all(isinstance(t, str) and re.fullmatch(r"[A-Z]{2}", t) for t in territories):
-        raise r.error(c, "territories", "must list ISO 3166 country codes (two capital letters) or WW for worldwide")
-    splits = _splits(r, c, "payees", where)
-    reserve = c.get("reserve") or _empty(c.line)
-    if not isinstance(reserve, _Node):
-        raise r.error(c, "reserve", "must be a mapping with percent, release_after and installments")
-    r.known(reserve, RESERVE_KEYS, f"reserve of {where}")
-    rules = tuple(_rule(r, rule, splits, f"{_label('rule', rule, 'id', n)} of {where}") for n, rule in enumerate(r.items(c, "rules", required=True), 1))
-    seen: set[str] = set()
-    for node, rule in zip(c["rules"], rules):
-        if rule.rule_id in seen:
-            raise r.error(node, "id", f"rule {rule.rule_id!r} appears twice in the contract")
-        seen.add(rule.rule_id)
-    payee_ids = {s.payee_id for s in splits} | {s.payee_id for rule in rules for s in rule.splits}
-    guarantees = []
-    for n, g in enumerate(r.items(c, "minimum_guarantees"), 1):
-        r.known(g, GUARANTEE_KEYS, f"minimum guarantee {n} of {where}")
-        guarantees.append((_member(r, g, "payee", payee_ids), r.decimal(g, "amount_per_period", low=Decimal(0))))
-    advances = []
-    for n, a in enumerate(r.items(c, "advances"), 1):
-        r.known(a, ADVANCE_KEYS, f"advance {n} of {where}")
-        advances.append(Advance(_member(r, a, "payee", payee_ids), r.decimal(a, "amount", low=Decimal(0)), r.day(a, "paid_on")))
-    return Contract(
-        reference=r.text(c, "reference"),
-        creator_id=r.text(c, "creator"),
-        currency=r.currency(c, "currency"),
-        effective_from=effective_from,
-        effective_to=effective_to,
-        territories=tuple(sorted(territories)),
-        cross_collateralized=bool(str(c.get("cross_collateralized", "false")).lower() in ("true", "yes", "1")),
-        minimum_guarantees=tuple(guarantees),
-        advances=tuple(advances),
-        reserve_rate=r.percent(reserve, "percent", "0"),
-        reserve_release_after=r.whole(reserve, "release_after", "1", 1),
-        reserve_installments=r.whole(reserve, "installments", "1", 1),
-        rules=rules,
-    )
+class _Reader:
+    """The catalog-wide reference checks' way to point at a mapping's key."""
 
+    def __init__(self, path: Path):
+        self.path = path
 
-def _member(r: _Reader, node: _Node, key: str, allowed: set[str]) -> str:
-    value = r.text(node, key)
-    if value not in allowed:
-        raise r.error(node, key, f"{value!r} is not one of the contract's payees ({', '.join(sorted(allowed))})")
-    return value
-
-
-def _splits(r: _Reader, node: _Node, key: str, where: str) -> tuple[Split, ...]:
-    splits = []
-    for n, s in enumerate(r.items(node, key), 1):
-        r.known(s, SPLIT_KEYS, f"split {n} of {where}")
-        share = r.decimal(s, "share", low=Decimal(0), high=HUNDRED)
-        if share == 0:
-            raise r.error(s, "share", "must be above 0 (leave the payee out instead)")
-        splits.append(Split(r.text(s, "payee"), share / HUNDRED))
-    if splits:
-        total = sum(s.share for s in splits) * HUNDRED
-        if total != HUNDRED:
-            raise r.error(node, key, f"shares sum to {total.normalize():f}%, they must sum to exactly 100%")
-        if len({s.payee_id for s in splits}) != len(splits):
-            raise r.error(node, key, "a payee appears twice")
-    return tuple(sorted(splits, key=lambda s: s.payee_id))
-
-
-def _rule(r: _Reader, node: _Node, contract_splits: tuple[Split, ...], where: str) -> Rule:
-    r.known(node, RULE_KEYS, where)
-    has_sku, has_asset = "sku" in node, "asset" in node
-    if has_sku == has_asset:
-        raise r.error(node, "sku", "a rule needs exactly one of sku or asset")
-    target_kind = "sku" if has_sku else "asset"
-    base = r.text(node, "base", "net_sales" if has_sku else "attributed_revenue", BASES)
-    if base == "net_sales" and not has_sku:
-        raise r.error(node, "base", "net_sales needs a sku (use attributed_revenue for an asset)")
-    if base == "attributed_revenue" and not has_asset:
-        raise r.error(node, "base", "attributed_revenue needs an asset")
-    splits = _splits(r, node, "payees", where) or contract_splits
-    if not splits:
-        raise r.error(node, "payees", "no payees: give payees with shares on the contract or the rule")
-    model = r.text(node, "attribution_model", "linear") if base == "attributed_revenue" else ""
-    if model:
-        from mm_pipelines.attribution.config import MODELS
-
-        if model not in MODELS:
-            raise r.error(node, "attribution_model", f"{model!r} is not one of {', '.join(MODELS)}")
-    tiers, basis = _tiers(r, node, where)
-    deduction = r.decimal(node, "deduction_per_unit", "0", low=Decimal(0))
-    if base == "attributed_revenue" and (basis == "units" or deduction):
-        raise r.error(node, "tiers" if basis == "units" else "deduction_per_unit", "attributed revenue has no units: use revenue tiers and no per-unit deduction")
-    return Rule(r.text(node, "id"), target_kind, r.text(node, target_kind), base, model, basis, tiers, deduction, splits)
-
-
-def _tiers(r: _Reader, node: _Node, where: str) -> tuple[tuple[Tier, ...], str]:
-    if "rate_percent" in node:
-        return (Tier(Decimal(0), r.percent(node, "rate_percent")),), "flat"
-    tiers = node.get("tiers")
-    if not isinstance(tiers, _Node):
-        raise r.error(node, "rate_percent", "is required (or tiers: {by: units|revenue|date, steps: [...]})")
-    r.known(tiers, TIERS_KEYS, f"tiers of {where}")
-    basis = r.text(tiers, "by", None, RATE_BASES[1:])
-    steps = r.items(tiers, "steps", required=True)
-    out = []
-    for n, s in enumerate(steps, 1):
-        r.known(s, STEP_KEYS, f"step {n} of {where}")
-        if basis == "date":
-            start = Decimal((r.day(s, "from") - date(1970, 1, 1)).days)
-        else:
-            start = r.decimal(s, "from", low=Decimal(0))
-        out.append(Tier(start, r.percent(s, "rate_percent")))
-    if out[0].start != 0 and basis != "date":
-        raise r.error(steps[0], "from", "the first step must start at 0")
-    if any(b.start <= a.start for a, b in zip(out, out[1:])):
-        raise r.error(tiers, "steps", "steps must start at strictly increasing values")
-    return tuple(out), basis
+    def error(self, node: _Node, key: str, message: str) -> CatalogError:
+        line = node.lines.get(key, node.line) if isinstance(node, _Node) else 0
+        return CatalogError(f"{self.path}:{line}: {key}: {message}")
 
 
 def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
@@ -511,8 +678,8 @@ def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
                 if s.payee_id not in payees:
                     raise r.error(node, "payees", f"unknown payee {s.payee_id!r} in rule {rule.rule_id!r}")
         for s in node.get("payees", []):  # the contract's own split also names who advances and guarantees go to
-            if r.text(s, "payee") not in payees:
-                raise r.error(node, "payees", f"unknown payee {r.text(s, 'payee')!r} in the contract's payees")
+            if s["payee"].strip() not in payees:
+                raise r.error(node, "payees", f"unknown payee {s['payee'].strip()!r} in the contract's payees")
     problem = overlapping_contracts(catalog.contracts)
     if problem:
         a, b, target, payee = problem

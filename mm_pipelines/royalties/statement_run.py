@@ -29,8 +29,9 @@ from mm_pipelines.royalties.statements import (
     period_statement,
 )
 from mm_pipelines.royalties.store import period_status, stored_contracts
-from mm_pipelines.royalties.warehouse import ensure_royalty_tables, period_bounds
+from mm_pipelines.royalties.warehouse import period_bounds
 from mm_pipelines.stores.clickhouse import Session
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 DEC = pa.decimal128(38, 10)
 
@@ -104,7 +105,9 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
     paid = conn.execute("SELECT batch_id FROM payout_batches WHERE period = %s AND status <> 'cancelled' LIMIT 1", (period,)).fetchone()
     if paid:
         return PeriodResult([], f"batch {paid[0]} exists for {period}: its statements are final")
-    ensure_royalty_tables(session)
+    ensure_tables(session)
+    if not session.scalar("EXISTS TABLE marts.royalty_ledger"):
+        raise LookupError(f"marts.royalty_ledger does not exist yet: post the ledger (`mm royalties run {period}`)")
     contracts = stored_contracts(conn)
     terms = account_terms(period, contracts)
     rates = {c: Decimal(r) for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))}

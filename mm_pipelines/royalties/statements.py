@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 
-from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.royalties.money import add_months, allocate, convert, round_money, validate_period
 
 ZERO = Decimal("0.00")

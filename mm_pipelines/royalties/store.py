@@ -17,84 +17,9 @@ from psycopg.types.json import Jsonb
 
 from mm_pipelines.royalties.contracts import Catalog, CatalogError, Contract, contract_from_document, overlapping_contracts
 
-def _add_column(table: str, column: str, definition: str) -> str:
-    """Add a column to a table created before it existed; checked first, as ALTER TABLE locks the table even when
-    the column is there, and the schema is applied on every connect."""
-    return f"""DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                       WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}') THEN
-            ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition};
-        END IF;
-    END $$"""
-
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS creators (creator_id text PRIMARY KEY, name text NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS payees (
-        payee_id text PRIMARY KEY, creator_id text NOT NULL REFERENCES creators, name text NOT NULL,
-        kyc_status text NOT NULL, kyc_evidence text NOT NULL, payout_method text NOT NULL, currency text NOT NULL,
-        iban text NOT NULL, bic text NOT NULL, threshold numeric NOT NULL, withholding_rate numeric NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS contracts (
-        reference text PRIMARY KEY, creator_id text NOT NULL REFERENCES creators, version text NOT NULL,
-        document jsonb NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())""",
-    """CREATE TABLE IF NOT EXISTS contract_versions (
-        reference text NOT NULL, version text NOT NULL, document jsonb NOT NULL,
-        loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (reference, version))""",
-    """CREATE TABLE IF NOT EXISTS licenses (
-        asset_id text NOT NULL, licensor text NOT NULL, expires_on date NOT NULL, on_expiry text NOT NULL,
-        PRIMARY KEY (asset_id, licensor))""",
-    """CREATE TABLE IF NOT EXISTS license_workflows (
-        asset_id text NOT NULL, licensor text NOT NULL, expires_on date NOT NULL, action text NOT NULL,
-        requested_at timestamptz NOT NULL DEFAULT now(), run_id text NOT NULL,
-        PRIMARY KEY (asset_id, licensor, expires_on))""",
-    """CREATE TABLE IF NOT EXISTS royalty_periods (
-        period text PRIMARY KEY, status text NOT NULL DEFAULT 'open', closed_at timestamptz, closed_by text)""",
-    """CREATE TABLE IF NOT EXISTS period_fx_rates (
-        period text NOT NULL, currency text NOT NULL, rate_to_reporting numeric NOT NULL,
-        recorded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (period, currency))""",
-    # Per-payee statement totals, written with the statements: payout batches are drafted from these.
-    """CREATE TABLE IF NOT EXISTS royalty_statement_totals (
-        period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, earnings numeric NOT NULL,
-        paid numeric NOT NULL, withheld numeric NOT NULL, carried_out numeric NOT NULL, carried_reason text NOT NULL,
-        computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (period, payee_id))""",
-    # What a statement holds (KYC, no bank details) instead of paying: create_batches records it as a payout hold.
-    _add_column("royalty_statement_totals", "held", "numeric NOT NULL DEFAULT 0"),
-    _add_column("royalty_statement_totals", "held_reason", "text NOT NULL DEFAULT ''"),
-    """CREATE TABLE IF NOT EXISTS payout_batches (
-        batch_id text PRIMARY KEY, period text NOT NULL, currency text NOT NULL, total numeric NOT NULL,
-        line_count integer NOT NULL, status text NOT NULL, created_by text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(), exported_at timestamptz, manifest_sha256 text)""",
-    # Fixed by the first export of a SEPA batch, so that every re-export asks the bank for the same day.
-    _add_column("payout_batches", "execution_date", "date"),
-    # line_id is period:payee:currency; the live-line index means a statement is in one batch at most
-    # (a cancelled batch keeps its lines, marked cancelled, for the record).
-    """CREATE TABLE IF NOT EXISTS payout_lines (
-        line_id text NOT NULL, batch_id text NOT NULL REFERENCES payout_batches, payee_id text NOT NULL,
-        amount numeric NOT NULL, currency text NOT NULL, status text NOT NULL DEFAULT 'pending',
-        paid_on date, reason text NOT NULL DEFAULT '', returned_period text, PRIMARY KEY (line_id, batch_id))""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS payout_lines_live ON payout_lines (line_id) WHERE status <> 'cancelled'",
-    """CREATE TABLE IF NOT EXISTS payout_holds (
-        period text NOT NULL, payee_id text NOT NULL, currency text NOT NULL, amount numeric NOT NULL,
-        reason text NOT NULL, returned_period text NOT NULL, PRIMARY KEY (period, payee_id, currency))""",
-    """CREATE TABLE IF NOT EXISTS payout_approvals (
-        batch_id text NOT NULL REFERENCES payout_batches, approver text NOT NULL,
-        approved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (batch_id, approver))""",
-    """CREATE TABLE IF NOT EXISTS payout_confirmations (
-        file_key text PRIMARY KEY, batch_id text NOT NULL, sha256 text NOT NULL, lines integer NOT NULL,
-        posted_at timestamptz NOT NULL DEFAULT now())""",
-    """CREATE TABLE IF NOT EXISTS audit_log (
-        seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), actor text NOT NULL,
-        action text NOT NULL, subject text NOT NULL, details jsonb NOT NULL,
-        prev_hash text NOT NULL, hash text NOT NULL)""",
-]
 
 GENESIS = "0" * 64
 AUDIT_LOCK = 0x6D6D_6175  # "mmau": one writer at a time keeps the chain linear
-
-
-def migrate(conn: psycopg.Connection) -> None:
-    for statement in SCHEMA:
-        conn.execute(statement)
 
 
 def _hash(prev: str, actor: str, action: str, subject: str, details: dict) -> str:

@@ -1,77 +1,30 @@
-"""Royalty tables in ClickHouse: sales reports, per-period snapshots of the contracts, and statements.
+"""Royalty data in ClickHouse: sales reports, per-period snapshots of the contracts, and their archive.
 
-The ledger itself is the dbt model marts.royalty_ledger; its table is created here, before dbt first
-runs, so that dbt only ever appends to it (`full_refresh: false`) and no command can rebuild it.
+The tables are declared in mm_pipelines.stores.warehouse_tables; the ledger is the dbt model marts.royalty_ledger,
+which dbt creates from its contract and only ever appends to (`full_refresh: false`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BeforeValidator
 
 from mm_pipelines.events.archive import archive_report, archived_reports
-from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.events.csv_reports import csv_records
 from mm_pipelines.royalties.contracts import WORLDWIDE, Contract
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
-
-D = "Decimal(38, 10)"
-DDL = [
-    "CREATE DATABASE IF NOT EXISTS raw",
-    "CREATE DATABASE IF NOT EXISTS royalty",
-    "CREATE DATABASE IF NOT EXISTS marts",
-    # Sales reports as loaded; a corrected line comes back with the same sale_id and a higher revision.
-    f"""CREATE TABLE IF NOT EXISTS raw.sales (
-        sale_id String, revision UInt32, sold_at DateTime64(3, 'UTC'), sku String, territory LowCardinality(String),
-        units Int64, net_amount {D}, currency LowCardinality(String), load_id String, file String, line UInt64,
-        loaded_at DateTime64(3, 'UTC')
-    ) ENGINE = MergeTree ORDER BY (sale_id, revision)
-    SETTINGS non_replicated_deduplication_window = 1000""",
-    f"""CREATE TABLE IF NOT EXISTS royalty.rules (
-        period String, contract_ref String, contract_version String, rule_version String, creator_id String,
-        account_id String, rule_id String, target_kind LowCardinality(String), target_id String, base LowCardinality(String),
-        attribution_model LowCardinality(String), rate_basis LowCardinality(String),
-        tier_start Array({D}), tier_rate Array({D}), deduction_per_unit {D}, currency LowCardinality(String),
-        territories Array(String), effective_from Date, effective_to Date,
-        payee_id String, share {D}, payee_rank UInt16
-    ) ENGINE = MergeTree PARTITION BY period ORDER BY (period, rule_id, payee_id)""",
-    "CREATE TABLE IF NOT EXISTS royalty.periods (period String, status LowCardinality(String)) ENGINE = MergeTree ORDER BY period",
-    f"""CREATE TABLE IF NOT EXISTS royalty.period_rates (period String, currency LowCardinality(String), rate_to_reporting {D})
-        ENGINE = MergeTree ORDER BY (period, currency)""",
-    f"""CREATE TABLE IF NOT EXISTS marts.royalty_ledger (
-        period String, entry LowCardinality(String), idempotency_key String, posted_at DateTime64(3, 'UTC'),
-        sale_id String, revision UInt64, sold_at DateTime64(3, 'UTC'), sale_period String, territory LowCardinality(String),
-        creator_id String, contract_ref String, contract_version String, rule_version String, account_id String,
-        rule_id String, target_kind LowCardinality(String), target_id String, base LowCardinality(String), attribution_model LowCardinality(String),
-        rate_basis LowCardinality(String), tier_index UInt16, rate_applied {D}, units Int64, tier_quantity {D},
-        sale_amount {D}, sale_currency LowCardinality(String), fx_rate {D}, deduction {D}, base_amount {D},
-        rule_royalty {D}, payee_id String, share {D}, payee_rank UInt16, royalty_amount {D}, currency LowCardinality(String)
-    ) ENGINE = MergeTree PARTITION BY period ORDER BY (period, payee_id, idempotency_key)""",
-    f"""CREATE TABLE IF NOT EXISTS royalty.statement_lines (
-        period String, payee_id String, currency LowCardinality(String), account_id String,
-        opening {D}, returned {D}, earnings {D}, reserve_held {D}, reserve_released {D}, advances {D},
-        unrecouped_in {D}, recouped {D}, mg_topup {D}, balance {D}, paid {D}, withheld {D}, carried_out {D},
-        unrecouped_out {D}, reserves_out Array(Tuple(String, {D})), carried_reason String,
-        contract_versions Array(String), computed_at DateTime64(3, 'UTC')
-    ) ENGINE = MergeTree PARTITION BY period ORDER BY (period, payee_id, account_id)""",
-    # Payable but held (KYC, no bank details): it returns on the payee's payments account next period.
-    f"ALTER TABLE royalty.statement_lines ADD COLUMN IF NOT EXISTS held {D} AFTER paid",
-    "ALTER TABLE royalty.statement_lines ADD COLUMN IF NOT EXISTS held_reason String AFTER carried_reason",
-]
-
-
-def ensure_royalty_tables(session: Session) -> None:
-    for statement in DDL:
-        session.command(statement)
-
+from mm_pipelines.stores.warehouse_tables import ensure_tables
+from mm_pipelines.validation import Record, csv_rows, invalid
 
 # --- sales reports ----------------------------------------------------------------------------------------
 
@@ -82,55 +35,75 @@ class SalesFileError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Sale:
-    sale_id: str
-    revision: int
-    sold_at: datetime
-    sku: str
-    territory: str
-    units: int
-    net_amount: Decimal
-    currency: str
+def _text(value) -> str:
+    if not (value or "").strip():
+        raise invalid("must not be empty")
+    return value.strip()
+
+
+def _revision(value) -> int:
+    if not (value or "").isdecimal():
+        raise invalid("must be a whole number >= 0")
+    return int(value)
+
+
+def _sold_at(value) -> datetime:
+    try:
+        sold_at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise invalid("must be an RFC 3339 timestamp") from None
+    if sold_at.tzinfo is None:
+        raise invalid("needs a time zone (e.g. 2026-10-01T12:00:00Z)")
+    return sold_at.astimezone(UTC)
+
+
+def _territory(value) -> str:
+    territory = (value or "").strip()
+    if len(territory) != 2 or not territory.isascii() or not territory.isalpha() or not territory.isupper() or territory == WORLDWIDE:
+        raise invalid("must be an ISO 3166 country code (two capital letters)")
+    return territory
+
+
+def _units(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid("must be a whole number (negative for returns)") from None
+
+
+def _net_amount(value) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except (TypeError, InvalidOperation):
+        raise invalid("must be a decimal number") from None
+    if not amount.is_finite():
+        raise invalid("must be finite")
+    return amount
+
+
+def _currency(value) -> str:
+    if value not in CURRENCIES:
+        raise invalid("must be an ISO 4217 code we accept")
+    return value
+
+
+class Sale(Record):
+    """One net sales line, validated; returns are negative units and amounts, times are UTC."""
+
+    sale_id: Annotated[str, BeforeValidator(_text)]
+    revision: Annotated[int, BeforeValidator(_revision)]
+    sold_at: Annotated[datetime, BeforeValidator(_sold_at)]
+    sku: Annotated[str, BeforeValidator(_text)]
+    territory: Annotated[str, BeforeValidator(_territory)]
+    units: Annotated[int, BeforeValidator(_units)]
+    net_amount: Annotated[Decimal, BeforeValidator(_net_amount)]
+    currency: Annotated[str, BeforeValidator(_currency)]
     line: int
 
 
 def parse_sales_csv(path: Path, text: str) -> list[Sale]:
-    """Net sales lines; returns are negative units and amounts. Errors name file, line and field."""
-    out = []
-    for line, r in csv_records(path, text, SALES_COLUMNS, SalesFileError):
-        def bad(field: str, why: str) -> SalesFileError:
-            return SalesFileError(f"{path}:{line}: field {field!r} {why} (got {r.get(field)!r})")
-
-        if not (r["sale_id"] or "").strip():
-            raise bad("sale_id", "must not be empty")
-        if not (r["revision"] or "").isdecimal():
-            raise bad("revision", "must be a whole number >= 0")
-        try:
-            sold_at = datetime.fromisoformat(r["sold_at"].replace("Z", "+00:00"))
-        except (AttributeError, ValueError):
-            raise bad("sold_at", "must be an RFC 3339 timestamp") from None
-        if sold_at.tzinfo is None:
-            raise bad("sold_at", "needs a time zone (e.g. 2026-10-01T12:00:00Z)")
-        if not (r["sku"] or "").strip():
-            raise bad("sku", "must not be empty")
-        territory = (r["territory"] or "").strip()
-        if len(territory) != 2 or not territory.isascii() or not territory.isalpha() or not territory.isupper() or territory == WORLDWIDE:
-            raise bad("territory", "must be an ISO 3166 country code (two capital letters)")
-        try:
-            units = int(r["units"])
-        except (TypeError, ValueError):
-            raise bad("units", "must be a whole number (negative for returns)") from None
-        try:
-            amount = Decimal(r["net_amount"])
-        except (TypeError, InvalidOperation):
-            raise bad("net_amount", "must be a decimal number") from None
-        if not amount.is_finite():
-            raise bad("net_amount", "must be finite")
-        if r["currency"] not in CURRENCIES:
-            raise bad("currency", "must be an ISO 4217 code we accept")
-        out.append(Sale(r["sale_id"].strip(), int(r["revision"]), sold_at.astimezone(timezone.utc), r["sku"].strip(), territory, units, amount, r["currency"], line))
-    return out
+    """Net sales lines. Errors name file, line and field."""
+    return csv_rows(Sale, path, csv_records(path, text, SALES_COLUMNS, SalesFileError), SalesFileError)
 
 
 def sales_table(sales: list[Sale], load_id: str, file: str, loaded_at: datetime) -> pa.Table:
@@ -161,7 +134,7 @@ def load_sales_file(session: Session, path: Path, archive: ObjectStore | None = 
 
 
 def _insert_sales(session: Session, sales: list[Sale], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
-    ensure_royalty_tables(session)
+    ensure_tables(session)
     if sales:
         session.insert_arrow("raw.sales", sales_table(sales, load_id, file, loaded_at), settings={"insert_deduplication_token": token})
 
@@ -182,22 +155,25 @@ def archive_period(session: Session, store: ObjectStore, table: str, prefix: str
     return data.num_rows
 
 
-def restore_royalties(session: Session, store: ObjectStore, token_prefix: str) -> tuple[int, int]:
-    """Disaster recovery: reload every archived sales report, ledger and statement period; (reports, ledger lines)."""
-    ensure_royalty_tables(session)
+def restore_royalties(session: Session, store: ObjectStore, token: str) -> dict[str, int]:
+    """Disaster recovery: reload every archived sales report, ledger and statement period. The ledger's table is
+    dbt's: mm_pipelines.recovery has dbt create it first when the archive holds ledger lines."""
     session.command("TRUNCATE TABLE raw.sales")
     reports = list(archived_reports(store, SALES_PREFIX))
     for key, load_id, file, loaded_at, data in reports:
-        _insert_sales(session, parse_sales_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token_prefix}:{key}")
-    lines = 0
+        _insert_sales(session, parse_sales_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}")
+    counts = {"sales reports": len(reports), "ledger lines": 0}
     for table, prefix in (("marts.royalty_ledger", LEDGER_PREFIX), ("royalty.statement_lines", STATEMENTS_PREFIX)):
-        session.command(f"TRUNCATE TABLE {table}")
-        for key in store.list_keys(f"{prefix}/"):
+        keys = store.list_keys(f"{prefix}/")
+        if keys or session.scalar(f"EXISTS TABLE {table}"):
+            session.command(f"TRUNCATE TABLE {table}")
+        for key in keys:
             data = pq.read_table(io.BytesIO(store.get_bytes(key)))
             if data.num_rows:
-                session.insert_arrow(table, data, settings={"insert_deduplication_token": f"{token_prefix}:{key}"})
-            lines += data.num_rows if table == "marts.royalty_ledger" else 0
-    return len(reports), lines
+                session.insert_arrow(table, data, settings={"insert_deduplication_token": f"{token}:{key}"})
+            if table == "marts.royalty_ledger":
+                counts["ledger lines"] += data.num_rows
+    return counts
 
 
 # --- per-period snapshots ---------------------------------------------------------------------------------
@@ -246,7 +222,7 @@ def rule_rows(period: str, contracts: list[Contract]) -> pa.Table:
 
 def write_period_statuses(session: Session, periods: dict[str, str]) -> None:
     """Mirror Postgres's period statuses: the ledger model posts nothing into a period marked closed here."""
-    ensure_royalty_tables(session)
+    ensure_tables(session)
     session.command("TRUNCATE TABLE royalty.periods")
     if periods:
         session.insert_arrow("royalty.periods", pa.table({"period": list(periods), "status": list(periods.values())}))

@@ -23,7 +23,7 @@ from dagster import (
     sensor,
 )
 
-from mm_pipelines.events.bus import EventBusError
+from mm_pipelines.stores.bus import EventBusError
 from mm_pipelines.events.ingest import ingested_offsets, pending_ranges
 from mm_pipelines.jobs import platform_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource

@@ -1,7 +1,6 @@
 """Royalty automation: the monthly run, Finance's confirmation files, and expiring licenses."""
 
 import json
-import os
 from datetime import date
 
 from dagster import (
@@ -18,13 +17,16 @@ from dagster import (
     sensor,
 )
 
+from mm_pipelines.config import Settings
 from mm_pipelines.jobs import royalties_job
 from mm_pipelines.resources import ObjectStoreResource, PostgresResource
 from mm_pipelines.royalties import batches, store
 from mm_pipelines.royalties.money import add_months
 
 
-@schedule(job=royalties_job, cron_schedule="0 6 3 * *", execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING)
+@schedule(
+    job=royalties_job, cron_schedule="0 6 3 * *", execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING
+)
 def royalties_monthly_schedule(context: ScheduleEvaluationContext):
     """On the 3rd, the month just ended: late sales reports for it have usually arrived by then."""
     period = add_months(context.scheduled_execution_time.strftime("%Y-%m"), -1)
@@ -32,7 +34,9 @@ def royalties_monthly_schedule(context: ScheduleEvaluationContext):
 
 
 @op
-def post_payout_confirmation(context: OpExecutionContext, postgres: PostgresResource, object_store: ObjectStoreResource) -> None:
+def post_payout_confirmation(
+    context: OpExecutionContext, postgres: PostgresResource, object_store: ObjectStoreResource
+) -> None:
     key = context.op_config["file_key"]
     data = object_store.open().get_bytes(key)
     with postgres.get_db().connect() as conn:
@@ -50,12 +54,18 @@ def payout_confirmation_job():
 def payout_confirmation_sensor(context: SensorEvaluationContext, object_store: ObjectStoreResource):
     """One run per new file under finance/confirmations/; the run key makes a re-read file a no-op."""
     seen = set(json.loads(context.cursor or "[]"))
-    keys = [k for k in object_store.open().list_keys(f"{batches.CONFIRMATION_PREFIX}/") if k.endswith(".csv") and k not in seen]
+    keys = [
+        k
+        for k in object_store.open().list_keys(f"{batches.CONFIRMATION_PREFIX}/")
+        if k.endswith(".csv") and k not in seen
+    ]
     if not keys:
         return SkipReason(f"No new confirmation files under {batches.CONFIRMATION_PREFIX}/")
     context.update_cursor(json.dumps(sorted(seen | set(keys))))
     return [
-        RunRequest(run_key=f"confirmation:{k}", run_config={"ops": {"post_payout_confirmation": {"config": {"file_key": k}}}})
+        RunRequest(
+            run_key=f"confirmation:{k}", run_config={"ops": {"post_payout_confirmation": {"config": {"file_key": k}}}}
+        )
         for k in sorted(keys)
     ]
 
@@ -68,26 +78,30 @@ def request_license_action(context: OpExecutionContext, postgres: PostgresResour
         started = store.record_license_workflow(
             conn, cfg["asset_id"], cfg["licensor"], date.fromisoformat(cfg["expires_on"]), cfg["action"], context.run_id
         )
-    context.log.info(f"{cfg['action']} of {cfg['asset_id']} ({cfg['licensor']}, expires {cfg['expires_on']}): {'requested' if started else 'already requested'}")
+    context.log.info(
+        f"{cfg['action']} of {cfg['asset_id']} ({cfg['licensor']}, expires {cfg['expires_on']}): "
+        f"{'requested' if started else 'already requested'}"
+    )
 
 
-@job(config={"ops": {"request_license_action": {"config": {"asset_id": "", "licensor": "", "expires_on": "1970-01-01", "action": "renew"}}}})
+@job(
+    config={
+        "ops": {
+            "request_license_action": {
+                "config": {"asset_id": "", "licensor": "", "expires_on": "1970-01-01", "action": "renew"}
+            }
+        }
+    }
+)
 def license_workflow_job():
     """The takedown or renewal workflow for one expiring license."""
     request_license_action()
 
 
-def license_expiry_days() -> int:
-    raw = os.environ.get("MM_LICENSE_EXPIRY_DAYS", "30")
-    if not raw.isdigit():
-        raise ValueError(f"MM_LICENSE_EXPIRY_DAYS={raw!r} must be a whole number of days")
-    return int(raw)
-
-
 @sensor(job=license_workflow_job, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.RUNNING)
 def license_expiry_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
     """Licenses expiring within MM_LICENSE_EXPIRY_DAYS (default 30) get their workflow once per expiry date."""
-    within = license_expiry_days()
+    within = Settings.from_env().license_expiry_days
     with postgres.get_db().connect() as conn:
         expiring = store.expiring_licenses(conn, date.today(), within)
     if not expiring:
@@ -95,8 +109,18 @@ def license_expiry_sensor(context: SensorEvaluationContext, postgres: PostgresRe
     return [
         RunRequest(
             run_key=f"license:{asset}:{licensor}:{expires}",
-            run_config={"ops": {"request_license_action": {"config": {
-                "asset_id": asset, "licensor": licensor, "expires_on": expires.isoformat(), "action": action}}}},
+            run_config={
+                "ops": {
+                    "request_license_action": {
+                        "config": {
+                            "asset_id": asset,
+                            "licensor": licensor,
+                            "expires_on": expires.isoformat(),
+                            "action": action,
+                        }
+                    }
+                }
+            },
             tags={"mm/asset": asset, "mm/license_action": action},
         )
         for asset, licensor, expires, action in expiring

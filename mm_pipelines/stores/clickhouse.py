@@ -7,12 +7,10 @@ holds an advisory file lock and closes the engine when done: two Dagster steps, 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +18,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
+from filelock import FileLock, Timeout
 
-from mm_pipelines.config import ConfigError, redact
+from mm_pipelines.config import ConfigError, Settings, redact
 
 log = logging.getLogger(__name__)
-
-DEFAULT_LOCK_TIMEOUT_S = 900.0
-
 
 # A ClickHouse server that does not answer fails the command or step within this many seconds.
 CONNECT_TIMEOUT_S = 10
@@ -41,14 +37,21 @@ class WarehouseUnavailable(RuntimeError):
 
 
 class WarehouseLock:
-    """An exclusive, process-reentrant advisory lock beside a chDB warehouse folder."""
+    """An exclusive advisory lock beside a chDB warehouse folder (filelock's flock), reentrant within a thread.
+
+    Each thread holds its own descriptor, so threads of one process exclude each other like processes do.
+    The holder writes its pid into the file: whoever waits can say who they wait for.
+    """
 
     def __init__(self, warehouse: Path, timeout_s: float | None = None):
         self.path = warehouse.parent / f".{warehouse.name}.lock"
         self.timeout_s = timeout_s
-        self._local = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
+        self._lock = FileLock(self.path, preserve_lock_file=True, on_acquired=_write_pid)
+
+    @property
+    def depth(self) -> int:
+        """How many nested `held()` blocks of this thread hold the lock."""
+        return self._lock.lock_counter
 
     def _holder(self) -> str:
         try:
@@ -57,65 +60,49 @@ class WarehouseLock:
             return "another process"
 
     @contextmanager
-    def held(self, waiting_log=log.info) -> Iterator[None]:
-        with self._local:
-            if self._depth == 0:
-                self._acquire(waiting_log)
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._release()
-
-    def _acquire(self, waiting_log) -> None:
+    def held(self, waiting_log=log.info, timeout_s: float | None = None) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            timeout = self.timeout_s
+            self._lock.acquire(blocking=False)
+        except Timeout:
+            timeout = next((t for t in (timeout_s, self.timeout_s) if t is not None), None)
             if timeout is None:
-                timeout = float(os.environ.get("MM_WAREHOUSE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S))
+                timeout = Settings.from_env().warehouse_lock_timeout
             waiting_log(
                 f"Waiting for the embedded warehouse {self.path.parent}: in use by {self._holder()} "
-                f"(up to {timeout:.0f}s)"
+                f"(up to {timeout:g}s)"
             )
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        os.close(fd)
-                        raise WarehouseLockTimeout(
-                            f"The embedded warehouse is still in use by {self._holder()} after "
-                            f"{timeout:.0f}s: wait for it to finish, or raise MM_WAREHOUSE_LOCK_TIMEOUT"
-                        ) from None
-                    time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
-
-    def _release(self) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+            try:
+                self._lock.acquire(timeout=timeout)
+            except Timeout:
+                raise WarehouseLockTimeout(
+                    f"The embedded warehouse is still in use by {self._holder()} after "
+                    f"{timeout:g}s: wait for it to finish, or raise MM_WAREHOUSE_LOCK_TIMEOUT"
+                ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
-_LOCKS: dict[Path, WarehouseLock] = {}
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+
+
+_LOCKS: dict[tuple[int, Path], WarehouseLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
 def warehouse_lock(warehouse: Path) -> WarehouseLock:
-    """One lock object per warehouse per process, so nested uses re-enter instead of deadlocking."""
-    key = warehouse.resolve()
+    """One lock object per warehouse per process, so nested uses re-enter instead of deadlocking.
+
+    Keyed by pid too: filelock refuses a lock object inherited across fork.
+    """
+    key = (os.getpid(), warehouse.resolve())
     with _LOCKS_GUARD:
         if key not in _LOCKS:
-            _LOCKS[key] = WarehouseLock(key)
+            _LOCKS[key] = WarehouseLock(key[1])
         return _LOCKS[key]
 
 
@@ -136,10 +123,15 @@ def server_client_kwargs(url: str, password: str | None = None) -> dict[str, Any
 
 
 class Warehouse:
-    """A handle on the analytics store; open a `session()` for each unit of work."""
+    """A handle on the analytics store; open a `session()` for each unit of work.
 
-    def __init__(self, url: str):
+    `password` and `lock_timeout_s` default to MM_CLICKHOUSE_PASSWORD and MM_WAREHOUSE_LOCK_TIMEOUT, read when used.
+    """
+
+    def __init__(self, url: str, password: str | None = None, lock_timeout_s: float | None = None):
         self.url = url
+        self.password = password
+        self.lock_timeout_s = lock_timeout_s
         parts = urlsplit(url)
         self.embedded_path: Path | None = Path(parts.netloc + parts.path) if parts.scheme == "chdb" else None
         if self.embedded_path is None and parts.scheme not in ("http", "https"):
@@ -160,7 +152,10 @@ class Warehouse:
             return clickhouse_connect.get_client(dsn=f"chdb://{self.embedded_path}")
         from clickhouse_connect.driver.exceptions import OperationalError
 
-        kwargs = server_client_kwargs(self.url, os.environ.get("MM_CLICKHOUSE_PASSWORD"))
+        password = self.password
+        if password is None and (secret := Settings.from_env().clickhouse_password) is not None:
+            password = secret.get_secret_value()
+        kwargs = server_client_kwargs(self.url, password)
         try:
             # The client asks the server for its version on creation: an unreachable server fails here.
             return clickhouse_connect.get_client(**kwargs, connect_timeout=CONNECT_TIMEOUT_S)
@@ -168,8 +163,9 @@ class Warehouse:
             found = re.search(r"\[Errno -?\d+\][^\"')]*|timed out|Name or service not known", str(e))
             cause = found.group(0).strip() if found else str(e).strip().splitlines()[0][:200]
             raise WarehouseUnavailable(
-                f"The analytics store (ClickHouse at {kwargs['host']}:{kwargs['port']}, MM_CLICKHOUSE_URL={redact(self.url)}) "
-                f"is unreachable ({cause}): check MM_CLICKHOUSE_URL and that the server is up"
+                f"The analytics store (ClickHouse at {kwargs['host']}:{kwargs['port']}, "
+                f"MM_CLICKHOUSE_URL={redact(self.url)}) is unreachable ({cause}): "
+                "check MM_CLICKHOUSE_URL and that the server is up"
             ) from None
 
     @contextmanager
@@ -182,7 +178,7 @@ class Warehouse:
                 client.close()
             return
         lock = warehouse_lock(self.embedded_path)
-        with lock.held(waiting_log):
+        with lock.held(waiting_log, self.lock_timeout_s):
             client = self._connect()
             try:
                 yield Session(client, self.embedded_path)

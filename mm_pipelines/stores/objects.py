@@ -113,7 +113,11 @@ class S3ObjectStore:
                 "s3",
                 endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
                 region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+                config=Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 5, "mode": "standard"},
+                ),
             )
         return self._client
 
@@ -135,7 +139,9 @@ class S3ObjectStore:
     def put_file(self, key: str, path: Path) -> None:
         from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD, multipart_chunksize=self.MULTIPART_THRESHOLD)
+        config = TransferConfig(
+            multipart_threshold=self.MULTIPART_THRESHOLD, multipart_chunksize=self.MULTIPART_THRESHOLD
+        )
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=config)
 
     def get_bytes(self, key: str) -> bytes:
@@ -162,7 +168,9 @@ class S3ObjectStore:
     def list_keys(self, prefix: str = "") -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix
+        ):
             keys += [o["Key"][strip:] for o in page.get("Contents", [])]
         return sorted(keys)
 

@@ -344,7 +344,7 @@ UNREACHABLE_KAFKA = "kafka://127.0.0.1:1"  # nothing listens on port 1
 
 
 def assert_one_clear_kafka_error(result, started: float) -> None:
-    from mm_pipelines.events.bus import BROKER_TIMEOUT_S
+    from mm_pipelines.stores.bus import BROKER_TIMEOUT_S
 
     assert result.returncode != 0
     assert time.monotonic() - started < 3 * BROKER_TIMEOUT_S

@@ -77,3 +77,39 @@ def test_replaying_a_date_range_is_idempotent(mm_home, tmp_path):
     mm("replay", "--from", "2026-10-03", "--to", "2026-10-05")
     mm("replay", "--from", "2026-10-03", "--to", "2026-10-05")
     assert platform.warehouse.query_rows(q) == before
+
+
+def test_a_full_replay_restores_the_ledger_into_the_table_dbt_creates_from_its_contract(mm_home, tmp_path):
+    import shutil
+
+    import yaml
+
+    from mm_pipelines.config import dbt_project_dir
+    from mm_pipelines.recovery import create_dbt_tables
+    from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(to_jsonl(generate_events(events=200, seed=43))))
+    mm("events", "load", str(path))
+    mm("materialize", "raw/events")
+    platform = Platform.from_env()
+    # A posted period as the ledger asset archives it.
+    create_dbt_tables(["royalty_ledger"])
+    with platform.warehouse.session() as s:
+        s.command(
+            "INSERT INTO marts.royalty_ledger (period, entry, idempotency_key, payee_id, royalty_amount, currency) "
+            "VALUES ('2026-10', 'accrual', 'k-1', 'pe-a', 12.3456789012, 'EUR')"
+        )
+        assert archive_period(s, platform.objects, "marts.royalty_ledger", LEDGER_PREFIX, "2026-10") == 1
+
+    shutil.rmtree(platform.settings.embedded_warehouse)
+    assert "ledger lines" in mm("replay", "--all").stderr
+    restored = "SELECT period, idempotency_key, payee_id, toString(royalty_amount) FROM marts.royalty_ledger"
+    assert platform.warehouse.query_rows(restored) == [("2026-10", "k-1", "pe-a", "12.3456789012")]
+    # The table has the columns the model's contract declares, nothing declared in Python.
+    models = yaml.safe_load((dbt_project_dir() / "models" / "marts" / "schema.yml").read_text())["models"]
+    contract = next(m for m in models if m["name"] == "royalty_ledger")
+    assert contract["config"]["contract"]["enforced"]
+    assert platform.warehouse.query_rows(
+        "SELECT name, type FROM system.columns WHERE database = 'marts' AND table = 'royalty_ledger' ORDER BY position"
+    ) == [(c["name"], c["data_type"]) for c in contract["columns"]]

@@ -11,12 +11,12 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from mm_pipelines.assets.partitions import range_tags
-from mm_pipelines.attribution.cases import edge_case_events
 from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig
-from mm_pipelines.attribution.reference import attribution_credits, from_events, load_fx_rates
 from mm_pipelines.config import dbt_project_dir
 from mm_pipelines.events.generator import generate_events
 from mm_pipelines.platform import Platform
+from tests.attribution_oracles.cases import edge_case_events
+from tests.attribution_oracles.reference import attribution_credits, from_events, load_fx_rates
 
 from .events import produce
 

@@ -43,7 +43,7 @@ def test_definitions_and_a_dbt_step_write_only_under_mm_home(mm_home, installed_
     settings = Settings.from_env()
     assert (settings.dbt_target_path / "manifest.json").is_file()
     assert (settings.dbt_target_path / "partial_parse.msgpack").is_file()
-    assert (settings.dbt_log_path / "dbt.log").is_file()
+    assert (settings.dbt_target_path / "dbt.log").is_file()  # dagster-dbt logs beside the artifacts
 
     seed = AssetSelection.assets(AssetKey(["reference", "fx_rates"]))
     job = define_asset_job("seed", selection=seed).resolve(asset_graph=defs.resolve_asset_graph())
@@ -55,7 +55,7 @@ def test_definitions_and_a_dbt_step_write_only_under_mm_home(mm_home, installed_
     assert (invocation / "run_results.json").is_file() and (invocation / "dbt.log").is_file()
     # The step started from the definitions' saved parse: dagster-dbt copied it from DBT_TARGET_PATH.
     assert "Unable to do partial parsing" not in (invocation / "dbt.log").read_text()
-    assert "DBT_TARGET_PATH" not in os.environ  # the resource put the run's setting back
+    assert "DBT_TARGET_PATH" not in os.environ  # set for the dbt command only
 
 
 def test_mm_dbt_on_its_own_writes_under_mm_home(mm_home, installed_project):

@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterInstance
 
 from mm_pipelines.assets.partitions import range_tags
-from mm_pipelines.events.contract import MAX_MESSAGE_BYTES
+from mm_pipelines.events.event_schema import MAX_MESSAGE_BYTES
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.platform import Platform
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mm_pipelines.events.bus import TopicNotFound, partition_for
+from mm_pipelines.stores.bus import TopicNotFound, partition_for
 
 pytestmark = pytest.mark.integration
 

@@ -46,19 +46,11 @@ def test_clean_staging_passes(warehouse):
     assert result.metadata["rows"].value == 2  # one row per event day
 
 
-@pytest.mark.parametrize(
-    ("bad_row", "violation"),
-    [
-        (("e1", "click", "2026-10-02 12:00:00", "2026-10-02", "u3"), "duplicate_event_ids"),  # same id, another day
-        (("e4", "click", None, "2026-10-02", "u3"), "missing_occurred_at"),
-        (("e4", "purchase", "2026-10-02 12:00:00", "2026-10-02", "u3"), "unknown_event_types"),
-        (("e4", "click", "2026-10-02 12:00:00", "2026-10-02", "ann@example.com"), "emails_in_user_id"),
-    ],
-)
-def test_each_violation_fails_the_check(warehouse, bad_row, violation):
-    result = _check(warehouse, [*CLEAN, bad_row])
+def test_an_email_in_user_id_fails_the_check(warehouse):
+    # Duplicate ids, missing times and unknown types are dbt tests of stg_events (tests/unit/test_dbt_docs.py).
+    result = _check(warehouse, [*CLEAN, ("e4", "click", "2026-10-02 12:00:00", "2026-10-02", "ann@example.com")])
     assert not result.passed
-    assert violation in result.description
+    assert "emails_in_user_id" in result.description
 
 
 # --- Attribution checks judge the days of the run's partitions ---------------------------------------------

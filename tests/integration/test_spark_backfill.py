@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mm_pipelines.attribution import reference
-from mm_pipelines.attribution.cases import edge_case_events
 from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig, read_lookback_overrides
 from mm_pipelines.attribution.spark_backfill import read_archive, read_fx_rates, rule_based_credits, run_backfill, spark_session
+from tests.attribution_oracles import reference
+from tests.attribution_oracles.cases import edge_case_events
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_pipelines.attribution.cases import edge_case_events
 from mm_pipelines.attribution.config import (
     MODELS,
     SHARE_UNITS,
@@ -15,7 +14,8 @@ from mm_pipelines.attribution.config import (
     AttributionConfig,
     read_lookback_overrides,
 )
-from mm_pipelines.attribution.reference import (
+from tests.attribution_oracles.cases import edge_case_events
+from tests.attribution_oracles.reference import (
     DAY_MS,
     Conversion,
     Touch,

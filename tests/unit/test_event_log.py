@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_pipelines.events.bus import EventBusError, LocalEventLog, TopicNotFound, partition_for
+from mm_pipelines.stores.bus import EventBusError, LocalEventLog, TopicNotFound, partition_for
 
 pytestmark = pytest.mark.unit
 

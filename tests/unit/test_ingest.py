@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from mm_pipelines.events.bus import Batch, LocalEventLog
+from mm_pipelines.stores.bus import Batch, LocalEventLog
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.events.ingest import (
     ensure_raw_tables,
@@ -219,7 +219,7 @@ def test_file_dead_letters_are_stored_redacted(warehouse):
 
 
 def test_a_file_line_too_large_for_the_bus_is_quarantined(warehouse):
-    from mm_pipelines.events.contract import MAX_MESSAGE_BYTES
+    from mm_pipelines.events.event_schema import MAX_MESSAGE_BYTES
 
     big = json.dumps({**EVENT, "padding": "x" * MAX_MESSAGE_BYTES}).encode()
     with warehouse.session() as s:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from mm_pipelines.events import bus as bus_module
-from mm_pipelines.events.bus import EventBusUnavailable, KafkaEventBus
+from mm_pipelines.stores import bus as bus_module
+from mm_pipelines.stores.bus import EventBusUnavailable, KafkaEventBus
 from mm_pipelines.events.ingest import ingest_pending
 
 pytestmark = pytest.mark.unit

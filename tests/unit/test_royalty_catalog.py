@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_pipelines.events.contract import CURRENCIES
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.royalties.contracts import (
     BASES,
     RATE_BASES,

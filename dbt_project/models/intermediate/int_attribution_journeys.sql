@@ -32,7 +32,7 @@ open_journeys as (
     select
         toDate(touches[-1].1) as journey_date,
         arrayFilter(
-            x -> toUnixTimestamp64Milli(touches[-1].1) - toUnixTimestamp64Milli(x.1) <= {{ var('attribution_click_lookback_days') }} * 86400000,
+            x -> toUnixTimestamp64Milli(touches[-1].1) - toUnixTimestamp64Milli(x.1) <= {{ run_var('attribution_click_lookback_days') }} * 86400000,
             touches
         ) as open_path
     from open_touches

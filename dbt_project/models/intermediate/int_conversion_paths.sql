@@ -17,7 +17,7 @@ eligible_touches as (
     inner join (select conversion_id, user_id, converted_at from conversions) as c on c.user_id = t.user_id
     where t.user_id in (select user_id from conversions)
         and t.touch_at >= (select min(converted_at) from conversions) - toIntervalDay(
-            (select greatest({{ var('attribution_click_lookback_days') }}, {{ var('attribution_impression_lookback_days') }},
+            (select greatest({{ run_var('attribution_click_lookback_days') }}, {{ run_var('attribution_impression_lookback_days') }},
                 max(lookback_days)) from {{ ref('attribution_lookback_windows') }}))
         and t.touch_at < c.converted_at
         and toUnixTimestamp64Milli(c.converted_at) - toUnixTimestamp64Milli(t.touch_at) <= t.lookback_ms

@@ -13,7 +13,7 @@ select
     t.asset_id,
     toInt64(if(
         w.channel = '',
-        if(t.event_type = 'click', {{ var('attribution_click_lookback_days') }}, {{ var('attribution_impression_lookback_days') }}),
+        if(t.event_type = 'click', {{ run_var('attribution_click_lookback_days') }}, {{ run_var('attribution_impression_lookback_days') }}),
         w.lookback_days
     )) * 86400000 as lookback_ms
 from {{ ref('stg_events') }} as t

@@ -4,9 +4,9 @@
 -- Every conversion credited by every model, one row per credited touch (docs/attribution.md):
 -- Float64 weights → integer share units of 1e-9 summing to exactly 1 → integer cents summing exactly to
 -- the conversion's revenue, leftovers to the largest remainders (ties: earlier touch).
-{%- set f = to_float(var('attribution_position_first_weight')) %}
-{%- set l = to_float(var('attribution_position_last_weight')) %}
-{%- set h = to_float(var('attribution_half_life_days')) %}
+{%- set f = to_float(run_var('attribution_position_first_weight')) %}
+{%- set l = to_float(run_var('attribution_position_last_weight')) %}
+{%- set h = to_float(run_var('attribution_half_life_days')) %}
 with paths as (
     select * from {{ ref('int_conversion_paths') }}
     where {{ in_partition_range('conversion_date') }}
@@ -90,7 +90,7 @@ select
     toDecimal64(toDecimal128(units[i], 9) / 1000000000, 9) as credit_share,
     toDecimal128(toDecimal128(revenue_cents, 2) / 100, 2) as revenue,
     toDecimal128(toDecimal128(cents[i], 2) / 100, 2) as revenue_credit,
-    '{{ var("reporting_currency") }}' as currency
+    '{{ run_var("reporting_currency") }}' as currency
 from shares
 array join arrayEnumerate(units) as i
 where units[i] > 0

@@ -25,7 +25,7 @@ select
     toDecimal64(c.conversions, 9) as conversions,
     toDecimal128(c.revenue, 2) as revenue,
     toDecimal128(s.spend, 2) as spend,
-    '{{ var("reporting_currency") }}' as currency,
+    '{{ run_var("reporting_currency") }}' as currency,
     if(conversions > 0, roundBankers(toDecimal128(spend, 12) / conversions, 2), null) as cpa,
     if(spend > 0, roundBankers(toDecimal128(revenue, 12) / spend, 4), null) as roas
 from credits as c

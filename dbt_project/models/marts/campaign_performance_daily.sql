@@ -35,7 +35,7 @@ select
     countIf(event_type = 'conversion') as conversions,
     countIf(event_type = 'conversion' and revenue_reporting is null) as unconverted_conversions,
     toDecimal128(sumIf(coalesce(revenue_reporting, 0), event_type = 'conversion'), 2) as revenue,
-    '{{ var("reporting_currency") }}' as revenue_currency,
+    '{{ run_var("reporting_currency") }}' as revenue_currency,
     if(impressions > 0, clicks / impressions, null) as ctr
 from converted
 group by event_date, channel, campaign_id

@@ -1,10 +1,11 @@
--- Royalty accruals, append-only (docs/royalties.md, "Ledger"). Each run posts into var('royalty_period'), if it
+-- Royalty accruals, append-only (docs/royalties.md, "Ledger"). Each run posts into run_var('royalty_period'), if it
 -- is open: accrual lines for sale × rule × tier × payee not posted before, and reversal lines for posted ones the
 -- period's terms no longer call for (a corrected sale, changed attribution, an amended rule). A closed period is
--- never written again; re-running a period posts nothing (every key is already there). The table is created by
--- mm_pipelines.royalties.warehouse and dbt only appends to it.
-{{ config(materialized='incremental', incremental_strategy='append', full_refresh=false, tags=['royalty']) }}
-{%- set period = var('royalty_period') -%}
+-- never written again; re-running a period posts nothing (every key is already there). Its columns are the
+-- enforced contract in schema.yml; dbt creates the table on the first run and only appends to it after that.
+{{ config(materialized='incremental', incremental_strategy='append', full_refresh=false, on_schema_change='fail', tags=['royalty'],
+    engine='MergeTree()', partition_by='period', order_by=['period', 'payee_id', 'idempotency_key']) }}
+{%- set period = run_var('royalty_period') -%}
 {%- set dec = 'toDecimal128({}, 10)' -%}
 {%- set terms = ['rule_id', 'contract_ref', 'contract_version', 'rule_version', 'creator_id', 'target_kind', 'target_id', 'base',
     'attribution_model', 'rate_basis', 'tier_start', 'tier_rate', 'deduction_per_unit', 'currency', 'territories',
@@ -74,7 +75,12 @@ desired as (
 ),
 
 posted as (
+    {%- if is_incremental() %}
     select * from {{ this }}
+    {%- else %}
+    -- The first run: nothing posted yet, in the ledger's own columns.
+    select * from null('{{ contract_structure() }}')
+    {%- endif %}
 ),
 
 posted_groups as (
@@ -162,7 +168,9 @@ tiered as (
     select
         *,
         arrayJoin(arrayEnumerate(tier_start)) as tier_index,
-        tier_start[tier_index] as tier_from,
+        -- The first tier also holds a cumulative quantity below 0 (returns posted before the sales they offset):
+        -- the next line's overlap then starts from there, and no line falls outside every tier.
+        if(tier_index = 1, {{ dec.format("'-100000000000000000000'") }}, tier_start[tier_index]) as tier_from,
         if(tier_index < length(tier_start), tier_start[tier_index + 1], {{ dec.format("'100000000000000000000'") }}) as tier_to,
         least(cum_before, cum_before + quantity) as lo,
         greatest(cum_before, cum_before + quantity) as hi,
@@ -209,20 +217,33 @@ accruals as (
         t.currency
     from portions as t
     inner join rules as p on p.rule_id = t.rule_id
+),
+
+lines as (
+    select
+        period, entry, idempotency_key, posted_at, sale_id, revision, sold_at, sale_period, territory, creator_id,
+        contract_ref, contract_version, rule_version, account_id, rule_id, target_kind, target_id, base, attribution_model,
+        rate_basis, tier_index, rate_applied, units, tier_quantity, sale_amount, sale_currency, fx_rate, deduction,
+        base_amount, rule_royalty, payee_id, share, payee_rank, {{ dec.format('royalty_amount') }} as royalty_amount, currency
+    from accruals
+
+    union all
+
+    select
+        period, entry, idempotency_key, posted_at, sale_id, revision, sold_at, sale_period, territory, creator_id,
+        contract_ref, contract_version, rule_version, account_id, rule_id, target_kind, target_id, base, attribution_model,
+        rate_basis, tier_index, rate_applied, units, tier_quantity, sale_amount, sale_currency, fx_rate, deduction,
+        base_amount, rule_royalty, payee_id, share, payee_rank, royalty_amount, currency
+    from reversals
 )
 
+-- In the column types of the contract (schema.yml).
 select
-    period, entry, idempotency_key, posted_at, sale_id, revision, sold_at, sale_period, territory, creator_id,
-    contract_ref, contract_version, rule_version, account_id, rule_id, target_kind, target_id, base, attribution_model,
-    rate_basis, tier_index, rate_applied, units, tier_quantity, sale_amount, sale_currency, fx_rate, deduction,
-    base_amount, rule_royalty, payee_id, share, payee_rank, {{ dec.format('royalty_amount') }} as royalty_amount, currency
-from accruals
-
-union all
-
-select
-    period, entry, idempotency_key, posted_at, sale_id, revision, sold_at, sale_period, territory, creator_id,
-    contract_ref, contract_version, rule_version, account_id, rule_id, target_kind, target_id, base, attribution_model,
-    rate_basis, tier_index, rate_applied, units, tier_quantity, sale_amount, sale_currency, fx_rate, deduction,
-    base_amount, rule_royalty, payee_id, share, payee_rank, royalty_amount, currency
-from reversals
+    period, toLowCardinality(entry) as entry, idempotency_key, toDateTime64(posted_at, 3, 'UTC') as posted_at, sale_id,
+    revision, sold_at, sale_period, toLowCardinality(territory) as territory, creator_id, contract_ref, contract_version,
+    rule_version, account_id, rule_id, toLowCardinality(target_kind) as target_kind, target_id,
+    toLowCardinality(base) as base, toLowCardinality(attribution_model) as attribution_model,
+    toLowCardinality(rate_basis) as rate_basis, tier_index, rate_applied, units, tier_quantity, sale_amount,
+    toLowCardinality(sale_currency) as sale_currency, fx_rate, deduction, base_amount, rule_royalty, payee_id, share,
+    payee_rank, royalty_amount, toLowCardinality(currency) as currency
+from lines

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_pipelines.events.contract import CURRENCIES, MAX_MESSAGE_BYTES, stored_raw_sql, validated_sql
+from mm_pipelines.events.event_schema import CURRENCIES, MAX_MESSAGE_BYTES, stored_raw_sql, validated_sql
 from mm_pipelines.events.generator import generate_events
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from mm_pipelines.events.contract import SCHEMA_VERSION
+from mm_pipelines.events.event_schema import SCHEMA_VERSION
 from mm_pipelines.events.generator import CHANNELS, Catalog, build_catalog
 
 PAID = tuple(c.name for c in CHANNELS if c.paid)

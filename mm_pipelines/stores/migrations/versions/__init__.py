@@ -1,0 +1,1 @@
+"""One module per revision; a package so that the wheel ships them."""

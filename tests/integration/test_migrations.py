@@ -1,0 +1,236 @@
+"""The metadata DB's Alembic migrations on a real PostgreSQL: from empty, from the schema the code built before
+migrations, twice, and from two processes at once; the SQLAlchemy tables must match what the migrations build."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pgserver
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from mm_pipelines.stores.metadata_tables import metadata
+from mm_pipelines.stores.postgres import (
+    MetadataDB,
+    MetadataSchemaError,
+    current_revision,
+    describe_schema,
+    head_revision,
+    upgrade,
+)
+from tests.conftest import drop_database, fresh_database
+
+pytestmark = pytest.mark.integration
+
+BEFORE_ALEMBIC = Path(__file__).parent / "data" / "metadata_schema_before_alembic.sql"
+PG_DUMP = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"  # the wheel ships the Postgres binaries
+
+
+@pytest.fixture
+def empty_dsn(postgres_server_dsn):
+    dsn = fresh_database(postgres_server_dsn)
+    yield dsn
+    drop_database(postgres_server_dsn, dsn)
+
+
+@pytest.fixture
+def pre_migration_dsn(empty_dsn):
+    """A database as the code before migrations left it: its pg_dump, with a row in it."""
+    with psycopg.connect(empty_dsn) as conn:
+        conn.execute(BEFORE_ALEMBIC.read_text())
+    with psycopg.connect(empty_dsn) as conn:  # the dump empties search_path for its session
+        conn.execute("INSERT INTO creators VALUES ('cr-1', 'Ada')")
+    return empty_dsn
+
+
+@contextmanager
+def engine(dsn: str):
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    e = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
+    try:
+        yield e
+    finally:
+        e.dispose()
+
+
+def schema_differences(dsn: str) -> list:
+    """What autogenerate would write to make the database match the SQLAlchemy tables (types and defaults too)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine(dsn) as e, e.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return compare_metadata(context, metadata)
+
+
+def described(dsn: str) -> set[str]:
+    from sqlalchemy import text
+
+    with engine(dsn) as e, e.connect() as conn:
+        return describe_schema(conn, conn.execute(text("SELECT current_schema()")).scalar())
+
+
+def tables(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+
+def revision(dsn: str) -> str | None:
+    with psycopg.connect(dsn) as conn:
+        return current_revision(conn)
+
+
+def url(conninfo: str) -> str:
+    """MM_POSTGRES_DSN takes a URL; the test server's DSN is key=value."""
+    p = conninfo_to_dict(conninfo)
+    query = urlencode({k: v for k, v in p.items() if k in ("host", "port")})
+    return f"postgresql://{p.get('user', '')}@/{p['dbname']}?{query}"
+
+
+def mm(*args: str, dsn: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MM_HOME": str(home), "MM_POSTGRES_DSN": url(dsn)}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mm"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_an_empty_database_upgrades_to_head_with_every_table(empty_dsn):
+    assert upgrade(empty_dsn) == (None, head_revision())
+    assert tables(empty_dsn) == set(metadata.tables) | {"alembic_version"}
+
+
+def test_the_sqlalchemy_tables_match_what_the_migrations_build(empty_dsn, postgres_server_dsn):
+    upgrade(empty_dsn)
+    assert schema_differences(empty_dsn) == []
+    # compare_metadata does not compare an index's WHERE clause: the tables created straight from the metadata
+    # must also describe (columns, defaults, constraints, index definitions) exactly as the migrated ones.
+    from_metadata = fresh_database(postgres_server_dsn)
+    try:
+        with engine(from_metadata) as e:
+            metadata.create_all(e)
+        assert described(from_metadata) == described(empty_dsn)
+    finally:
+        drop_database(postgres_server_dsn, from_metadata)
+
+
+def test_revision_0001_builds_exactly_the_schema_the_code_built_before_migrations(empty_dsn):
+    """Column order, types, defaults, constraint and index names: the whole pg_dump is the same."""
+    upgrade(empty_dsn)
+    dump = subprocess.run(
+        [
+            str(PG_DUMP),
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-table=alembic_version",
+            "-d",
+            empty_dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert without_versions(dump) == without_versions(BEFORE_ALEMBIC.read_text())
+
+
+def without_versions(dump: str) -> list[str]:
+    """The dump's lines without the "Dumped from/by version" header, which names the server that made it."""
+    return [line for line in dump.splitlines() if not line.startswith("-- Dumped ")]
+
+
+def test_a_database_from_before_migrations_is_stamped_and_upgraded_keeping_its_rows(pre_migration_dsn):
+    assert upgrade(pre_migration_dsn) == (None, head_revision())
+    assert revision(pre_migration_dsn) == head_revision()
+    assert schema_differences(pre_migration_dsn) == []
+    with psycopg.connect(pre_migration_dsn) as conn:
+        assert conn.execute("SELECT creator_id, name FROM creators").fetchall() == [("cr-1", "Ada")]
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'mm_expected_schema'").fetchone() == (0,)
+
+
+def test_a_database_from_before_migrations_that_differs_is_refused_and_left_alone(pre_migration_dsn):
+    with psycopg.connect(pre_migration_dsn) as conn:
+        conn.execute("ALTER TABLE payout_batches DROP COLUMN execution_date")
+    with pytest.raises(
+        MetadataSchemaError,
+        match=r"differ from revision 0001 \(1 differences, first: missing column payout_batches.execution_date date\)",
+    ):
+        upgrade(pre_migration_dsn)
+    assert "alembic_version" not in tables(pre_migration_dsn)
+
+
+def test_mm_db_upgrade_twice_is_idempotent(empty_dsn, tmp_path):
+    first = mm("db", "upgrade", dsn=empty_dsn, home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"upgraded from revision none to {head_revision()} (head)" in first.stdout
+    second = mm("db", "upgrade", dsn=empty_dsn, home=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert f"already at revision {head_revision()} (head)" in second.stdout
+    assert schema_differences(empty_dsn) == []
+    current = mm("db", "current", dsn=empty_dsn, home=tmp_path)
+    assert f"revision {head_revision()}, this code needs {head_revision()}: up to date" in current.stdout
+    history = mm("db", "history", dsn=empty_dsn, home=tmp_path)
+    assert "0001" in history.stdout and "← current" in history.stdout
+
+
+def test_two_processes_upgrading_at_once_both_succeed(empty_dsn):
+    code = "import sys; from mm_pipelines.stores.postgres import upgrade; print(upgrade(sys.argv[1]))"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [rc for _, _, rc in results] == [0, 0], [err for _, err, _ in results]
+    # One created the schema, the other waited on the lock and found it done.
+    assert sorted(out.strip() for out, _, _ in results) == sorted(
+        [f"(None, '{head_revision()}')", f"('{head_revision()}', '{head_revision()}')"]
+    )
+    assert schema_differences(empty_dsn) == []
+
+
+def test_a_configured_server_behind_head_is_refused_with_the_command_that_fixes_it(pre_migration_dsn, tmp_path):
+    with pytest.raises(
+        MetadataSchemaError,
+        match=rf"^metadata DB is at revision none, created before migrations, this code needs {head_revision()}: "
+        r"run `mm db upgrade`$",
+    ):
+        with MetadataDB(pre_migration_dsn, tmp_path / "unused").connect():
+            pass
+    assert revision(pre_migration_dsn) is None  # a configured server is never migrated by surprise
+    shown = mm("db", "current", dsn=pre_migration_dsn, home=tmp_path)
+    assert shown.returncode == 0 and "revision none, this code needs" in shown.stdout
+
+
+def test_an_empty_configured_server_is_refused_too(empty_dsn, tmp_path):
+    with pytest.raises(
+        MetadataSchemaError, match=r"is at revision none, empty, this code needs .*: run `mm db upgrade`"
+    ):
+        with MetadataDB(empty_dsn, tmp_path / "unused").connect():
+            pass
+
+
+def test_a_revision_this_code_does_not_know_is_named(empty_dsn, tmp_path):
+    upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(MetadataSchemaError, match="at revision 9999, which this code does not know"):
+        with MetadataDB(empty_dsn, tmp_path / "unused").connect():
+            pass
+
+
+def test_an_unreachable_server_is_one_line(tmp_path):
+    shown = mm("db", "current", dsn="host=127.0.0.1 port=1 dbname=mm user=mm", home=tmp_path)
+    assert shown.returncode == 1
+    assert (
+        "cannot reach the metadata DB postgresql://mm@/mm?host=127.0.0.1&port=1" in shown.stderr
+        and "Traceback" not in shown.stderr
+    )
