@@ -55,7 +55,10 @@ setup(
     ],
     extras_require={
         "dev": [
-            "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "requests>=2.31",
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "requests>=2.31",
             # Layer contracts between the package's modules (tests/unit/test_import_layers.py).
             "import-linter==2.17",
             "ruff==0.17.6",

@@ -45,10 +45,26 @@ GOAL_S = 60.0
 # Each user is active over a window of this many days: paths get several touches, as real journeys do.
 ACTIVE_DAYS = 14
 # Event share per channel (percent): impressions come from paid media; clicks and visits from every channel.
-IMPRESSION_CHANNELS = {"display": 30, "paid_social": 25, "video": 15, "paid_search": 12, "ctv": 8, "email": 6, "affiliate": 4}
+IMPRESSION_CHANNELS = {
+    "display": 30,
+    "paid_social": 25,
+    "video": 15,
+    "paid_search": 12,
+    "ctv": 8,
+    "email": 6,
+    "affiliate": 4,
+}
 CLICK_CHANNELS = {
-    "paid_search": 28, "organic_search": 18, "direct": 14, "paid_social": 12, "email": 8,
-    "display": 5, "affiliate": 5, "referral": 4, "video": 3, "ctv": 3,
+    "paid_search": 28,
+    "organic_search": 18,
+    "direct": 14,
+    "paid_social": 12,
+    "email": 8,
+    "display": 5,
+    "affiliate": 5,
+    "referral": 4,
+    "video": 3,
+    "ctv": 3,
 }
 UNPAID = ("organic_search", "direct", "referral")
 CAMPAIGNS, CREATIVES, ASSETS = 8, 4, 200
@@ -101,15 +117,15 @@ def generation_sql(events: int, users: int, conversions: int, first: date, days:
             (sipHash64(user_n, 'active') % {days - active + 1}) * 86400000
             + sipHash64(number, 'at') % {active * 86_400_000}) AS occurred_at,
         concat('u-', leftPad(toString(user_n), 8, '0')) AS user_id,
-        if(event_type = 'impression', {_pick(IMPRESSION_CHANNELS, 'impression_channel')},
-           {_pick(CLICK_CHANNELS, 'click_channel')}) AS channel,
+        if(event_type = 'impression', {_pick(IMPRESSION_CHANNELS, "impression_channel")},
+           {_pick(CLICK_CHANNELS, "click_channel")}) AS channel,
         if(channel IN ({unpaid}), concat(channel, '-none'),
            concat(channel, '-cmp-', toString(sipHash64(number, 'campaign') % {CAMPAIGNS}))) AS campaign_id,
         if(channel IN ({unpaid}), 'none', concat(campaign_id, '-cr-', toString(sipHash64(number, 'creative') % {CREATIVES}))) AS creative_id,
         if(channel IN ({unpaid}), '', concat('asset-', leftPad(toString(cityHash64(creative_id) % {ASSETS}), 4, '0'))) AS asset_id,
         if({conversion}, concat('ord-', lower(hex(sipHash64(number, 'order')))), NULL) AS order_id,
         if({conversion}, toDecimal128(499 + sipHash64(number, 'revenue') % 19500, 10) / 100, NULL) AS revenue,
-        if({conversion}, {_pick(CURRENCIES, 'currency')}, NULL) AS currency,
+        if({conversion}, {_pick(CURRENCIES, "currency")}, NULL) AS currency,
         if({conversion}, concat('sku-', leftPad(toString(sipHash64(number, 'sku') % 40), 3, '0')), NULL) AS sku,
         {SCHEMA_VERSION} AS schema_version,
         map('device', ['desktop', 'mobile', 'tablet'][1 + sipHash64(number, 'device') % 3]) AS extra,
@@ -136,8 +152,14 @@ def reset_peak(pid: int | str = "self") -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def run_child(cmd: list[str], out: Path, err: Path | None = None, cwd: Path | None = None,
-              timeout_s: float | None = None, env: dict[str, str] | None = None) -> tuple[float, int, float, bool]:
+def run_child(
+    cmd: list[str],
+    out: Path,
+    err: Path | None = None,
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[float, int, float, bool]:
     """Run a command, stdout to `out` (stderr too unless `err`); (seconds, exit code, its peak RSS MB, timed out).
 
     os.wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the maximum over every child so far.
@@ -170,8 +192,15 @@ def dbt_build(home: Path, step: str, args: list[str], run_env: dict[str, str]) -
     target = home / "dbt-target"
     log = home / "logs" / f"dbt-{step}.log"
     cmd = [
-        mm_dbt_executable(), "build", *args, "--profiles-dir", str(project),
-        "--target-path", str(target), "--log-path", str(home / "dbt-logs"),
+        mm_dbt_executable(),
+        "build",
+        *args,
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(home / "dbt-logs"),
     ]
     seconds, code, peak_mb, _ = run_child(cmd, log, cwd=project, env={**os.environ, **run_env})
     if code:
@@ -196,7 +225,14 @@ def spark_stages(home: Path, config, first: date, end: date, memory: str) -> tup
     start_mb = _status_mb("VmHWM", jvm)
     reset_peak(jvm)
     t0 = time.perf_counter()
-    rows = run_backfill(home / "objects", dbt_project_dir() / "seeds" / "fx_rates.csv", config, first, end - timedelta(days=1), home / "spark-out")
+    rows = run_backfill(
+        home / "objects",
+        dbt_project_dir() / "seeds" / "fx_rates.csv",
+        config,
+        first,
+        end - timedelta(days=1),
+        home / "spark-out",
+    )
     backfill_s = time.perf_counter() - t0
     backfill_mb = _status_mb("VmHWM", jvm)
     spark.stop()
@@ -220,13 +256,16 @@ def pandas_run(home: Path, url: str) -> tuple[dict, int, str]:
     failure = ""
     for sample in (1, PANDAS_SAMPLE):
         out, err = home / "logs" / f"pandas-1-in-{sample}.json", home / "logs" / f"pandas-1-in-{sample}.err"
-        _, code, peak_mb, timed_out = run_child([sys.executable, str(script), url, "--sample", str(sample)], out, err,
-                                                timeout_s=PANDAS_TIMEOUT_S)
+        _, code, peak_mb, timed_out = run_child(
+            [sys.executable, str(script), url, "--sample", str(sample)], out, err, timeout_s=PANDAS_TIMEOUT_S
+        )
         if code == 0:
             return json.loads(out.read_text()), sample, failure
         failure = (
-            f"timed out after {PANDAS_TIMEOUT_S} s" if timed_out
-            else f"killed by signal {-code} (out of memory?) at {peak_mb:,.0f} MB" if code < 0
+            f"timed out after {PANDAS_TIMEOUT_S} s"
+            if timed_out
+            else f"killed by signal {-code} (out of memory?) at {peak_mb:,.0f} MB"
+            if code < 0
             else f"failed with exit code {code}"
         )
         console.print(f"[yellow]pandas at 1/{sample} of the users {failure}:[/yellow]")
@@ -240,12 +279,20 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--conversions", type=int, default=500_000)
     parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="build the models this many times on the same events; the median build is shown")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="build the models this many times on the same events; the median build is shown",
+    )
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--spark-memory", default="8g", help="Spark driver memory (local mode: all of Spark)")
-    parser.add_argument("--home", type=Path, help="a new or empty folder for the platform home (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="a new or empty folder for the platform home (default: a temporary one, removed after)",
+    )
     args = parser.parse_args()
 
     if args.home:
@@ -269,8 +316,7 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def build_models(home: Path, warehouse, config, first: date
-                 ) -> tuple[list[Stage], list[tuple[str, str, float]]]:
+def build_models(home: Path, warehouse, config, first: date) -> tuple[list[Stage], list[tuple[str, str, float]]]:
     """The production path once, from raw.events: stages (a) … (d) and the dbt nodes' execution times."""
     from mm_pipelines.assets.attribution import refit
 
@@ -283,29 +329,50 @@ def build_models(home: Path, warehouse, config, first: date
             seconds, peak_mb, results = dbt_build(home, step, build_args, env)
         dbt_nodes.extend((step, r["unique_id"], r["execution_time"]) for r in results)
         in_nodes = sum(r["execution_time"] for r in results)
-        return Stage(f"({step}) dbt build {label}", seconds, peak_mb, f"{len(results)} nodes, {in_nodes:.1f} s in nodes")
+        return Stage(
+            f"({step}) dbt build {label}", seconds, peak_mb, f"{len(results)} nodes, {in_nodes:.1f} s in nodes"
+        )
 
     # Royalty models are monthly and read the credits; they are not part of attribution.
     stages = [
         dbt_stage("a", "--exclude tag:daily tag:royalty", ["--exclude", "tag:daily", "tag:royalty"], run_env()),
-        dbt_stage("b", "paths + journeys", ["--select", "int_conversion_paths", "int_attribution_journeys"],
-                  run_env(days=(first, END))),
+        dbt_stage(
+            "b",
+            "paths + journeys",
+            ["--select", "int_conversion_paths", "int_attribution_journeys"],
+            run_env(days=(first, END)),
+        ),
     ]
     with console.status("(c) data-driven fit (Markov, Shapley) in Python…"):
         reset_peak()
         t0 = time.perf_counter()
         with warehouse.session() as s:
             fit_rows = refit(s, first, END, config)
-        stages.append(Stage("(c) data-driven fit, in-process refit()", time.perf_counter() - t0, _status_mb("VmHWM"), f"{len(fit_rows):,} fit rows"))
-    stages.append(dbt_stage("d", "credits + daily + data-driven marts", ["--select", "attribution_credits", "attribution_daily", "attribution_data_driven"],
-                            run_env(days=(first, END))))
+        stages.append(
+            Stage(
+                "(c) data-driven fit, in-process refit()",
+                time.perf_counter() - t0,
+                _status_mb("VmHWM"),
+                f"{len(fit_rows):,} fit rows",
+            )
+        )
+    stages.append(
+        dbt_stage(
+            "d",
+            "credits + daily + data-driven marts",
+            ["--select", "attribution_credits", "attribution_daily", "attribution_data_driven"],
+            run_env(days=(first, END)),
+        )
+    )
     return stages, dbt_nodes
 
 
 def run(args: argparse.Namespace, home: Path) -> None:
     first = END - timedelta(days=args.days)
     if first < FX_FIRST:
-        console.print(f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: those conversions get revenue 0[/yellow]")
+        console.print(
+            f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: those conversions get revenue 0[/yellow]"
+        )
     url = f"chdb://{home / 'warehouse'}"
     os.environ["MM_HOME"] = str(home)
     os.environ["MM_CLICKHOUSE_URL"] = url
@@ -325,12 +392,21 @@ def run(args: argparse.Namespace, home: Path) -> None:
         t0 = time.perf_counter()
         with warehouse.session() as s:
             ensure_raw_tables(s)
-            s.command(generation_sql(args.events, args.users, args.conversions, first, args.days),
-                      settings={"max_partitions_per_insert_block": 0})
+            s.command(
+                generation_sql(args.events, args.users, args.conversions, first, args.days),
+                settings={"max_partitions_per_insert_block": 0},
+            )
             n_events, n_users, n_conv = s.query_rows(
-                "SELECT count(), uniqExact(user_id), countIf(event_type = 'conversion') FROM raw.events")[0]
-        stages.append(Stage("generate raw.events (INSERT … SELECT FROM numbers)", time.perf_counter() - t0, _status_mb("VmHWM"),
-                            f"{n_events:,} events, {n_users:,} users"))
+                "SELECT count(), uniqExact(user_id), countIf(event_type = 'conversion') FROM raw.events"
+            )[0]
+        stages.append(
+            Stage(
+                "generate raw.events (INSERT … SELECT FROM numbers)",
+                time.perf_counter() - t0,
+                _status_mb("VmHWM"),
+                f"{n_events:,} events, {n_users:,} users",
+            )
+        )
 
     builds = []
     for i in range(args.repeat):
@@ -347,21 +423,33 @@ def run(args: argparse.Namespace, home: Path) -> None:
     with warehouse.session() as s:
         conversions, paths, journeys = s.query_rows(
             "SELECT (SELECT count() FROM intermediate.int_conversions), (SELECT count() FROM intermediate.int_conversion_paths), "
-            "(SELECT count() FROM intermediate.int_attribution_journeys)")[0]
+            "(SELECT count() FROM intermediate.int_attribution_journeys)"
+        )[0]
         credits, rule_rows, models, unattributed, avg_touches = s.query_rows(
             f"SELECT count(), countIf(model IN {tuple(RULE_MODELS)}), uniqExact(model), "
             "uniqExactIf(conversion_id, channel = 'unattributed'), avgIf(touch_count, model = 'linear' AND touch_index <= 1) "
-            "FROM marts.attribution_credits")[0]
+            "FROM marts.attribution_credits"
+        )[0]
         daily = s.query_rows("SELECT count() FROM marts.attribution_daily")[0][0]
     b.rows += f": {paths:,} paths, {journeys:,} journey rows"
     d.rows += f": {credits:,} credits, {daily:,} daily rows"
     dbt_total = a.seconds + b.seconds + c.seconds + d.seconds
-    stages.append(Stage("all models and marts (a+b+c+d)", dbt_total, max(x.peak_mb for x in (a, b, c, d)),
-                        f"{conversions:,} conversions × {models} models"))
+    stages.append(
+        Stage(
+            "all models and marts (a+b+c+d)",
+            dbt_total,
+            max(x.peak_mb for x in (a, b, c, d)),
+            f"{conversions:,} conversions × {models} models",
+        )
+    )
     dbt_daily = b.seconds + d.seconds
-    comparison = [("dbt on chDB", "all models and marts (a+b+c+d)", dbt_total, None),
-                  ("dbt on chDB", "daily paths + marts (b+d), 8 models", dbt_daily, None)]
-    checks = [f"{unattributed:,} of {conversions:,} conversions unattributed; {avg_touches:.2f} touches per attributed path"]
+    comparison = [
+        ("dbt on chDB", "all models and marts (a+b+c+d)", dbt_total, None),
+        ("dbt on chDB", "daily paths + marts (b+d), 8 models", dbt_daily, None),
+    ]
+    checks = [
+        f"{unattributed:,} of {conversions:,} conversions unattributed; {avg_touches:.2f} touches per attributed path"
+    ]
 
     if not args.skip_spark:
         with console.status("Exporting raw.events to the Parquet archive…"):
@@ -369,49 +457,100 @@ def run(args: argparse.Namespace, home: Path) -> None:
             reset_peak()
             t0 = time.perf_counter()
             with warehouse.session() as s:
-                s.command(f"INSERT INTO FUNCTION file('{archive}/date={{_partition_id}}/part.parquet', Parquet) "
-                          "PARTITION BY toDate(occurred_at) SELECT * FROM raw.events")
+                s.command(
+                    f"INSERT INTO FUNCTION file('{archive}/date={{_partition_id}}/part.parquet', Parquet) "
+                    "PARTITION BY toDate(occurred_at) SELECT * FROM raw.events"
+                )
             files = len(list(archive.glob("date=*/*.parquet")))
-            stages.append(Stage("spark: export raw.events → Parquet archive (chDB)", time.perf_counter() - t0, _status_mb("VmHWM"), f"{files} daily files"))
+            stages.append(
+                Stage(
+                    "spark: export raw.events → Parquet archive (chDB)",
+                    time.perf_counter() - t0,
+                    _status_mb("VmHWM"),
+                    f"{files} daily files",
+                )
+            )
         with console.status("Spark: JVM start-up and rule-based backfill…"):
             spark, spark_rows = spark_stages(home, config, first, END, args.spark_memory)
         stages += spark
-        comparison.append(("Spark (local, 2 cores)", "rule-based backfill, 6 models", spark[1].seconds, spark[1].seconds))
-        checks.append(f"Spark credits rows {'=' if spark_rows == rule_rows else '≠'} dbt's rule-based rows ({spark_rows:,} vs {rule_rows:,})")
+        comparison.append(
+            ("Spark (local, 2 cores)", "rule-based backfill, 6 models", spark[1].seconds, spark[1].seconds)
+        )
+        checks.append(
+            f"Spark credits rows {'=' if spark_rows == rule_rows else '≠'} dbt's rule-based rows ({spark_rows:,} vs {rule_rows:,})"
+        )
 
     if not args.skip_pandas:
         with console.status("pandas: read raw.events and compute the six rule-based models…"):
             result, sample, failure = pandas_run(home, url)
         scale = sample  # linear extrapolation from 1/sample of the users
         label = "" if sample == 1 else f" [1/{sample} of users, ×{sample} extrapolated: full size {failure}]"
-        stages.append(Stage(f"pandas: read raw.events into a DataFrame{label}", result["read_s"], result["rss_after_read_mb"],
-                            f"{result['events']:,} events"))
-        stages.append(Stage(f"pandas: 6 rule-based models{label}", result["compute_s"], result["peak_compute_mb"], f"{result['rows']:,} credits"))
-        comparison.append((f"pandas{' (extrapolated)' if sample > 1 else ''}", "rule-based, 6 models (compute only)",
-                           result["compute_s"] * scale, result["compute_s"] * scale))
-        comparison.append((f"pandas{' (extrapolated)' if sample > 1 else ''}", "rule-based, 6 models (read + compute)",
-                           (result["read_s"] + result["compute_s"]) * scale, (result["read_s"] + result["compute_s"]) * scale))
+        stages.append(
+            Stage(
+                f"pandas: read raw.events into a DataFrame{label}",
+                result["read_s"],
+                result["rss_after_read_mb"],
+                f"{result['events']:,} events",
+            )
+        )
+        stages.append(
+            Stage(
+                f"pandas: 6 rule-based models{label}",
+                result["compute_s"],
+                result["peak_compute_mb"],
+                f"{result['rows']:,} credits",
+            )
+        )
+        comparison.append(
+            (
+                f"pandas{' (extrapolated)' if sample > 1 else ''}",
+                "rule-based, 6 models (compute only)",
+                result["compute_s"] * scale,
+                result["compute_s"] * scale,
+            )
+        )
+        comparison.append(
+            (
+                f"pandas{' (extrapolated)' if sample > 1 else ''}",
+                "rule-based, 6 models (read + compute)",
+                (result["read_s"] + result["compute_s"]) * scale,
+                (result["read_s"] + result["compute_s"]) * scale,
+            )
+        )
         if sample == 1:
             with warehouse.session() as s:
-                dbt_totals = {(m, ch): float(v) for m, ch, v in s.query_rows(
-                    f"SELECT model, channel, sum(credit_share) FROM marts.attribution_credits WHERE model IN {tuple(RULE_MODELS)} GROUP BY model, channel")}
+                dbt_totals = {
+                    (m, ch): float(v)
+                    for m, ch, v in s.query_rows(
+                        f"SELECT model, channel, sum(credit_share) FROM marts.attribution_credits WHERE model IN {tuple(RULE_MODELS)} GROUP BY model, channel"
+                    )
+                }
             pandas_totals = {(m, ch): v for m, ch, v, _ in result["totals"]}
-            diff = max(abs(dbt_totals.get(k, 0.0) - pandas_totals.get(k, 0.0)) for k in dbt_totals.keys() | pandas_totals.keys())
-            checks.append(f"pandas vs dbt: max |Δ conversions| per model × channel = {diff:.2e}; rows {result['rows']:,} vs {rule_rows:,}")
+            diff = max(
+                abs(dbt_totals.get(k, 0.0) - pandas_totals.get(k, 0.0))
+                for k in dbt_totals.keys() | pandas_totals.keys()
+            )
+            checks.append(
+                f"pandas vs dbt: max |Δ conversions| per model × channel = {diff:.2e}; rows {result['rows']:,} vs {rule_rows:,}"
+            )
 
     print_tables(args, stages, comparison, dbt_total, dbt_daily, checks, dbt_nodes, load_before, totals)
 
 
 def print_tables(args, stages, comparison, dbt_total, dbt_daily, checks, dbt_nodes, load_before, totals) -> None:
     load_after = os.getloadavg()
-    title = (f"Attribution at scale, embedded (chDB): {args.events:,} events, {args.users:,} users, "
-             f"{args.conversions:,} conversions, {args.days} days; {os.cpu_count()} cores")
+    title = (
+        f"Attribution at scale, embedded (chDB): {args.events:,} events, {args.users:,} users, "
+        f"{args.conversions:,} conversions, {args.days} days; {os.cpu_count()} cores"
+    )
     table = Table(title=title, caption=f"load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}")
     for col, justify in (("stage", "left"), ("seconds", "right"), ("peak RSS MB", "right"), ("rows", "left")):
         table.add_column(col, justify=justify)
     for st in stages:
         style = "bold" if st.name.startswith("all models") else None
-        table.add_row(st.name, f"{st.seconds:.1f}", f"{st.peak_mb:,.0f}" if st.peak_mb is not None else "", st.rows, style=style)
+        table.add_row(
+            st.name, f"{st.seconds:.1f}", f"{st.peak_mb:,.0f}" if st.peak_mb is not None else "", st.rows, style=style
+        )
     console.print(table)
     verdict = "meets" if dbt_total <= GOAL_S else "misses"
     console.print(f"All models and marts: {dbt_total:.1f} s — {verdict} the {GOAL_S:.0f} s goal.")
@@ -419,10 +558,18 @@ def print_tables(args, stages, comparison, dbt_total, dbt_daily, checks, dbt_nod
         console.print(f"Builds on the same events: {', '.join(f'{t:.1f}' for t in totals)} s (median shown above).")
 
     cmp = Table(title="Engines on the same data")
-    for col, justify in (("engine", "left"), ("workload", "left"), ("seconds", "right"), ("÷ dbt (b+d)", "right"), ("÷ dbt total", "right")):
+    for col, justify in (
+        ("engine", "left"),
+        ("workload", "left"),
+        ("seconds", "right"),
+        ("÷ dbt (b+d)", "right"),
+        ("÷ dbt total", "right"),
+    ):
         cmp.add_column(col, justify=justify)
     for engine, workload, seconds, ratio_basis in comparison:
-        ratios = ("", "") if ratio_basis is None else (f"{ratio_basis / dbt_daily:.2f}×", f"{ratio_basis / dbt_total:.2f}×")
+        ratios = (
+            ("", "") if ratio_basis is None else (f"{ratio_basis / dbt_daily:.2f}×", f"{ratio_basis / dbt_total:.2f}×")
+        )
         cmp.add_row(engine, workload, f"{seconds:.1f}", *ratios)
     console.print(cmp)
 

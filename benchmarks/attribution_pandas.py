@@ -22,8 +22,22 @@ import pandas as pd
 
 MS_PER_DAY = 86_400_000
 COLUMNS = [
-    "conversion_id", "user_id", "converted_at", "model", "touch_index", "touch_count", "touch_id", "touch_at",
-    "touch_type", "channel", "campaign_id", "creative_id", "asset_id", "credit_share", "revenue", "revenue_credit",
+    "conversion_id",
+    "user_id",
+    "converted_at",
+    "model",
+    "touch_index",
+    "touch_count",
+    "touch_id",
+    "touch_at",
+    "touch_type",
+    "channel",
+    "campaign_id",
+    "creative_id",
+    "asset_id",
+    "credit_share",
+    "revenue",
+    "revenue_credit",
 ]
 
 
@@ -41,7 +55,9 @@ def rule_based_credits(
     """One row per conversion × model × credited touch; `lookback_overrides` maps (channel, touch_type) to days,
     `fx_rates` (currency, month, rate_to_reporting) converts revenue to the reporting currency."""
     events = events.drop_duplicates("event_id")
-    conv = events.loc[events["event_type"] == "conversion", ["event_id", "user_id", "occurred_at", "revenue", "currency"]]
+    conv = events.loc[
+        events["event_type"] == "conversion", ["event_id", "user_id", "occurred_at", "revenue", "currency"]
+    ]
     conv = conv.rename(columns={"event_id": "conversion_id", "occurred_at": "converted_at"})
     conv["revenue"] = conv["revenue"].astype(float).fillna(0.0)
     if fx_rates is not None:
@@ -56,7 +72,9 @@ def rule_based_credits(
     ].rename(columns={"event_id": "touch_id", "occurred_at": "touch_at", "event_type": "touch_type"})
     touches["lookback_ms"] = np.where(touches["touch_type"] == "click", lookback_ms_click, lookback_ms_impression)
     for (channel, touch_type), days in (lookback_overrides or {}).items():
-        touches.loc[(touches["channel"] == channel) & (touches["touch_type"] == touch_type), "lookback_ms"] = days * MS_PER_DAY
+        touches.loc[(touches["channel"] == channel) & (touches["touch_type"] == touch_type), "lookback_ms"] = (
+            days * MS_PER_DAY
+        )
 
     pairs = conv.merge(touches, on="user_id")
     pairs["age_ms"] = (pairs["converted_at"] - pairs["touch_at"]) / pd.Timedelta(milliseconds=1)
@@ -73,11 +91,14 @@ def rule_based_credits(
         "last_touch": (i == n).astype(float),
         "last_non_direct": (i == last_non_direct).astype(float),
         "linear": pd.Series(1.0, index=paths.index),
-        "position_based": pd.Series(np.select(
-            [n == 1, n == 2, i == 1, i == n],
-            [1.0, np.where(i == 1, f / (f + l), l / (f + l)), f, l],
-            (1 - f - l) / (n - 2).clip(lower=1),
-        ), index=paths.index),
+        "position_based": pd.Series(
+            np.select(
+                [n == 1, n == 2, i == 1, i == n],
+                [1.0, np.where(i == 1, f / (f + l), l / (f + l)), f, l],
+                (1 - f - l) / (n - 2).clip(lower=1),
+            ),
+            index=paths.index,
+        ),
         "time_decay": 2.0 ** (-(paths["age_ms"] / 1000) / (half_life_days * 86400)),
     }
     paths = paths.assign(touch_index=i, touch_count=n)
@@ -88,8 +109,16 @@ def rule_based_credits(
         frames.append(credited[credited["credit_share"] > 0])
 
     unattributed = conv[~conv["conversion_id"].isin(paths["conversion_id"])].assign(
-        touch_index=0, touch_count=0, touch_id="", touch_at=pd.NaT, touch_type="none", channel="unattributed",
-        campaign_id="", creative_id="", asset_id="", credit_share=1.0,
+        touch_index=0,
+        touch_count=0,
+        touch_id="",
+        touch_at=pd.NaT,
+        touch_type="none",
+        channel="unattributed",
+        campaign_id="",
+        creative_id="",
+        asset_id="",
+        credit_share=1.0,
     )
     unattributed["revenue_credit"] = unattributed["revenue"]
     frames += [unattributed.assign(model=model) for model in weights]
@@ -131,21 +160,29 @@ def main() -> None:
 
     t0 = time.perf_counter()
     credits = rule_based_credits(
-        events, config.click_lookback_days * MS_PER_DAY, config.impression_lookback_days * MS_PER_DAY,
-        lookback_overrides=config.lookback_overrides, fx_rates=fx, half_life_days=config.half_life_days,
-        first_weight=config.position_first_weight, last_weight=config.position_last_weight,
+        events,
+        config.click_lookback_days * MS_PER_DAY,
+        config.impression_lookback_days * MS_PER_DAY,
+        lookback_overrides=config.lookback_overrides,
+        fx_rates=fx,
+        half_life_days=config.half_life_days,
+        first_weight=config.position_first_weight,
+        last_weight=config.position_last_weight,
     )
     compute_s = time.perf_counter() - t0
     totals = credits.groupby(["model", "channel"])[["credit_share", "revenue_credit"]].sum()
-    json.dump({
-        "events": len(events),
-        "read_s": read_s,
-        "compute_s": compute_s,
-        "rss_after_read_mb": rss_after_read,
-        "peak_compute_mb": _status_mb("VmHWM"),
-        "rows": len(credits),
-        "totals": [[m, c, s, r] for (m, c), (s, r) in totals.iterrows()],
-    }, sys.stdout)
+    json.dump(
+        {
+            "events": len(events),
+            "read_s": read_s,
+            "compute_s": compute_s,
+            "rss_after_read_mb": rss_after_read,
+            "peak_compute_mb": _status_mb("VmHWM"),
+            "rows": len(credits),
+            "totals": [[m, c, s, r] for (m, c), (s, r) in totals.iterrows()],
+        },
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

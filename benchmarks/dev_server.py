@@ -17,7 +17,10 @@ def free_port() -> int:
 def start_dev(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "mm"), "dev", "--port", str(free_port())],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

@@ -31,9 +31,9 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.events.generator import generate_events, to_jsonl
     from mm_pipelines.events.ingest import ingest_pending
+    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.stores.clickhouse import Warehouse
     from mm_pipelines.stores.objects import LocalObjectStore
 
@@ -55,7 +55,13 @@ def main() -> None:
         with console.status("Ingesting without archive…"):
             plain = ingest_pending(Warehouse(f"chdb://{Path(tmp) / 'wh1'}"), bus, topic, args.max_batch)
         with console.status("Ingesting with the Parquet archive…"):
-            archived = ingest_pending(Warehouse(f"chdb://{Path(tmp) / 'wh2'}"), bus, topic, args.max_batch, LocalObjectStore(f"file://{tmp}/objects"))
+            archived = ingest_pending(
+                Warehouse(f"chdb://{Path(tmp) / 'wh2'}"),
+                bus,
+                topic,
+                args.max_batch,
+                LocalObjectStore(f"file://{tmp}/objects"),
+            )
     bus.close()
 
     table = Table(title=f"Kafka → ClickHouse (chDB), {n:,} events, {args.partitions} partitions")
@@ -63,7 +69,9 @@ def main() -> None:
     table.add_column("no archive", justify="right")
     table.add_column("with archive", justify="right")
     table.add_row("produce (librdkafka, idempotent)", f"{produce_s:.1f} s ({n / produce_s:,.0f}/s)", "")
-    table.add_row("ingest end to end", *(f"{r.seconds['total']:.1f} s ({r.messages_per_s:,.0f}/s)" for r in (plain, archived)))
+    table.add_row(
+        "ingest end to end", *(f"{r.seconds['total']:.1f} s ({r.messages_per_s:,.0f}/s)" for r in (plain, archived))
+    )
     for k, label in (
         ("fetch", "  Kafka fetch (librdkafka; overlaps validation)"),
         ("land", "  land + parse + validate (ClickHouse)"),

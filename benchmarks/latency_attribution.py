@@ -19,13 +19,12 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from dev_server import start_dev, stop_dev
 from rich.console import Console
 from rich.table import Table
-
-from dev_server import start_dev, stop_dev
 
 console = Console()
 
@@ -38,8 +37,8 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="use the embedded event log instead of Kafka")
     args = parser.parse_args()
 
-    from mm_pipelines.stores.bus import open_event_bus
     from mm_pipelines.events.generator import as_live, generate_events
+    from mm_pipelines.stores.bus import open_event_bus
     from mm_pipelines.stores.clickhouse import Warehouse
 
     topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
@@ -52,7 +51,9 @@ def main() -> None:
         bus = open_event_bus(bus_url)
         bus.ensure_topic(topic, 4)
         with console.status("Building the empty platform once (what a deployment's first run does)…"):
-            subprocess.run([str(Path(sys.executable).parent / "mm"), "materialize"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [str(Path(sys.executable).parent / "mm"), "materialize"], env=env, check=True, capture_output=True
+            )
         dev = start_dev(env)
         warehouse = Warehouse(f"chdb://{home}/warehouse")
         sent_at: dict[str, float] = {}
@@ -81,7 +82,7 @@ def main() -> None:
             with console.status(f"Producing {args.rate:,} events/s for {args.seconds}s…") as status:
                 while sent < len(events):
                     due = min(len(events), int((time.monotonic() - started) * args.rate))
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     chunk = as_live(events[sent:due], now, rng)
                     bus.produce(topic, [(e["user_id"].encode(), json.dumps(e).encode()) for e in chunk])
                     for e in chunk:
@@ -102,8 +103,10 @@ def main() -> None:
             stop_dev(dev)
             bus.close()
     lags = sorted(seen_at[c] - sent_at[c] for c in seen_at)
-    table = Table(title=f"Conversion produced → credited in marts.attribution_credits ({args.rate:,} events/s for {args.seconds}s, "
-                        f"{'embedded log' if args.embedded else 'Kafka'})")
+    table = Table(
+        title=f"Conversion produced → credited in marts.attribution_credits ({args.rate:,} events/s for {args.seconds}s, "
+        f"{'embedded log' if args.embedded else 'Kafka'})"
+    )
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("events produced", f"{sent:,}")
@@ -130,8 +133,12 @@ def run_timeline(dagster_home: Path) -> Table:
             if record.start_time is None or record.end_time is None:
                 continue
             keys = sorted({k.path[-1] for k in run.asset_selection or ()})
-            kind = run.job_name if run.job_name != "__ASSET_JOB" else ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
-            kinds.setdefault(kind, []).append((record.start_time - record.create_timestamp.timestamp(), record.end_time - record.start_time))
+            kind = (
+                run.job_name if run.job_name != "__ASSET_JOB" else ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+            )
+            kinds.setdefault(kind, []).append(
+                (record.start_time - record.create_timestamp.timestamp(), record.end_time - record.start_time)
+            )
     table = Table(title="Runs while producing (median seconds)")
     for column in ("run", "count", "queued + worker start", "ran"):
         table.add_column(column, justify="left" if column == "run" else "right")

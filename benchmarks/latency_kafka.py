@@ -17,10 +17,9 @@ import tempfile
 import time
 import uuid
 
+from dev_server import start_dev, stop_dev
 from rich.console import Console
 from rich.table import Table
-
-from dev_server import start_dev, stop_dev
 
 console = Console()
 
@@ -32,8 +31,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     args = parser.parse_args()
 
-    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.events.generator import generate_events
+    from mm_pipelines.stores.bus import KafkaEventBus
     from mm_pipelines.stores.clickhouse import Warehouse
 
     topic = f"mm.latency.{uuid.uuid4().hex[:8]}"
@@ -55,7 +54,10 @@ def main() -> None:
                     due = min(len(events), int((time.monotonic() - started) * args.rate))
                     chunk = events[sent:due]
                     now_ms = int(time.time() * 1000)
-                    bus.produce(topic, [(e["user_id"].encode(), json.dumps({**e, "sent_at_ms": now_ms}).encode()) for e in chunk])
+                    bus.produce(
+                        topic,
+                        [(e["user_id"].encode(), json.dumps({**e, "sent_at_ms": now_ms}).encode()) for e in chunk],
+                    )
                     sent = due
                     time.sleep(0.1)
             warehouse = Warehouse(f"chdb://{home}/warehouse")
@@ -77,7 +79,9 @@ def main() -> None:
         finally:
             stop_dev(dev)
             bus.close()
-    table = Table(title=f"Produce → visible in raw.events, sensor + daemon running ({args.rate:,}/s for {args.seconds}s)")
+    table = Table(
+        title=f"Produce → visible in raw.events, sensor + daemon running ({args.rate:,}/s for {args.seconds}s)"
+    )
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("events produced / ingested", f"{sent:,} / {n:,}")

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,39 +48,80 @@ def build_catalog(payees: int):
         for pid in ids:
             currency = rng.choices(["EUR", "USD", "GBP"], [80, 15, 5])[0]
             kyc = "verified" if rng.random() < 0.95 else "pending"
-            catalog.payees.append(Payee(pid, creator, f"Payee {pid}", kyc, f"kyc://case/{pid}", "sepa", currency, IBANS[currency], "",
-                                        Decimal(rng.choice([0, 10, 25])), Decimal(rng.choice([0, 0, 0, "0.15"]))))
+            catalog.payees.append(
+                Payee(
+                    pid,
+                    creator,
+                    f"Payee {pid}",
+                    kyc,
+                    f"kyc://case/{pid}",
+                    "sepa",
+                    currency,
+                    IBANS[currency],
+                    "",
+                    Decimal(rng.choice([0, 10, 25])),
+                    Decimal(rng.choice([0, 0, 0, "0.15"])),
+                )
+            )
         splits = (Split(ids[0], Decimal("0.7")), Split(ids[1], Decimal("0.3")))
-        tiers = ((Tier(Decimal(0), Decimal("0.1")), Tier(Decimal(20), Decimal("0.125"))) if i % 2
-                 else (Tier(Decimal(0), Decimal("0.1")),))
-        rule = Rule("r1", "sku", f"SKU-{i}", "net_sales", "", "units" if i % 2 else "flat", tiers, Decimal("0.05") if i % 3 == 0 else Decimal(0), splits)
-        catalog.contracts.append(Contract(
-            f"CT-{i}", creator, rng.choice(["USD", "EUR"]), date(2026, 1, 1), date(2027, 12, 31), ("WW",), i % 7 == 0,
-            ((ids[0], Decimal(50)),) if i % 20 == 0 else (),
-            (Advance(ids[0], Decimal(200), date(2026, 10, 2)),) if i % 10 == 0 else (),
-            Decimal("0.1") if i % 5 == 0 else Decimal(0), 2, 2, (rule,),
-        ))
+        tiers = (
+            (Tier(Decimal(0), Decimal("0.1")), Tier(Decimal(20), Decimal("0.125")))
+            if i % 2
+            else (Tier(Decimal(0), Decimal("0.1")),)
+        )
+        rule = Rule(
+            "r1",
+            "sku",
+            f"SKU-{i}",
+            "net_sales",
+            "",
+            "units" if i % 2 else "flat",
+            tiers,
+            Decimal("0.05") if i % 3 == 0 else Decimal(0),
+            splits,
+        )
+        catalog.contracts.append(
+            Contract(
+                f"CT-{i}",
+                creator,
+                rng.choice(["USD", "EUR"]),
+                date(2026, 1, 1),
+                date(2027, 12, 31),
+                ("WW",),
+                i % 7 == 0,
+                ((ids[0], Decimal(50)),) if i % 20 == 0 else (),
+                (Advance(ids[0], Decimal(200), date(2026, 10, 2)),) if i % 10 == 0 else (),
+                Decimal("0.1") if i % 5 == 0 else Decimal(0),
+                2,
+                2,
+                (rule,),
+            )
+        )
     return catalog
 
 
 def sales_table(lines: int, skus: int) -> pa.Table:
     rng = random.Random(11)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     units = [rng.choice((1, 1, 1, 2, 3)) * (-1 if rng.random() < 0.03 else 1) for _ in range(lines)]
-    return pa.table({
-        "sale_id": pa.array([f"s-{i}" for i in range(lines)]),
-        "revision": pa.array([0] * lines, pa.uint32()),
-        "sold_at": pa.array([start + timedelta(seconds=rng.randrange(30 * 86400)) for _ in range(lines)], pa.timestamp("ms", "UTC")),
-        "sku": pa.array([f"SKU-{rng.randrange(skus)}" for _ in range(lines)]),
-        "territory": pa.array([rng.choice(("US", "GB", "DE", "FR")) for _ in range(lines)]),
-        "units": pa.array(units, pa.int64()),
-        "net_amount": pa.array([Decimal(rng.randrange(199, 2999)) / 100 * u for u in units], pa.decimal128(38, 10)),
-        "currency": pa.array([rng.choice(("USD", "EUR", "GBP")) for _ in range(lines)]),
-        "load_id": pa.array(["bench"] * lines),
-        "file": pa.array(["bench"] * lines),
-        "line": pa.array(range(2, lines + 2), pa.uint64()),
-        "loaded_at": pa.array([start] * lines, pa.timestamp("ms", "UTC")),
-    })
+    return pa.table(
+        {
+            "sale_id": pa.array([f"s-{i}" for i in range(lines)]),
+            "revision": pa.array([0] * lines, pa.uint32()),
+            "sold_at": pa.array(
+                [start + timedelta(seconds=rng.randrange(30 * 86400)) for _ in range(lines)], pa.timestamp("ms", "UTC")
+            ),
+            "sku": pa.array([f"SKU-{rng.randrange(skus)}" for _ in range(lines)]),
+            "territory": pa.array([rng.choice(("US", "GB", "DE", "FR")) for _ in range(lines)]),
+            "units": pa.array(units, pa.int64()),
+            "net_amount": pa.array([Decimal(rng.randrange(199, 2999)) / 100 * u for u in units], pa.decimal128(38, 10)),
+            "currency": pa.array([rng.choice(("USD", "EUR", "GBP")) for _ in range(lines)]),
+            "load_id": pa.array(["bench"] * lines),
+            "file": pa.array(["bench"] * lines),
+            "line": pa.array(range(2, lines + 2), pa.uint64()),
+            "loaded_at": pa.array([start] * lines, pa.timestamp("ms", "UTC")),
+        }
+    )
 
 
 def peak_mb(who: int) -> float:
@@ -120,13 +161,22 @@ def main() -> None:
     with platform.warehouse.session() as s:
         ensure_raw_tables(s)
         ensure_fit_table(s)
-    subprocess.run([str(Path(sys.executable).parent / "mm-dbt"), "build", "--exclude", "tag:royalty", "--quiet"], cwd=dbt_project_dir(), check=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "mm-dbt"), "build", "--exclude", "tag:royalty", "--quiet"],
+        cwd=dbt_project_dir(),
+        check=True,
+    )
     setup.append(("reference seed, empty marts (dbt)", time.perf_counter() - t))
     t = time.perf_counter()
     catalog = build_catalog(args.payees)
     with platform.metadata.connect() as conn:
         save_catalog(conn, catalog, "benchmark", "bench")
-    setup.append((f"catalog: {len(catalog.payees):,} payees, {len(catalog.contracts):,} contracts into Postgres", time.perf_counter() - t))
+    setup.append(
+        (
+            f"catalog: {len(catalog.payees):,} payees, {len(catalog.contracts):,} contracts into Postgres",
+            time.perf_counter() - t,
+        )
+    )
     t = time.perf_counter()
     table = sales_table(args.sales, len(catalog.contracts))
     with platform.warehouse.session() as s:
@@ -136,7 +186,9 @@ def main() -> None:
     defs = build_definitions()
     with DagsterInstance.get() as instance:
         t = time.perf_counter()
-        result = defs.resolve_job_def("royalties_job").execute_in_process(instance=instance, partition_key=f"{PERIOD}-01", raise_on_error=False)
+        result = defs.resolve_job_def("royalties_job").execute_in_process(
+            instance=instance, partition_key=f"{PERIOD}-01", raise_on_error=False
+        )
         total_job = time.perf_counter() - t
         if not result.success:
             raise SystemExit([e.event_specific_data.error.message for e in result.all_events if e.is_step_failure])
@@ -147,13 +199,20 @@ def main() -> None:
     settings = batches.PayoutSettings.from_env()
     t = time.perf_counter()
     with platform.metadata.connect() as conn:
-        ids = [b for (b,) in conn.execute("SELECT batch_id FROM payout_batches WHERE period = %s ORDER BY batch_id", (PERIOD,))]
+        ids = [
+            b
+            for (b,) in conn.execute(
+                "SELECT batch_id FROM payout_batches WHERE period = %s ORDER BY batch_id", (PERIOD,)
+            )
+        ]
         for bid in ids:
             for approver in ("fin-1", "fin-2"):
                 if batches.batch_row(conn, bid)["status"] == "draft":
                     batches.approve(conn, bid, approver, settings)
             batches.export(conn, platform.objects, bid, "fin-1", settings)
-    timed.append((f"approve + signed export of {len(ids)} batches (CSV, pain.001 + XSD, manifest)", time.perf_counter() - t))
+    timed.append(
+        (f"approve + signed export of {len(ids)} batches (CSV, pain.001 + XSD, manifest)", time.perf_counter() - t)
+    )
     t = time.perf_counter()
     problems = [p for bid in ids for p in batches.verify(platform.objects, bid, public)]
     timed.append(("verify every export", time.perf_counter() - t))
@@ -163,7 +222,9 @@ def main() -> None:
     with platform.metadata.connect() as conn:
         lines, paid = conn.execute("SELECT count(*), sum(amount) FROM payout_lines").fetchone()
         held = conn.execute("SELECT count(*) FROM payout_holds").fetchone()[0]
-        statements = conn.execute("SELECT count(*) FROM royalty_statement_totals WHERE period = %s", (PERIOD,)).fetchone()[0]
+        statements = conn.execute(
+            "SELECT count(*) FROM royalty_statement_totals WHERE period = %s", (PERIOD,)
+        ).fetchone()[0]
     ledger_lines = platform.warehouse.query_rows("SELECT count() FROM marts.royalty_ledger")[0][0]
 
     st = Table(title="Setup (not timed against the goal)")
@@ -179,11 +240,17 @@ def main() -> None:
         tt.add_row(name, f"{seconds:.1f}")
     measured = total_job + sum(s for n, s in timed[-2:])
     tt.add_section()
-    tt.add_row(f"total (goal < {GOAL_S:.0f} s)", f"{measured:.1f}", style="bold green" if measured < GOAL_S else "bold red")
+    tt.add_row(
+        f"total (goal < {GOAL_S:.0f} s)", f"{measured:.1f}", style="bold green" if measured < GOAL_S else "bold red"
+    )
     console.print(tt)
-    console.print(f"ledger lines {ledger_lines:,}; statements {statements:,}; payout lines {lines:,} ({len(ids)} batches, total {paid:,.2f}); "
-                  f"held {held:,}")
-    console.print(f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, largest child (dbt) {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
+    console.print(
+        f"ledger lines {ledger_lines:,}; statements {statements:,}; payout lines {lines:,} ({len(ids)} batches, total {paid:,.2f}); "
+        f"held {held:,}"
+    )
+    console.print(
+        f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, largest child (dbt) {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB"
+    )
 
 
 def step_durations(run_id: str) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,8 +52,30 @@ def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
     n = 0
     for p, end in ends.items():
         batch = bus.read_range(topic, p, 0, min(end, per_partition))
-        cols: dict[str, list] = {k: [] for k in ("event_id", "event_type", "occurred_at", "user_id", "channel", "campaign_id", "creative_id", "asset_id", "order_id", "revenue", "currency", "sku", "schema_version", "extra", "topic", "partition", "offset", "ingested_at")}
-        now = datetime.now(timezone.utc)
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "event_id",
+                "event_type",
+                "occurred_at",
+                "user_id",
+                "channel",
+                "campaign_id",
+                "creative_id",
+                "asset_id",
+                "order_id",
+                "revenue",
+                "currency",
+                "sku",
+                "schema_version",
+                "extra",
+                "topic",
+                "partition",
+                "offset",
+                "ingested_at",
+            )
+        }
+        now = datetime.now(UTC)
         for offset, raw in zip(batch.offsets, batch.values):
             e = json.loads(raw)
             if e.get("event_type") not in EVENT_TYPES or (e.get("currency") and e["currency"] not in CURRENCIES):
@@ -73,16 +95,35 @@ def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
             cols["offset"].append(offset)
             cols["ingested_at"].append(now)
             n += 1
-        table = pa.table({
-            **{k: pa.array(v, pa.string()) for k, v in cols.items() if k in ("event_id", "event_type", "user_id", "channel", "campaign_id", "creative_id", "asset_id", "order_id", "currency", "sku", "topic")},
-            "occurred_at": pa.array(cols["occurred_at"], pa.timestamp("ms", "UTC")),
-            "revenue": pa.array(cols["revenue"], pa.decimal128(38, 10)),
-            "schema_version": pa.array(cols["schema_version"], pa.uint16()),
-            "extra": pa.array(cols["extra"], pa.map_(pa.string(), pa.string())),
-            "partition": pa.array(cols["partition"], pa.uint32()),
-            "offset": pa.array(cols["offset"], pa.uint64()),
-            "ingested_at": pa.array(cols["ingested_at"], pa.timestamp("ms", "UTC")),
-        })
+        table = pa.table(
+            {
+                **{
+                    k: pa.array(v, pa.string())
+                    for k, v in cols.items()
+                    if k
+                    in (
+                        "event_id",
+                        "event_type",
+                        "user_id",
+                        "channel",
+                        "campaign_id",
+                        "creative_id",
+                        "asset_id",
+                        "order_id",
+                        "currency",
+                        "sku",
+                        "topic",
+                    )
+                },
+                "occurred_at": pa.array(cols["occurred_at"], pa.timestamp("ms", "UTC")),
+                "revenue": pa.array(cols["revenue"], pa.decimal128(38, 10)),
+                "schema_version": pa.array(cols["schema_version"], pa.uint16()),
+                "extra": pa.array(cols["extra"], pa.map_(pa.string(), pa.string())),
+                "partition": pa.array(cols["partition"], pa.uint32()),
+                "offset": pa.array(cols["offset"], pa.uint64()),
+                "ingested_at": pa.array(cols["ingested_at"], pa.timestamp("ms", "UTC")),
+            }
+        )
         with warehouse.session() as s:
             s.insert_arrow("raw.events_baseline", table)
     return {"events": n, "total": time.perf_counter() - t0}
@@ -96,10 +137,20 @@ def dbt_build(home: Path) -> float:
     t0 = time.perf_counter()
     subprocess.run(
         [
-            mm_dbt_executable(), "build", "--select", "+campaign_performance_daily", "--project-dir", str(project),
-            "--profiles-dir", str(project), "--target-path", str(home / "dbt-target"), "--quiet",
+            mm_dbt_executable(),
+            "build",
+            "--select",
+            "+campaign_performance_daily",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(home / "dbt-target"),
+            "--quiet",
         ],
-        check=True, env={**os.environ, "MM_CLICKHOUSE_URL": f"chdb://{home / 'warehouse'}"},
+        check=True,
+        env={**os.environ, "MM_CLICKHOUSE_URL": f"chdb://{home / 'warehouse'}"},
     )
     return time.perf_counter() - t0
 
@@ -112,9 +163,9 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    from mm_pipelines.stores.bus import LocalEventLog
     from mm_pipelines.events.generator import generate_events
     from mm_pipelines.events.ingest import ingest_pending
+    from mm_pipelines.stores.bus import LocalEventLog
     from mm_pipelines.stores.clickhouse import Warehouse
 
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
@@ -143,13 +194,17 @@ def main() -> None:
     table.add_column("value", justify="right")
     table.add_row("generate events", f"{gen_s:.1f} s ({n / gen_s:,.0f} events/s)")
     table.add_row("produce to embedded log", f"{produce_s:.1f} s ({n / produce_s:,.0f} events/s)")
-    table.add_row("ingest: log → raw.events, end to end", f"{ing.seconds['total']:.1f} s ({ing.messages_per_s:,.0f} events/s)")
+    table.add_row(
+        "ingest: log → raw.events, end to end", f"{ing.seconds['total']:.1f} s ({ing.messages_per_s:,.0f} events/s)"
+    )
     table.add_row("  read ranges from the log (overlaps validation)", f"{ing.seconds['fetch']:.2f} s")
     table.add_row("  land + parse + validate (ClickHouse SQL)", f"{ing.seconds['land']:.2f} s")
     table.add_row("  insert events + dead letters", f"{ing.seconds['validate_insert']:.2f} s")
     table.add_row("  events / dead letters", f"{ing.events:,} / {ing.dead_letters:,}")
     base_rate = base["events"] / base["total"]
-    table.add_row(f"baseline: per-event Python ({base['events']:,} events)", f"{base['total']:.1f} s ({base_rate:,.0f} events/s)")
+    table.add_row(
+        f"baseline: per-event Python ({base['events']:,} events)", f"{base['total']:.1f} s ({base_rate:,.0f} events/s)"
+    )
     table.add_row("speed-up over baseline", f"{ing.messages_per_s / base_rate:.1f}×")
     table.add_row("dbt build of the slice (seed, 2 models, tests)", f"{dbt_s:.1f} s ({rows:,} mart rows)")
     console.print(table)

@@ -47,6 +47,7 @@ app.add_typer(payouts_app, name="payouts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 
+
 @events_app.command("generate")
 def events_generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write ('-' for stdout).")] = Path("-"),
@@ -88,16 +89,25 @@ def _load(file: Path, force: bool):
     try:
         with progress_bar() as progress:
             task = progress.add_task(f"Loading {file.name}", total=None)
-            report = load_file(platform, file, force=force, progress=lambda done, total: progress.update(task, completed=done, total=total))
+            report = load_file(
+                platform,
+                file,
+                force=force,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
     finally:
         platform.close()
     if report.already_loaded_at:
-        err.print(f"{file}: already loaded at {report.already_loaded_at:%Y-%m-%d %H:%M:%S %Z} (sha256 {report.sha256[:12]}…); nothing produced. Use --force to load it again.")
+        err.print(
+            f"{file}: already loaded at {report.already_loaded_at:%Y-%m-%d %H:%M:%S %Z} (sha256 {report.sha256[:12]}…); nothing produced. Use --force to load it again."
+        )
         return report
     table = Table(title=f"Loaded {file}")
     for col in ("lines", "produced", "quarantined", "topic"):
         table.add_column(col, justify="right" if col != "topic" else "left")
-    table.add_row(f"{report.lines:,}", f"{report.produced:,}", f"{len(report.quarantined):,}", platform.settings.events_topic)
+    table.add_row(
+        f"{report.lines:,}", f"{report.produced:,}", f"{len(report.quarantined):,}", platform.settings.events_topic
+    )
     err.print(table)
     if report.quarantined:
         reasons = Table(title="Quarantined lines (raw.dead_letters)")
@@ -108,15 +118,21 @@ def _load(file: Path, force: bool):
         for line, reason in report.quarantined:
             by_reason.setdefault(reason, []).append(line)
         for reason, lines in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-            reasons.add_row(reason, f"{len(lines):,}", ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else ""))
+            reasons.add_row(
+                reason, f"{len(lines):,}", ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
+            )
         err.print(reasons)
-        err.print(f"Inspect them with: mm sql \"SELECT line, error, raw FROM raw.dead_letters WHERE file = '{report.file}' ORDER BY line\"")
+        err.print(
+            f"Inspect them with: mm sql \"SELECT line, error, raw FROM raw.dead_letters WHERE file = '{report.file}' ORDER BY line\""
+        )
     return report
 
 
 @events_app.command("produce")
 def events_produce(
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON Lines file to produce (default: generate events).")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSON Lines file to produce (default: generate events).")
+    ] = None,
     events: Annotated[int, typer.Option(help="Approximate number of generated events.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the generated events.")] = 7,
 ) -> None:
@@ -155,36 +171,57 @@ def events_produce(
 def replay(
     from_: Annotated[str | None, typer.Option("--from", help="First event date (YYYY-MM-DD).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last event date (YYYY-MM-DD).")] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Disaster recovery: every archived day, dead letters and ingestion offsets.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Disaster recovery: every archived day, dead letters and ingestion offsets.")
+    ] = False,
 ) -> None:
     """Rebuild raw tables from the Parquet archive in the object store."""
     from mm_pipelines.events.archive import archived_days
-    from mm_pipelines.recovery import RESTORED_COUNTS, RecoveryError, replay as replay_archive
+    from mm_pipelines.recovery import RESTORED_COUNTS, RecoveryError
+    from mm_pipelines.recovery import replay as replay_archive
 
     platform = open_platform()
     days = archived_days(platform.objects)
     if not days:
-        raise UserError(f"No archived events in {platform.settings.object_store_url}", "ingest events first (mm materialize raw/events)")
+        raise UserError(
+            f"No archived events in {platform.settings.object_store_url}",
+            "ingest events first (mm materialize raw/events)",
+        )
     try:
         first = date.fromisoformat(from_) if from_ else days[0]
         last = date.fromisoformat(to) if to else days[-1]
     except ValueError as e:
         raise UserError(f"--from/--to: {e}", "give dates as YYYY-MM-DD") from None
     if not everything and not (from_ and to):
-        raise UserError("Say which days to replay", "use --from DATE --to DATE, or --all for a full disaster-recovery replay")
+        raise UserError(
+            "Say which days to replay", "use --from DATE --to DATE, or --all for a full disaster-recovery replay"
+        )
     if first > last:
         raise UserError(f"--from {first} is after --to {last}", "swap the dates")
     with progress_bar() as progress:
         task = progress.add_task("Replaying days", total=(last - first).days + 1)
         try:
-            report = replay_archive(platform.warehouse, platform.objects, first, last, everything,
-                                    progress=lambda d, t: progress.update(task, completed=d))
+            report = replay_archive(
+                platform.warehouse,
+                platform.objects,
+                first,
+                last,
+                everything,
+                progress=lambda d, t: progress.update(task, completed=d),
+            )
         except RecoveryError as e:
-            raise UserError(str(e), "check the dbt project with `mm-dbt parse`, then run `mm replay --all` again") from None
+            raise UserError(
+                str(e), "check the dbt project with `mm-dbt parse`, then run `mm replay --all` again"
+            ) from None
     table = Table(title=f"Replayed {first} … {last} from {platform.settings.object_store_url}")
     for col in ("days", "files", "events", *RESTORED_COUNTS):
         table.add_column(col, justify="right")
-    table.add_row(f"{report.days:,}", f"{report.files:,}", f"{report.events:,}", *(f"{report.restored.get(c, 0):,}" for c in RESTORED_COUNTS))
+    table.add_row(
+        f"{report.days:,}",
+        f"{report.files:,}",
+        f"{report.events:,}",
+        *(f"{report.restored.get(c, 0):,}" for c in RESTORED_COUNTS),
+    )
     err.print(table)
     err.print("Rebuild what depends on them with: mm materialize")
 
@@ -234,9 +271,17 @@ def readable_rows(result) -> list[dict]:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run on the analytics store; if it starts with a comment, put -- before it: mm sql -- '-- …'.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL to run on the analytics store; if it starts with a comment, put -- before it: mm sql -- '-- …'."
+        ),
+    ],
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
-    write: Annotated[bool, typer.Option("--write", help="Allow statements that change data or schema (CREATE, DROP, INSERT, ALTER …).")] = False,
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Allow statements that change data or schema (CREATE, DROP, INSERT, ALTER …)."),
+    ] = False,
 ) -> None:
     """Run SQL on the analytics store and print the result; read-only unless --write."""
     from clickhouse_connect.driver.exceptions import DatabaseError
@@ -244,8 +289,10 @@ def sql(
     if format not in ("table", "csv", "json"):
         raise UserError(f"--format {format!r} is not supported", "use --format table, csv or json")
     if not write and not _returns_rows(query):
-        raise UserError(f"mm sql is read-only: {_first_word(query) or 'this statement'} would change the analytics store",
-                        "pass --write to run statements that change data or schema")
+        raise UserError(
+            f"mm sql is read-only: {_first_word(query) or 'this statement'} would change the analytics store",
+            "pass --write to run statements that change data or schema",
+        )
     warehouse = open_platform().warehouse
     if not _returns_rows(query):
         warehouse.command(query)
@@ -256,8 +303,10 @@ def sql(
         result = warehouse.query_arrow(query, settings=None if write else {"readonly": 2})
     except DatabaseError as e:
         if "(READONLY)" in str(e):
-            raise UserError("mm sql is read-only: the analytics store refused a query that would change it",
-                            "pass --write to run statements that change data or schema") from None
+            raise UserError(
+                "mm sql is read-only: the analytics store refused a query that would change it",
+                "pass --write to run statements that change data or schema",
+            ) from None
         raise
     rows = readable_rows(result)
     names = result.column_names
@@ -279,9 +328,18 @@ def sql(
 
 @app.command("materialize")
 def materialize_cmd(
-    selection: Annotated[str, typer.Argument(help="Asset selection, e.g. '*', 'raw/events', 'marts/campaign_performance_daily', 'group:marts'.")] = "*",
-    from_: Annotated[str | None, typer.Option("--from", help="First day of the daily partitions to build (YYYY-MM-DD).")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Last day of the daily partitions to build (YYYY-MM-DD).")] = None,
+    selection: Annotated[
+        str,
+        typer.Argument(
+            help="Asset selection, e.g. '*', 'raw/events', 'marts/campaign_performance_daily', 'group:marts'."
+        ),
+    ] = "*",
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day of the daily partitions to build (YYYY-MM-DD).")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Last day of the daily partitions to build (YYYY-MM-DD).")
+    ] = None,
 ) -> None:
     """Materialize assets (and run their checks) without the UI.
 
@@ -296,7 +354,9 @@ def materialize_cmd(
     if selection == "*":
         chosen = chosen - AssetSelection.groups("backfill") - periods
     elif keys & periods.resolve(_asset_graph()):
-        raise UserError(f"{selection!r} selects royalty assets, which run one period at a time", "use `mm royalties run YYYY-MM`")
+        raise UserError(
+            f"{selection!r} selects royalty assets, which run one period at a time", "use `mm royalties run YYYY-MM`"
+        )
     daily = AssetSelection.tag("partitioning", "daily")
     ok = True
     if (chosen - daily).resolve(_asset_graph()):
@@ -308,7 +368,9 @@ def materialize_cmd(
         else:
             ok = run_job(None, chosen & daily, days)
     if not ok:
-        raise UserError(f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs")
+        raise UserError(
+            f"Materializing {selection!r} failed", "see the step errors above; `mm dev` shows the run's logs"
+        )
 
 
 def _asset_graph():
@@ -334,7 +396,9 @@ def _event_days(settings: Settings) -> tuple[date, date] | None:
     from mm_pipelines.stores.clickhouse import Warehouse
 
     try:
-        lo, hi = Warehouse(settings.clickhouse_url).query_rows("SELECT min(toDate(occurred_at)), max(toDate(occurred_at)), count() FROM raw.events")[0][:2]
+        lo, hi = Warehouse(settings.clickhouse_url).query_rows(
+            "SELECT min(toDate(occurred_at)), max(toDate(occurred_at)), count() FROM raw.events"
+        )[0][:2]
     except Exception:  # no raw.events yet
         return None
     return (lo, hi) if lo.year > 1970 else None
@@ -362,7 +426,14 @@ def _summary(settings: Settings) -> Table:
         table.add_column(col, justify="left" if col == "channel" else "right", no_wrap=True)
 
     def cells(imp, clk, conv, rev):
-        return (f"{imp:,}", f"{clk:,}", f"{clk / imp:.2%}" if imp else "–", f"{conv:,}", f"{rev:,.2f}", f"{rev / conv:,.2f}" if conv else "–")
+        return (
+            f"{imp:,}",
+            f"{clk:,}",
+            f"{clk / imp:.2%}" if imp else "–",
+            f"{conv:,}",
+            f"{rev:,.2f}",
+            f"{rev / conv:,.2f}" if conv else "–",
+        )
 
     totals = [0, 0, 0, Decimal(0)]
     for channel, imp, clk, conv, rev, _ in rows:
@@ -420,7 +491,9 @@ def dev(
     workspace = ["-w", str(root / "workspace.yaml")] if root else ["-m", "mm_pipelines.definitions"]
     err.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
     dagster = Path(sys.executable).parent / "dagster"
-    raise typer.Exit(run_in_process_group([str(dagster), "dev", *workspace, "-h", host, "-p", str(port)], cwd=root or None))
+    raise typer.Exit(
+        run_in_process_group([str(dagster), "dev", *workspace, "-h", host, "-p", str(port)], cwd=root or None)
+    )
 
 
 @app.command()
@@ -435,13 +508,25 @@ def docs(
     project = dbt_project_dir()
     settings = Settings.from_env()
     base = [mm_dbt_executable()]
-    flags = ["--project-dir", str(project), "--profiles-dir", str(project),
-             "--target-path", str(settings.dbt_target_path), "--log-path", str(settings.dbt_log_path)]
+    flags = [
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(settings.dbt_target_path),
+        "--log-path",
+        str(settings.dbt_log_path),
+    ]
     if subprocess.call([*base, "docs", "generate", *flags]) != 0:
         raise UserError("dbt docs generate failed", "run `mm materialize` first so every model exists, then retry")
     err.print(f"Docs generated in {settings.dbt_target_path}")
     if serve:
-        raise typer.Exit(run_in_process_group([*base, "docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser", *flags]))
+        raise typer.Exit(
+            run_in_process_group(
+                [*base, "docs", "serve", "--port", str(port), "--host", "127.0.0.1", "--no-browser", *flags]
+            )
+        )
 
 
 @app.command()
@@ -476,7 +561,9 @@ def _load_demo_spend(settings: Settings, seed: int, events: int, days: tuple[dat
 
 
 @spend_app.command("load")
-def spend_load(file: Annotated[Path, typer.Argument(help="CSV with header date,channel,campaign_id,amount,currency.")]) -> None:
+def spend_load(
+    file: Annotated[Path, typer.Argument(help="CSV with header date,channel,campaign_id,amount,currency.")],
+) -> None:
     """Load an ad spend report into raw.ad_spend (a restated report is loaded again: the latest wins)."""
     from mm_pipelines.events.spend import SpendFileError, load_spend_file
 
@@ -548,8 +635,12 @@ def attribution_compare(
     from_: Annotated[str, typer.Option("--from", help="First conversion day (YYYY-MM-DD).")],
     to: Annotated[str, typer.Option("--to", help="Last conversion day (YYYY-MM-DD).")],
     by: Annotated[str, typer.Option("--by", help="channel or campaign.")] = "channel",
-    metric: Annotated[str, typer.Option("--metric", "-m", help="revenue, conversions or roas (table format).")] = "revenue",
-    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json (csv and json carry every metric).")] = "table",
+    metric: Annotated[
+        str, typer.Option("--metric", "-m", help="revenue, conversions or roas (table format).")
+    ] = "revenue",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv or json (csv and json carry every metric).")
+    ] = "table",
 ) -> None:
     """Every attribution model side by side: attributed revenue, conversions or ROAS per channel or campaign."""
     if by not in ("channel", "campaign"):
@@ -563,8 +654,10 @@ def attribution_compare(
     if format == "table":
         console.print(_compare_table(settings, first, last, by, metric))
         return
-    records = [{by: k, "model": m, "conversions": str(c), "revenue": str(r), "spend": str(sp)}
-               for k, m, c, r, sp, _ in _compare_rows(settings, first, last, by)]
+    records = [
+        {by: k, "model": m, "conversions": str(c), "revenue": str(r), "spend": str(sp)}
+        for k, m, c, r, sp, _ in _compare_rows(settings, first, last, by)
+    ]
     if format == "json":
         print(json.dumps(records, indent=2))
     else:
@@ -607,8 +700,11 @@ def main() -> None:
             from clickhouse_connect.driver.exceptions import OperationalError
 
             first = str(e).strip().splitlines()[0]
-            hint = ("the server stopped answering: check that ClickHouse is up and MM_CLICKHOUSE_URL" if isinstance(e, OperationalError)
-                    else 'check the SQL and table names (mm sql "SHOW TABLES FROM marts")')
+            hint = (
+                "the server stopped answering: check that ClickHouse is up and MM_CLICKHOUSE_URL"
+                if isinstance(e, OperationalError)
+                else 'check the SQL and table names (mm sql "SHOW TABLES FROM marts")'
+            )
             err.print(f"[red]ClickHouse error:[/red] {first}\n  fix: {hint}")
             sys.exit(1)
         raise

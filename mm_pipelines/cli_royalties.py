@@ -14,7 +14,9 @@ from rich.table import Table
 
 from mm_pipelines.cli_support import UserError, console, err, open_platform, run_job
 
-royalties_app = typer.Typer(help="Creator royalties: contracts, sales, the ledger and statements.", no_args_is_help=True)
+royalties_app = typer.Typer(
+    help="Creator royalties: contracts, sales, the ledger and statements.", no_args_is_help=True
+)
 sales_app = typer.Typer(help="Net sales reports for royalties.", no_args_is_help=True)
 royalties_app.add_typer(sales_app, name="sales")
 payouts_app = typer.Typer(help="Payout batches: draft, approve, export (signed), verify.", no_args_is_help=True)
@@ -22,8 +24,22 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 
 Actor = Annotated[str, typer.Option("--by", help="Who does this (recorded in the audit log).")]
 # A statement line's amounts, in the order a payee reads them: what came in, what was kept back, what went out.
-STATEMENT_AMOUNTS = ("opening", "returned", "earnings", "reserve_held", "reserve_released", "advances", "recouped", "mg_topup",
-                     "balance", "withheld", "paid", "held", "carried_out", "unrecouped_out")
+STATEMENT_AMOUNTS = (
+    "opening",
+    "returned",
+    "earnings",
+    "reserve_held",
+    "reserve_released",
+    "advances",
+    "recouped",
+    "mg_topup",
+    "balance",
+    "withheld",
+    "paid",
+    "held",
+    "carried_out",
+    "unrecouped_out",
+)
 
 
 def _period(value: str, posting: bool = False) -> str:
@@ -39,9 +55,13 @@ def _period(value: str, posting: bool = False) -> str:
 
         first, last = royalty_periods()
         if period > last:
-            raise UserError(f"period {period} has not started yet", f"give a period from {first} to {last} (the current month)")
+            raise UserError(
+                f"period {period} has not started yet", f"give a period from {first} to {last} (the current month)"
+            )
         if period < first:
-            raise UserError(f"period {period} is before the first royalty period {first}", f"give a period from {first} to {last}")
+            raise UserError(
+                f"period {period} is before the first royalty period {first}", f"give a period from {first} to {last}"
+            )
     return period
 
 
@@ -57,7 +77,10 @@ def _id_column(table: Table, name: str, ids: list[str]) -> None:
 
 @royalties_app.command("load")
 def royalties_load(
-    file: Annotated[Path, typer.Argument(help="Catalog YAML: creators with payees, contracts with rules, licenses (docs/royalties.md).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="Catalog YAML: creators with payees, contracts with rules, licenses (docs/royalties.md)."),
+    ],
     by: Actor = "",
 ) -> None:
     """Validate a catalog file whole and store it; contracts keep every version they had."""
@@ -65,7 +88,9 @@ def royalties_load(
     from mm_pipelines.royalties.store import save_catalog
 
     if not file.exists():
-        raise UserError(f"{file}: no such file", "give the path of a catalog YAML (see docs/examples/royalty_catalog.yml)")
+        raise UserError(
+            f"{file}: no such file", "give the path of a catalog YAML (see docs/examples/royalty_catalog.yml)"
+        )
     try:
         catalog = parse_catalog(file, file.read_text(encoding="utf-8"))
         with open_platform().metadata.connect() as conn:
@@ -80,7 +105,11 @@ def royalties_load(
 
 
 @sales_app.command("load")
-def sales_load(file: Annotated[Path, typer.Argument(help="CSV: sale_id,revision,sold_at,sku,territory,units,net_amount,currency.")]) -> None:
+def sales_load(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: sale_id,revision,sold_at,sku,territory,units,net_amount,currency.")
+    ],
+) -> None:
     """Load a net sales report into raw.sales (returns are negative; a correction is the same sale_id, higher revision)."""
     from mm_pipelines.royalties.warehouse import SalesFileError, load_sales_file
 
@@ -100,12 +129,16 @@ def royalties_run(period: Annotated[str, typer.Argument(help="The period, YYYY-M
     """Snapshot the contracts, post the period's ledger, compute its statements and draft its payout batches."""
     period = _period(period, posting=True)
     if not run_job("royalties_job", partition_key=f"{period}-01"):
-        raise UserError(f"The royalties run for {period} failed", "see the step errors above; `mm dev` shows the run's logs")
+        raise UserError(
+            f"The royalties run for {period} failed", "see the step errors above; `mm dev` shows the run's logs"
+        )
     _print_statements(period)
 
 
 @royalties_app.command("close")
-def royalties_close(period: Annotated[str, typer.Argument(help="The period to close, YYYY-MM.")], by: Actor = "") -> None:
+def royalties_close(
+    period: Annotated[str, typer.Argument(help="The period to close, YYYY-MM.")], by: Actor = ""
+) -> None:
     """Close a period: its ledger and statements never change again; late sales post in the next open period."""
     from mm_pipelines.royalties.store import close_period
 
@@ -123,13 +156,27 @@ def _print_statements(period: str) -> None:
                FROM royalty_statement_totals WHERE period = %s GROUP BY currency ORDER BY currency""",
             (period,),
         ).fetchall()
-        batches = conn.execute("SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id", (period,)).fetchall()
-        holds = conn.execute("SELECT count(*), coalesce(sum(amount), 0) FROM payout_holds WHERE period = %s", (period,)).fetchone()
+        batches = conn.execute(
+            "SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id",
+            (period,),
+        ).fetchall()
+        holds = conn.execute(
+            "SELECT count(*), coalesce(sum(amount), 0) FROM payout_holds WHERE period = %s", (period,)
+        ).fetchone()
     table = Table(title=f"Royalty statements {period}")
     for name in ("currency", "payees", "earnings", "payable", "held", "withheld", "carried", "below threshold"):
         table.add_column(name, justify="left" if name == "currency" else "right")
     for cur, n, earn, paid, held, wht, carried, below in rows:
-        table.add_row(cur, f"{n:,}", f"{earn:,.2f}", f"{paid:,.2f}", f"{held:,.2f}", f"{wht:,.2f}", f"{carried:,.2f}", f"{below:,}")
+        table.add_row(
+            cur,
+            f"{n:,}",
+            f"{earn:,.2f}",
+            f"{paid:,.2f}",
+            f"{held:,.2f}",
+            f"{wht:,.2f}",
+            f"{carried:,.2f}",
+            f"{below:,}",
+        )
     console.print(table)
     if batches:
         bt = Table(title="Payout batches")
@@ -147,7 +194,9 @@ def _print_statements(period: str) -> None:
 def royalties_statement(
     period: Annotated[str, typer.Argument(help="The period, YYYY-MM.")],
     payee: Annotated[str, typer.Argument(help="The payee id.")],
-    html_file: Annotated[Path | None, typer.Option("--html", help="Also write a printable HTML statement to this file.")] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write a printable HTML statement to this file.")
+    ] = None,
 ) -> None:
     """One payee's statement: every account line, the rule versions behind it and the ledger per rule."""
     period = _period(period)
@@ -155,18 +204,28 @@ def royalties_statement(
     columns = ["account_id", "currency", *STATEMENT_AMOUNTS, "carried_reason", "held_reason", "contract_versions"]
     with platform.warehouse.session() as s:
         if not s.scalar("SELECT count() FROM system.tables WHERE database = 'royalty' AND name = 'statement_lines'"):
-            raise UserError(f"No statements yet, so none for payee {payee!r} in {period}", f"run `mm royalties run {period}` first")
-        lines = [dict(zip(columns, r)) for r in s.query_rows(
-            f"SELECT {', '.join(columns)} FROM royalty.statement_lines WHERE period = {{p:String}} AND payee_id = {{payee:String}} ORDER BY account_id",
-            {"p": period, "payee": payee})]
+            raise UserError(
+                f"No statements yet, so none for payee {payee!r} in {period}", f"run `mm royalties run {period}` first"
+            )
+        lines = [
+            dict(zip(columns, r))
+            for r in s.query_rows(
+                f"SELECT {', '.join(columns)} FROM royalty.statement_lines WHERE period = {{p:String}} AND payee_id = {{payee:String}} ORDER BY account_id",
+                {"p": period, "payee": payee},
+            )
+        ]
         ledger = s.query_rows(
             """SELECT rule_id, rule_version, rate_basis, tier_index, toString(rate_applied), count(), sum(units),
                       toString(sum(base_amount)), toString(sum(royalty_amount)), any(currency)
                FROM marts.royalty_ledger WHERE period = {p:String} AND payee_id = {payee:String}
                GROUP BY rule_id, rule_version, rate_basis, tier_index, rate_applied ORDER BY rule_id, tier_index""",
-            {"p": period, "payee": payee})
+            {"p": period, "payee": payee},
+        )
     if not lines:
-        raise UserError(f"No statement for payee {payee!r} in {period}", f"run `mm royalties run {period}` first, or check the payee id")
+        raise UserError(
+            f"No statement for payee {payee!r} in {period}",
+            f"run `mm royalties run {period}` first, or check the payee id",
+        )
     table = Table(title=f"Statement {period} — {payee} ({lines[0]['currency']})")
     table.add_column("line")
     for line in lines:
@@ -177,7 +236,9 @@ def royalties_statement(
     console.print(table)
     lt = Table(title="Ledger lines behind it (contract currency)")
     for name in ("rule", "version", "basis", "tier", "rate", "lines", "units", "base", "royalty", "currency"):
-        lt.add_column(name, justify="right" if name in ("lines", "units", "base", "royalty", "rate", "tier") else "left")
+        lt.add_column(
+            name, justify="right" if name in ("lines", "units", "base", "royalty", "rate", "tier") else "left"
+        )
     for r in ledger:
         lt.add_row(*(str(v) for v in r))
     console.print(lt)
@@ -194,7 +255,9 @@ def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tup
     e = html.escape
     head = "".join(f"<th>{e(line['account_id'])}</th>" for line in lines)
     body = "".join(
-        f"<tr><td>{e(name.replace('_', ' '))}</td>" + "".join(f"<td class=n>{Decimal(line[name]):,.2f}</td>" for line in lines) + "</tr>"
+        f"<tr><td>{e(name.replace('_', ' '))}</td>"
+        + "".join(f"<td class=n>{Decimal(line[name]):,.2f}</td>" for line in lines)
+        + "</tr>"
         for name in STATEMENT_AMOUNTS
     )
     terms = "".join(f"<td>{e(', '.join(line['contract_versions']))}</td>" for line in lines)
@@ -202,9 +265,9 @@ def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tup
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Royalty statement {e(period)} {e(payee)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>
-<h1>Royalty statement {e(period)}</h1><p>Payee <b>{e(payee)}</b>, amounts in {e(lines[0]['currency'])}.
-{e(lines[0]['carried_reason'] and 'Carried forward: ' + lines[0]['carried_reason'])}
-{e(lines[0]['held_reason'] and 'Held, not paid (returns next period): ' + lines[0]['held_reason'])}</p>
+<h1>Royalty statement {e(period)}</h1><p>Payee <b>{e(payee)}</b>, amounts in {e(lines[0]["currency"])}.
+{e(lines[0]["carried_reason"] and "Carried forward: " + lines[0]["carried_reason"])}
+{e(lines[0]["held_reason"] and "Held, not paid (returns next period): " + lines[0]["held_reason"])}</p>
 <table><tr><th>line</th>{head}</tr>{body}<tr><td>terms (contract@version)</td>{terms}</tr></table>
 <h2>Ledger lines behind it</h2><table><tr><th>rule</th><th>version</th><th>basis</th><th>tier</th><th>rate</th><th>lines</th>
 <th>units</th><th>base</th><th>royalty</th><th>currency</th></tr>{ledger_rows}</table></body></html>
@@ -255,11 +318,14 @@ def payouts_list(format: Annotated[str, typer.Option("--format", "-f", help="tab
     """Every payout batch with its status and approvals."""
     if format not in ("table", "json"):
         raise UserError(f"--format {format!r} is not supported", "use --format table or json")
-    rows = _lifecycle(lambda conn: conn.execute(
-        """SELECT b.batch_id, b.period, b.currency, b.total, b.line_count, b.status, b.created_by,
+    rows = _lifecycle(
+        lambda conn: conn.execute(
+            """SELECT b.batch_id, b.period, b.currency, b.total, b.line_count, b.status, b.created_by,
                   coalesce(string_agg(a.approver, ', ' ORDER BY a.approver), '')
            FROM payout_batches b LEFT JOIN payout_approvals a USING (batch_id)
-           GROUP BY b.batch_id ORDER BY b.period, b.batch_id""").fetchall())
+           GROUP BY b.batch_id ORDER BY b.period, b.batch_id"""
+        ).fetchall()
+    )
     if format == "json":
         keys = ("batch_id", "period", "currency", "total", "lines", "status", "created_by", "approved_by")
         print(json.dumps([dict(zip(keys, (*r[:3], str(r[3]), *r[4:]))) for r in rows], indent=2))
@@ -277,8 +343,12 @@ def payouts_list(format: Annotated[str, typer.Option("--format", "-f", help="tab
 def payouts_holds(period: Annotated[str, typer.Argument(help="The period, YYYY-MM.")]) -> None:
     """Payees whose payout was held, and why (the amount returns to their balance next period)."""
     period = _period(period)
-    rows = _lifecycle(lambda conn: conn.execute(
-        "SELECT payee_id, currency, amount, reason, returned_period FROM payout_holds WHERE period = %s ORDER BY payee_id", (period,)).fetchall())
+    rows = _lifecycle(
+        lambda conn: conn.execute(
+            "SELECT payee_id, currency, amount, reason, returned_period FROM payout_holds WHERE period = %s ORDER BY payee_id",
+            (period,),
+        ).fetchall()
+    )
     table = Table(title=f"Held payouts {period}")
     for name in ("payee", "currency", "amount", "reason", "returns in"):
         table.add_column(name, justify="right" if name == "amount" else "left")
@@ -337,7 +407,10 @@ def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) 
     if problems:
         for p in problems:
             err.print(f"[red]✗[/red] {p}")
-        raise UserError(f"batch {batch}: the export does not verify", "do not send it; export the batch again and find out who changed it")
+        raise UserError(
+            f"batch {batch}: the export does not verify",
+            "do not send it; export the batch again and find out who changed it",
+        )
     console.print(f"[green]✓[/green] batch {batch}: signature and every file's SHA-256 verify")
 
 
@@ -373,7 +446,9 @@ def payouts_confirm(
     if result["already"]:
         err.print(f"{key} was posted before: nothing changed")
     else:
-        err.print(f"{key}: {result['paid']} paid, {result['failed']} failed (back on the balance next period), {result['pending']} pending")
+        err.print(
+            f"{key}: {result['paid']} paid, {result['failed']} failed (back on the balance next period), {result['pending']} pending"
+        )
 
 
 @audit_app.command("verify")
@@ -385,15 +460,21 @@ def audit_verify() -> None:
     if problems:
         for p in problems:
             err.print(f"[red]✗[/red] {p}")
-        raise UserError(f"the audit log does not verify ({len(problems)} problem(s) in {count:,} records)", "restore it from backup and investigate")
+        raise UserError(
+            f"the audit log does not verify ({len(problems)} problem(s) in {count:,} records)",
+            "restore it from backup and investigate",
+        )
     console.print(f"[green]✓[/green] {count:,} audit records, chain intact")
 
 
 @audit_app.command("log")
 def audit_log(limit: Annotated[int, typer.Option(help="How many of the latest records.")] = 20) -> None:
     """The latest audit records."""
-    rows = _lifecycle(lambda conn: conn.execute(
-        "SELECT seq, at, actor, action, subject, details FROM audit_log ORDER BY seq DESC LIMIT %s", (limit,)).fetchall())
+    rows = _lifecycle(
+        lambda conn: conn.execute(
+            "SELECT seq, at, actor, action, subject, details FROM audit_log ORDER BY seq DESC LIMIT %s", (limit,)
+        ).fetchall()
+    )
     table = Table(title="Audit log")
     for name in ("#", "at", "actor", "action", "subject", "details"):
         table.add_column(name)

@@ -37,8 +37,12 @@ class UserError(Exception):
 def progress_bar() -> Progress:
     """A transient bar on stderr for a command's own loops (loading, replaying)."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
 
 
@@ -111,8 +115,13 @@ class RunProgress:
         self.title = title
         # stdout is the step log file during a run (_stdout_to): only stderr belongs to the display.
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True, redirect_stdout=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            redirect_stdout=False,
         )
         self.task = self.progress.add_task(title, total=steps)
         self.steps: dict[str, StepReport] = {}
@@ -245,8 +254,11 @@ def run_job(
     settings = Settings.from_env()
     ensure_dagster_home(settings)
     defs = platform_definitions()
-    job = (defs.resolve_job_def(job_name) if job_name
-           else define_asset_job("materialize", selection=selection).resolve(asset_graph=defs.resolve_asset_graph()))
+    job = (
+        defs.resolve_job_def(job_name)
+        if job_name
+        else define_asset_job("materialize", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
+    )
     title = job.name + (f" {days[0]} … {days[1]}" if days else f" {partition_key}" if partition_key else "")
     log = settings.home / "logs" / f"{job.name}.log"
     err.print(f"  step output: {log}")
@@ -254,8 +266,12 @@ def run_job(
     with DagsterInstance.get() as instance, RunProgress(title, len(job.graph.nodes)) as progress, _stdout_to(log):
         instance.add_event_listener(run_id, progress)
         result = job.execute_in_process(
-            instance=instance, run_id=run_id, raise_on_error=False, run_config=QUIET,
-            tags=range_tags(*days) if days else {}, partition_key=partition_key,
+            instance=instance,
+            run_id=run_id,
+            raise_on_error=False,
+            run_config=QUIET,
+            tags=range_tags(*days) if days else {},
+            partition_key=partition_key,
         )
     err.print(progress.summary(), highlight=False)
     return result.success and not progress.failures

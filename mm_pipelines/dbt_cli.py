@@ -16,8 +16,8 @@ process at a time.
 from __future__ import annotations
 
 import os
-from importlib import metadata
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from mm_pipelines.config import Settings
@@ -44,7 +44,10 @@ def install_chdb_hook(warehouse: Path) -> None:
 
 def _server_env(settings: Settings) -> dict[str, str]:
     """The `server` target's connection variables (profiles.yml), from MM_CLICKHOUSE_URL."""
-    kw = server_client_kwargs(settings.clickhouse_url, settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None)
+    kw = server_client_kwargs(
+        settings.clickhouse_url,
+        settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None,
+    )
     return {
         "MM_DBT_TARGET": "server",
         "MM_CLICKHOUSE_HOST": kw["host"],
@@ -62,7 +65,9 @@ def _needs_warehouse(args: list[str]) -> bool:
 
 def print_version() -> None:
     """`mm-dbt --version` as dbt prints it, without importing dbt (~2 s): DbtCliResource asks it once per run."""
-    print(f"Core:\n  - installed: {metadata.version('dbt-core')}\n\nPlugins:\n  - clickhouse: {metadata.version('dbt-clickhouse')}")
+    print(
+        f"Core:\n  - installed: {metadata.version('dbt-core')}\n\nPlugins:\n  - clickhouse: {metadata.version('dbt-clickhouse')}"
+    )
 
 
 def main() -> None:

@@ -30,14 +30,27 @@ from mm_pipelines.sensors.royalties import (
 
 def build_definitions() -> Definitions:
     assets = [
-        raw_events, events_by_day, *build_dbt_assets(), attribution_fit, attribution_spark_backfill,
-        royalty_rules_snapshot, royalty_statements, royalty_payout_batches,
+        raw_events,
+        events_by_day,
+        *build_dbt_assets(),
+        attribution_fit,
+        attribution_spark_backfill,
+        royalty_rules_snapshot,
+        royalty_statements,
+        royalty_payout_batches,
     ]
     produced = {key for asset in assets for key in (asset.keys if isinstance(asset, AssetsDefinition) else [asset.key])}
     return Definitions(
         assets=[*assets, *dbt_source_specs(produced)],
         asset_checks=[*quality_checks, *attribution_checks, raw_events_freshness_check],
-        jobs=[platform_job, ingest_job, attribution_backfill_job, royalties_job, payout_confirmation_job, license_workflow_job],
+        jobs=[
+            platform_job,
+            ingest_job,
+            attribution_backfill_job,
+            royalties_job,
+            payout_confirmation_job,
+            license_workflow_job,
+        ],
         sensors=[raw_events_sensor, warehouse_automation_sensor, payout_confirmation_sensor, license_expiry_sensor],
         schedules=[royalties_monthly_schedule],
         resources=build_resources(),

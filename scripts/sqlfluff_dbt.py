@@ -20,8 +20,9 @@ def main() -> None:
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory(prefix="mm-sqlfluff-") as home:
         os.environ.update({"MM_HOME": home, "DBT_TARGET_PATH": f"{home}/target", "DBT_LOG_PATH": f"{home}/logs"})
-        from mm_pipelines.dbt_cli import install_chdb_hook
         from sqlfluff.cli.commands import cli
+
+        from mm_pipelines.dbt_cli import install_chdb_hook
 
         install_chdb_hook(Path(home) / "warehouse")
         cli([command, *(paths or DEFAULT_PATHS)], prog_name="sqlfluff")

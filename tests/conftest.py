@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-BACKEND_VARS = ("MM_CLICKHOUSE_URL", "MM_POSTGRES_DSN", "MM_EVENT_BUS", "MM_OBJECT_STORE", "MM_EVENTS_TOPIC", "DAGSTER_HOME")
+BACKEND_VARS = (
+    "MM_CLICKHOUSE_URL",
+    "MM_POSTGRES_DSN",
+    "MM_EVENT_BUS",
+    "MM_OBJECT_STORE",
+    "MM_EVENTS_TOPIC",
+    "DAGSTER_HOME",
+)
 
 
 def require_service(name: str, value: str | None, how: str) -> str:
@@ -79,8 +86,12 @@ def warehouse(tmp_path: Path):
 def kafka_bootstrap() -> str:
     value = os.environ.get("MM_TEST_KAFKA")
     if value and not _reachable(value):
-        pytest.fail(f"MM_TEST_KAFKA={value} does not accept connections: is the broker up? (scripts/services/kafka.sh status)")
-    return require_service("Kafka", value, "run `make test`, or scripts/services/kafka.sh start and export MM_TEST_KAFKA=127.0.0.1:19092")
+        pytest.fail(
+            f"MM_TEST_KAFKA={value} does not accept connections: is the broker up? (scripts/services/kafka.sh status)"
+        )
+    return require_service(
+        "Kafka", value, "run `make test`, or scripts/services/kafka.sh start and export MM_TEST_KAFKA=127.0.0.1:19092"
+    )
 
 
 @pytest.fixture
@@ -99,7 +110,11 @@ def kafka_bus(kafka_bootstrap: str):
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
-    return require_service("The S3 server", os.environ.get("MM_TEST_S3_ENDPOINT"), "run `make test`, or scripts/services/s3.sh start and export MM_TEST_S3_ENDPOINT")
+    return require_service(
+        "The S3 server",
+        os.environ.get("MM_TEST_S3_ENDPOINT"),
+        "run `make test`, or scripts/services/s3.sh start and export MM_TEST_S3_ENDPOINT",
+    )
 
 
 @pytest.fixture
@@ -119,7 +134,9 @@ def s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def postgres_server_dsn() -> str:
     return require_service(
-        "PostgreSQL", os.environ.get("MM_TEST_POSTGRES_DSN"), "run `make test`, or python scripts/services/postgres.py start and export MM_TEST_POSTGRES_DSN"
+        "PostgreSQL",
+        os.environ.get("MM_TEST_POSTGRES_DSN"),
+        "run `make test`, or python scripts/services/postgres.py start and export MM_TEST_POSTGRES_DSN",
     )
 
 

@@ -5,7 +5,6 @@ journeys dated in [D - fit_days + 1, D] and written to intermediate.attribution_
 attribution marts read to credit each conversion of day D.
 """
 
-
 import time
 from collections import defaultdict
 from datetime import date, timedelta
@@ -37,7 +36,9 @@ JOURNEYS_KEY = ["intermediate", "int_attribution_journeys"]
 ensure_fit_table = ensure_tables
 
 
-def window_sums_by_day(session: Session, lo: date, end: date) -> tuple[dict[date, WindowSums], dict[date, set[frozenset[str]]]]:
+def window_sums_by_day(
+    session: Session, lo: date, end: date
+) -> tuple[dict[date, WindowSums], dict[date, set[frozenset[str]]]]:
     """Each day's journeys in [lo, end) reduced in ClickHouse to the sums both fits read (over one
     channel and channel-set index), and the channel sets of each day's converting paths."""
     params = {"lo": lo, "end": end}
@@ -78,8 +79,13 @@ def window_sums_by_day(session: Session, lo: date, end: date) -> tuple[dict[date
     return dict(by_day), needed
 
 
-def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[str]]], first: date, end: date,
-             config: AttributionConfig) -> list[dict]:
+def fit_rows(
+    by_day: dict[date, WindowSums],
+    needed: dict[date, set[frozenset[str]]],
+    first: date,
+    end: date,
+    config: AttributionConfig,
+) -> list[dict]:
     """Rows of intermediate.attribution_fit for the days [first, end) from each day's journey sums.
 
     The window is a running sum (add the day that enters, subtract the one that leaves): exact, since every
@@ -104,31 +110,56 @@ def fit_rows(by_day: dict[date, WindowSums], needed: dict[date, set[frozenset[st
         if not total:
             continue
         fit = window.fit(needed.get(d, set()), config)
-        base = {"fit_date": d, "journeys": int(total), "converting_journeys": int(converting), "fit_days": config.fit_days}
+        base = {
+            "fit_date": d,
+            "journeys": int(total),
+            "converting_journeys": int(converting),
+            "fit_days": config.fit_days,
+        }
         for model, channel, value, attributed in fit.channel_values:
-            rows.append(base | {"model": model, "scope": "channel", "channel_set": [], "channel": channel,
-                                "value": float(value), "attributed_conversions": float(attributed)})
+            rows.append(
+                base
+                | {
+                    "model": model,
+                    "scope": "channel",
+                    "channel_set": [],
+                    "channel": channel,
+                    "value": float(value),
+                    "attributed_conversions": float(attributed),
+                }
+            )
         for channel_set, values in fit.shapley_by_set.items():
             for channel, value in values.items():
-                rows.append(base | {"model": "shapley", "scope": "set", "channel_set": sorted(channel_set),
-                                    "channel": channel, "value": float(value), "attributed_conversions": 0.0})
+                rows.append(
+                    base
+                    | {
+                        "model": "shapley",
+                        "scope": "set",
+                        "channel_set": sorted(channel_set),
+                        "channel": channel,
+                        "value": float(value),
+                        "attributed_conversions": 0.0,
+                    }
+                )
     return rows
 
 
 def _fit_table(rows: list[dict]) -> pa.Table:
     col = lambda k: [r[k] for r in rows]  # noqa: E731
-    return pa.table({
-        "fit_date": pa.array(col("fit_date"), pa.date32()),
-        "model": pa.array(col("model"), pa.string()),
-        "scope": pa.array(col("scope"), pa.string()),
-        "channel_set": pa.array(col("channel_set"), pa.list_(pa.string())),
-        "channel": pa.array(col("channel"), pa.string()),
-        "value": pa.array(col("value"), pa.float64()),
-        "attributed_conversions": pa.array(col("attributed_conversions"), pa.float64()),
-        "journeys": pa.array(col("journeys"), pa.uint64()),
-        "converting_journeys": pa.array(col("converting_journeys"), pa.uint64()),
-        "fit_days": pa.array(col("fit_days"), pa.uint16()),
-    })
+    return pa.table(
+        {
+            "fit_date": pa.array(col("fit_date"), pa.date32()),
+            "model": pa.array(col("model"), pa.string()),
+            "scope": pa.array(col("scope"), pa.string()),
+            "channel_set": pa.array(col("channel_set"), pa.list_(pa.string())),
+            "channel": pa.array(col("channel"), pa.string()),
+            "value": pa.array(col("value"), pa.float64()),
+            "attributed_conversions": pa.array(col("attributed_conversions"), pa.float64()),
+            "journeys": pa.array(col("journeys"), pa.uint64()),
+            "converting_journeys": pa.array(col("converting_journeys"), pa.uint64()),
+            "fit_days": pa.array(col("fit_days"), pa.uint16()),
+        }
+    )
 
 
 def refit(session: Session, first: date, end: date, config: AttributionConfig) -> list[dict]:
@@ -164,7 +195,11 @@ def attribution_fit(context: AssetExecutionContext, clickhouse: ClickHouseResour
     started = time.perf_counter()
     with clickhouse.get_warehouse().session() as s:
         rows = refit(s, first, end, config)
-    removal = {r["channel"]: round(r["value"], 4) for r in rows if r["model"] == "markov" and r["fit_date"] == end - timedelta(days=1)}
+    removal = {
+        r["channel"]: round(r["value"], 4)
+        for r in rows
+        if r["model"] == "markov" and r["fit_date"] == end - timedelta(days=1)
+    }
     return MaterializeResult(
         metadata={
             "days": (end - first).days,

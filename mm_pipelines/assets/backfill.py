@@ -33,8 +33,10 @@ from mm_pipelines.stores.warehouse_tables import ensure_tables
 BACKFILL_KEY = ["backfill", "attribution_credits"]
 ARCHIVE_PREFIX = "raw/events"
 
-COLUMNS = ("conversion_id, order_id, user_id, converted_at, conversion_date, model, touch_index, touch_count, touch_id, "
-           "touch_at, touch_type, channel, campaign_id, creative_id, asset_id, credit_share, revenue, revenue_credit, currency")
+COLUMNS = (
+    "conversion_id, order_id, user_id, converted_at, conversion_date, model, touch_index, touch_count, touch_id, "
+    "touch_at, touch_type, channel, campaign_id, creative_id, asset_id, credit_share, revenue, revenue_credit, currency"
+)
 
 
 class AttributionBackfillConfig(Config):
@@ -83,7 +85,9 @@ def attribution_spark_backfill(
         archive = _stage_archive(store, first, last, settings.max_lookback_days, scratch)
         timings["stage_archive_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        rows = run_backfill(archive, dbt_project_dir() / "seeds" / "fx_rates.csv", settings, first, last, scratch / "out")
+        rows = run_backfill(
+            archive, dbt_project_dir() / "seeds" / "fx_rates.csv", settings, first, last, scratch / "out"
+        )
         timings["spark_s"] = time.perf_counter() - t
         t = time.perf_counter()
         keys = []
@@ -106,8 +110,11 @@ def attribution_spark_backfill(
                     s.insert_arrow(staging, table, settings={"max_partitions_per_insert_block": 0})
             # Atomic per day: every day of the range is replaced; a day without conversions becomes empty.
             for day in days(first, end):
-                s.command(f"ALTER TABLE backfill.attribution_credits REPLACE PARTITION {{d:Date}} FROM {staging}", {"d": day},
-                          {"allow_replace_partition_from_empty_source": 1})
+                s.command(
+                    f"ALTER TABLE backfill.attribution_credits REPLACE PARTITION {{d:Date}} FROM {staging}",
+                    {"d": day},
+                    {"allow_replace_partition_from_empty_source": 1},
+                )
         finally:
             s.command(f"DROP TABLE IF EXISTS {staging}")
         if config.publish:
@@ -115,21 +122,30 @@ def attribution_spark_backfill(
             s.command(
                 "DELETE FROM marts.attribution_credits WHERE conversion_date BETWEEN {first:Date} AND {last:Date} "
                 "AND model IN {models:Array(String)}",
-                params, {"mutations_sync": 2, "lightweight_deletes_sync": 2},
+                params,
+                {"mutations_sync": 2, "lightweight_deletes_sync": 2},
             )
             s.command(
                 f"INSERT INTO marts.attribution_credits ({COLUMNS}) SELECT {COLUMNS} FROM backfill.attribution_credits "
                 "WHERE conversion_date BETWEEN {first:Date} AND {last:Date}",
-                params, {"max_partitions_per_insert_block": 0, "insert_deduplicate": 0},
+                params,
+                {"max_partitions_per_insert_block": 0, "insert_deduplicate": 0},
             )
-            context.log_event(AssetMaterialization(
-                asset_key=["marts", "attribution_credits"],
-                description=f"rule-based credits of {first} … {last} replaced by the Spark backfill",
-                metadata={"backfill_run": context.run_id},
-            ))
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=["marts", "attribution_credits"],
+                    description=f"rule-based credits of {first} … {last} replaced by the Spark backfill",
+                    metadata={"backfill_run": context.run_id},
+                )
+            )
     timings["load_s"] = time.perf_counter() - t
     return MaterializeResult(
-        metadata={"rows": rows, "first": str(first), "last": str(last), "files": len(keys), "published": config.publish,
-                  **{k: round(v, 2) for k, v in timings.items()}}
+        metadata={
+            "rows": rows,
+            "first": str(first),
+            "last": str(last),
+            "files": len(keys),
+            "published": config.publish,
+            **{k: round(v, 2) for k, v in timings.items()},
+        }
     )
-

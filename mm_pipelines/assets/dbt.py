@@ -154,8 +154,13 @@ def command_env(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse, env: Mapping[str, str],
-              days: tuple[date, date] | None = None) -> Iterator:
+def dbt_build(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse,
+    env: Mapping[str, str],
+    days: tuple[date, date] | None = None,
+) -> Iterator:
     """One `dbt build` of the op's selection: its events with row counts, then dbt's error if it failed (after
     the events, so the models that were built are recorded even if a later one failed)."""
     build = dbt_command(dbt, ["build"], context, env)
@@ -187,25 +192,33 @@ def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tup
     if not ranges:
         return
     with warehouse.session() as s:
-        days = [d.isoformat() for (d,) in s.query_rows(
-            "SELECT DISTINCT toDate(e.occurred_at) FROM raw.events AS e "
-            "INNER JOIN (SELECT arrayJoin({ranges:Array(Tuple(String, UInt32, UInt64, UInt64))}) AS r) AS staged "
-            "ON e.topic = staged.r.1 AND e.partition = staged.r.2 "
-            "WHERE e.offset >= staged.r.3 AND e.offset < staged.r.4 ORDER BY 1",
-            {"ranges": [tuple(r) for r in ranges]},
-        )]
+        days = [
+            d.isoformat()
+            for (d,) in s.query_rows(
+                "SELECT DISTINCT toDate(e.occurred_at) FROM raw.events AS e "
+                "INNER JOIN (SELECT arrayJoin({ranges:Array(Tuple(String, UInt32, UInt64, UInt64))}) AS r) AS staged "
+                "ON e.topic = staged.r.1 AND e.partition = staged.r.2 "
+                "WHERE e.offset >= staged.r.3 AND e.offset < staged.r.4 ORDER BY 1",
+                {"ranges": [tuple(r) for r in ranges]},
+            )
+        ]
         ends: dict[tuple, int] = {}
         for topic, p, _, end in ranges:
             ends[(topic, p)] = max(end, ends.get((topic, p), 0))
         for (topic, p), end in ends.items():
-            s.command("INSERT INTO raw.staged_offsets VALUES ({t:String}, {p:UInt32}, {e:UInt64})", {"t": topic, "p": p, "e": end})
+            s.command(
+                "INSERT INTO raw.staged_offsets VALUES ({t:String}, {p:UInt32}, {e:UInt64})",
+                {"t": topic, "p": p, "e": end},
+            )
     known = set(DAILY_PARTITIONS.get_partition_keys())
     for day in days:
         if day in known:
             yield AssetMaterialization(EVENTS_BY_DAY_KEY, partition=day)
     outside = [d for d in days if d not in known]
     if outside:
-        context.log.warning(f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness")
+        context.log.warning(
+            f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness"
+        )
 
 
 # Exact and free for MergeTree tables (from their parts): a daily table's rows in the days rebuilt (partition ids
@@ -236,11 +249,16 @@ def with_row_counts(
     daily = [relations[o] for o, node in nodes.items() if days and "daily" in node["config"].get("tags", [])]
     first, end = (d.strftime("%Y%m%d") for d in days) if days else ("", "")
     with warehouse.session() as s:
-        rows = {(db, name): int(n) for db, name, n in s.query_rows(
-            ROW_COUNTS_SQL, {"relations": list(relations.values()), "daily": daily, "first": first, "end": end})}
+        rows = {
+            (db, name): int(n)
+            for db, name, n in s.query_rows(
+                ROW_COUNTS_SQL, {"relations": list(relations.values()), "daily": daily, "first": first, "end": end}
+            )
+        }
     return [
         event.with_metadata({**event.metadata, "dagster/row_count": rows[relations[event.output_name]]})
-        if isinstance(event, Output) and relations[event.output_name] in rows else event
+        if isinstance(event, Output) and relations[event.output_name] in rows
+        else event
         for event in events
     ]
 
@@ -257,16 +275,32 @@ def build_dbt_assets() -> list:
         yield from mark_staged_days(context, warehouse, ranges)
 
     def daily_dbt_assets(name: str, select: str):
-        @dbt_assets(**common, select=select, name=name, partitions_def=DAILY_PARTITIONS, backfill_policy=BackfillPolicy.single_run())
+        @dbt_assets(
+            **common,
+            select=select,
+            name=name,
+            partitions_def=DAILY_PARTITIONS,
+            backfill_policy=BackfillPolicy.single_run(),
+        )
         def daily_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
             days = rebuild_days(context)
             yield from dbt_build(context, dbt, clickhouse.get_warehouse(), run_env(days=days), days)
 
         return daily_models
 
-    @dbt_assets(**common, select="royalty_ledger", name="royalty_ledger_dbt", partitions_def=MONTHLY_PARTITIONS,
-                backfill_policy=BackfillPolicy.multi_run(1))
-    def royalty_ledger_dbt(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource, object_store: ObjectStoreResource):
+    @dbt_assets(
+        **common,
+        select="royalty_ledger",
+        name="royalty_ledger_dbt",
+        partitions_def=MONTHLY_PARTITIONS,
+        backfill_policy=BackfillPolicy.multi_run(1),
+    )
+    def royalty_ledger_dbt(
+        context: AssetExecutionContext,
+        dbt: DbtCliResource,
+        clickhouse: ClickHouseResource,
+        object_store: ObjectStoreResource,
+    ):
         period = period_of(context.partition_key)
         yield from dbt_build(context, dbt, clickhouse.get_warehouse(), run_env(period=period))
         # The ledger is a record, not a derivation: the archive is what a disaster-recovery replay restores.

@@ -18,7 +18,10 @@ def days(first: date, end: date) -> list[date]:
 
 def range_tags(first: date, last: date) -> dict[str, str]:
     """Run tags for one run over the daily partitions [first, last] (the daily assets run ranges in one go)."""
-    return {"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()}
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
 
 
 # Royalty periods are calendar months (UTC); the current month is included so it can be previewed while open.
@@ -27,7 +30,9 @@ MONTHLY_PARTITIONS = MonthlyPartitionsDefinition(start_date="2025-01-01", end_of
 
 def royalty_periods() -> tuple[str, str]:
     """The first and last period ('YYYY-MM') a royalty run can post: the first monthly partition to the current month."""
-    return period_of(MONTHLY_PARTITIONS.get_first_partition_key()), period_of(MONTHLY_PARTITIONS.get_last_partition_key())
+    return period_of(MONTHLY_PARTITIONS.get_first_partition_key()), period_of(
+        MONTHLY_PARTITIONS.get_last_partition_key()
+    )
 
 
 def period_of(partition_key: str) -> str:

@@ -42,11 +42,24 @@ class RoyaltyRunError(RuntimeError):
 @multi_asset(
     name="royalty_rules_snapshot",
     specs=[
-        AssetSpec(RULES_KEY, group_name="royalty", kinds={"postgres", "clickhouse"},
-                  description="The royalty rules × payees in force in the period, copied from Postgres with their contract versions."),
-        AssetSpec(PERIODS_KEY, group_name="royalty", kinds={"clickhouse"}, description="Period statuses (open / closed) as recorded in Postgres."),
-        AssetSpec(PERIOD_RATES_KEY, group_name="royalty", kinds={"clickhouse"},
-                  description="The FX rates recorded for the period; recorded once, never changed."),
+        AssetSpec(
+            RULES_KEY,
+            group_name="royalty",
+            kinds={"postgres", "clickhouse"},
+            description="The royalty rules × payees in force in the period, copied from Postgres with their contract versions.",
+        ),
+        AssetSpec(
+            PERIODS_KEY,
+            group_name="royalty",
+            kinds={"clickhouse"},
+            description="Period statuses (open / closed) as recorded in Postgres.",
+        ),
+        AssetSpec(
+            PERIOD_RATES_KEY,
+            group_name="royalty",
+            kinds={"clickhouse"},
+            description="The FX rates recorded for the period; recorded once, never changed.",
+        ),
     ],
     partitions_def=MONTHLY_PARTITIONS,
     backfill_policy=ONE_PERIOD_PER_RUN,
@@ -68,21 +81,39 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
         with warehouse.session(context.log.info) as s:
             ensure_tables(s)
             rates = store.record_period_rates(conn, period, royalty_warehouse.month_rates(s, period))
-            sale_currencies = {c for (c,) in s.query_rows(
-                "SELECT DISTINCT toString(currency) FROM raw.sales WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}", {"p": period})}
+            sale_currencies = {
+                c
+                for (c,) in s.query_rows(
+                    "SELECT DISTINCT toString(currency) FROM raw.sales WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}",
+                    {"p": period},
+                )
+            }
         rules = royalty_warehouse.rule_rows(period, contracts)
         payee_currencies = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM payees")}
         needed = set(rules.column("currency").to_pylist()) | payee_currencies | sale_currencies
         missing = sorted(needed - set(rates))
         if missing:
-            raise RoyaltyRunError(f"no FX rate recorded for {period} in {', '.join(missing)}: add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`")
+            raise RoyaltyRunError(
+                f"no FX rate recorded for {period} in {', '.join(missing)}: add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`"
+            )
         with warehouse.session(context.log.info) as s:
             royalty_warehouse.write_snapshot(s, period, rules, periods, rates)
-    yield MaterializeResult(asset_key=RULES_KEY, metadata={
-        "period": period, "rule_rows": rules.num_rows, "contracts": len(set(rules.column("contract_ref").to_pylist())),
-    })
-    yield MaterializeResult(asset_key=PERIODS_KEY, metadata={"closed": MetadataValue.json(sorted(p for p, st in periods.items() if st == "closed"))})
-    yield MaterializeResult(asset_key=PERIOD_RATES_KEY, metadata={"rates": MetadataValue.json({c: str(r) for c, r in sorted(rates.items())})})
+    yield MaterializeResult(
+        asset_key=RULES_KEY,
+        metadata={
+            "period": period,
+            "rule_rows": rules.num_rows,
+            "contracts": len(set(rules.column("contract_ref").to_pylist())),
+        },
+    )
+    yield MaterializeResult(
+        asset_key=PERIODS_KEY,
+        metadata={"closed": MetadataValue.json(sorted(p for p, st in periods.items() if st == "closed"))},
+    )
+    yield MaterializeResult(
+        asset_key=PERIOD_RATES_KEY,
+        metadata={"rates": MetadataValue.json({c: str(r) for c, r in sorted(rates.items())})},
+    )
 
 
 @asset(
@@ -95,7 +126,10 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
     description="Per-payee statements for the period from the ledger, the contract terms and last period's balances (docs/royalty_statements.md).",
 )
 def royalty_statements(
-    context: AssetExecutionContext, postgres: PostgresResource, clickhouse: ClickHouseResource, object_store: ObjectStoreResource
+    context: AssetExecutionContext,
+    postgres: PostgresResource,
+    clickhouse: ClickHouseResource,
+    object_store: ObjectStoreResource,
 ) -> MaterializeResult:
     period = period_of(context.partition_key)
     with postgres.get_db().connect() as conn, clickhouse.get_warehouse().session(context.log.info) as s:
@@ -104,15 +138,20 @@ def royalty_statements(
             context.log.info(result.skipped)
             return MaterializeResult(metadata={"period": period, "skipped": result.skipped})
         count = statement_run.write_period(conn, s, period, result)
-        royalty_warehouse.archive_period(s, object_store.open(), "royalty.statement_lines", royalty_warehouse.STATEMENTS_PREFIX, period)
+        royalty_warehouse.archive_period(
+            s, object_store.open(), "royalty.statement_lines", royalty_warehouse.STATEMENTS_PREFIX, period
+        )
     st = result.statements
-    return MaterializeResult(metadata={
-        "period": period, "statements": count,
-        "earnings": MetadataValue.json(_by_currency(st, "earnings")),
-        "payable": MetadataValue.json(_by_currency(st, "paid")),
-        "held": MetadataValue.json(_by_currency(st, "held")),
-        "carried_below_threshold": sum(1 for x in st if x.carried_reason == "below threshold"),
-    })
+    return MaterializeResult(
+        metadata={
+            "period": period,
+            "statements": count,
+            "earnings": MetadataValue.json(_by_currency(st, "earnings")),
+            "payable": MetadataValue.json(_by_currency(st, "paid")),
+            "held": MetadataValue.json(_by_currency(st, "held")),
+            "carried_below_threshold": sum(1 for x in st if x.carried_reason == "below threshold"),
+        }
+    )
 
 
 def _by_currency(statements, field: str) -> dict[str, str]:
@@ -135,10 +174,21 @@ def royalty_payout_batches(context: AssetExecutionContext, postgres: PostgresRes
     period = period_of(context.partition_key)
     with postgres.get_db().connect() as conn:
         ids, holds = batches.create_batches(conn, period, actor=f"dagster:{context.run_id}")
-        rows = conn.execute("SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id", (period,)).fetchall()
-    return MaterializeResult(metadata={
-        "period": period,
-        "batches": MetadataValue.md("\n".join(["| batch | currency | total | lines | status |", "|---|---|---|---|---|"]
-                                              + [f"| {b} | {c} | {t} | {n} | {st} |" for b, c, t, n, st in rows]) if rows else "none"),
-        "held": len(holds),
-    })
+        rows = conn.execute(
+            "SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id",
+            (period,),
+        ).fetchall()
+    return MaterializeResult(
+        metadata={
+            "period": period,
+            "batches": MetadataValue.md(
+                "\n".join(
+                    ["| batch | currency | total | lines | status |", "|---|---|---|---|---|"]
+                    + [f"| {b} | {c} | {t} | {n} | {st} |" for b, c, t, n, st in rows]
+                )
+                if rows
+                else "none"
+            ),
+            "held": len(holds),
+        }
+    )

@@ -50,11 +50,21 @@ def index_journeys(paths: Iterable[tuple[str, ...]]) -> JourneyIndex:
         pair_path += [j] * len(path)
         set_of_path.append(sets.setdefault(frozenset(path), len(sets)))
     terminal = np.array([state[p[-1]] for p in paths], dtype=np.int64)
-    return JourneyIndex(paths, channels, np.array(pair_from, dtype=np.int64), np.array(pair_to, dtype=np.int64),
-                        np.array(pair_path, dtype=np.int64), terminal, list(sets), np.array(set_of_path, dtype=np.int64))
+    return JourneyIndex(
+        paths,
+        channels,
+        np.array(pair_from, dtype=np.int64),
+        np.array(pair_to, dtype=np.int64),
+        np.array(pair_path, dtype=np.int64),
+        terminal,
+        list(sets),
+        np.array(set_of_path, dtype=np.int64),
+    )
 
 
-def _chain(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _chain(
+    index: JourneyIndex, conv: np.ndarray, null: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Transition counts among `start` and the channels present in the window (sorted), and to the absorbing states.
 
     Counts are sums of whole journeys, exact in Float64, so any index of the same window gives the same chain."""
@@ -66,16 +76,18 @@ def _chain(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) -> tuple[lis
     return _present_chain(index.channels, counts.reshape(size, size), to_conversion, to_null)
 
 
-def _present_chain(channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray
-                   ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _present_chain(
+    channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """The chain restricted to `start` and the channels some journey of the window moves into."""
     present = counts.sum(axis=0) > 0  # counts are sums of non-negative journey counts
     keep = [0] + [s for s in range(1, len(channels) + 1) if present[s]]
     return [channels[s - 1] for s in keep[1:]], counts[np.ix_(keep, keep)], to_conversion[keep], to_null[keep]
 
 
-def _absorption_probabilities(counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray,
-                              removed: Iterable[int] = ()) -> tuple[float, dict[int, float]]:
+def _absorption_probabilities(
+    counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray, removed: Iterable[int] = ()
+) -> tuple[float, dict[int, float]]:
     """P(conversion) from `start` for the intact chain and with each state of `removed` taken out.
 
     Transient states are `start` (index 0) and the channels; the absorbing ones are `conversion` and `null`.
@@ -111,7 +123,9 @@ def _removal_effects(index: JourneyIndex, conv: np.ndarray, null: np.ndarray) ->
     return _chain_removal_effects(*_chain(index, conv, null))
 
 
-def _chain_removal_effects(channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray) -> dict[str, float]:
+def _chain_removal_effects(
+    channels: list[str], counts: np.ndarray, to_conversion: np.ndarray, to_null: np.ndarray
+) -> dict[str, float]:
     p, without = _absorption_probabilities(counts, to_conversion, to_null, range(1, len(channels) + 1))
     if p <= 0:
         return {c: 0.0 for c in channels}
@@ -188,14 +202,18 @@ def coalition_values(journeys: Journeys, value: str = "conversions") -> dict[fro
     return _coalition_values(*_counts(journeys), value)
 
 
-def _coalition_values(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, value: str) -> dict[frozenset[str], float]:
+def _coalition_values(
+    index: JourneyIndex, conv: np.ndarray, null: np.ndarray, value: str
+) -> dict[frozenset[str], float]:
     n = len(index.channel_sets)
     converting = np.bincount(index.set_of_path, weights=conv, minlength=n)
     total = np.bincount(index.set_of_path, weights=conv + null, minlength=n)
     return _set_values(index.channel_sets, converting, total, value)
 
 
-def _set_values(channel_sets: list[frozenset[str]], converting: np.ndarray, total: np.ndarray, value: str) -> dict[frozenset[str], float]:
+def _set_values(
+    channel_sets: list[frozenset[str]], converting: np.ndarray, total: np.ndarray, value: str
+) -> dict[frozenset[str], float]:
     if value not in ("conversions", "conversion_rate"):
         raise ValueError(f"Shapley value {value!r} must be 'conversions' or 'conversion_rate'")
     out = {}
@@ -204,7 +222,9 @@ def _set_values(channel_sets: list[frozenset[str]], converting: np.ndarray, tota
     return out
 
 
-def subgame_shapley_values(R: Mapping[frozenset[str], float], sets: Iterable[frozenset[str]]) -> dict[frozenset[str], dict[str, float]]:
+def subgame_shapley_values(
+    R: Mapping[frozenset[str], float], sets: Iterable[frozenset[str]]
+) -> dict[frozenset[str], dict[str, float]]:
     """φ_S for each S: the Shapley values of the game v restricted to S.
 
     v is the sum of unanimity games with dividends R(T), so φ_S(c) = Σ_{T ⊆ S, c ∈ T} R(T) / |T| exactly
@@ -223,11 +243,11 @@ def subgame_shapley_values(R: Mapping[frozenset[str], float], sets: Iterable[fro
     set_masks = np.array([sum(bit[c] for c in s) for s in sets], dtype=np.int64)
     out = {}
     for lo in range(0, len(sets), SUBGAME_BLOCK):
-        block = set_masks[lo:lo + SUBGAME_BLOCK]
+        block = set_masks[lo : lo + SUBGAME_BLOCK]
         inside = ((masks[None, :] & ~block[:, None]) == 0).astype(float)
         # einsum without optimize sums over coalitions in their canonical order: the same bits on every run.
         values = np.einsum("sk,kc->sc", inside, share_by_channel)
-        for s, row in zip(sets[lo:lo + SUBGAME_BLOCK], values):
+        for s, row in zip(sets[lo : lo + SUBGAME_BLOCK], values):
             out[s] = {c: float(row[position[c]]) for c in sorted(s)}
     return out
 
@@ -247,10 +267,20 @@ def fit_window(journeys: Journeys, needed_sets: Iterable[frozenset[str]], config
     return fit_counts(*_counts(journeys), needed_sets, config)
 
 
-def fit_counts(index: JourneyIndex, conv: np.ndarray, null: np.ndarray, needed_sets: Iterable[frozenset[str]],
-               config: AttributionConfig) -> DayFit:
+def fit_counts(
+    index: JourneyIndex,
+    conv: np.ndarray,
+    null: np.ndarray,
+    needed_sets: Iterable[frozenset[str]],
+    config: AttributionConfig,
+) -> DayFit:
     """fit_window over journeys given as an index and their counts in the window (zeros: not in the window)."""
-    return _fit(_chain(index, conv, null), _coalition_values(index, conv, null, config.shapley_value), float(conv.sum()), needed_sets)
+    return _fit(
+        _chain(index, conv, null),
+        _coalition_values(index, conv, null, config.shapley_value),
+        float(conv.sum()),
+        needed_sets,
+    )
 
 
 @dataclass
@@ -270,7 +300,15 @@ class WindowSums:
     @classmethod
     def zeros(cls, channels: list[str], channel_sets: list[frozenset[str]]) -> WindowSums:
         size, n_sets = len(channels) + 1, len(channel_sets)
-        return cls(channels, np.zeros((size, size)), np.zeros(size), np.zeros(size), channel_sets, np.zeros(n_sets), np.zeros(n_sets))
+        return cls(
+            channels,
+            np.zeros((size, size)),
+            np.zeros(size),
+            np.zeros(size),
+            channel_sets,
+            np.zeros(n_sets),
+            np.zeros(n_sets),
+        )
 
     def add(self, other: WindowSums, sign: int = 1) -> None:
         """Add (or with sign -1 take out) a window over the same channels and sets."""
@@ -284,8 +322,12 @@ class WindowSums:
         return _fit(chain, R, float(self.to_conversion.sum()), needed_sets)
 
 
-def _fit(chain: tuple[list[str], np.ndarray, np.ndarray, np.ndarray], R: dict[frozenset[str], float], converting: float,
-         needed_sets: Iterable[frozenset[str]]) -> DayFit:
+def _fit(
+    chain: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
+    R: dict[frozenset[str], float],
+    converting: float,
+    needed_sets: Iterable[frozenset[str]],
+) -> DayFit:
     effects = _chain_removal_effects(*chain)
     by_set = subgame_shapley_values(R, set(needed_sets))
     channels = sorted(effects)

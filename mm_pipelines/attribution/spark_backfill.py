@@ -92,7 +92,10 @@ def spark_session(app_name: str = "mm-attribution-backfill") -> SparkSession:
 def read_archive(spark: SparkSession, root: str, first: date, last: date, lookback_days: int) -> DataFrame:
     """The archived events of the days a backfill of [first, last] can look back on."""
     base = Path(root) / EVENTS_DIR
-    days = (first - timedelta(days=lookback_days) + timedelta(days=i) for i in range((last - first).days + lookback_days + 1))
+    days = (
+        first - timedelta(days=lookback_days) + timedelta(days=i)
+        for i in range((last - first).days + lookback_days + 1)
+    )
     paths = [str(p) for p in (base / f"date={d.isoformat()}" for d in days) if p.is_dir()]
     if not paths:
         return spark.createDataFrame([], RAW_EVENTS_SCHEMA)
@@ -115,7 +118,9 @@ def _lookback_ms(config: AttributionConfig) -> Column:
         F.lit(config.impression_lookback_days * ms)
     )
     for (channel, touch_type), days in config.lookback_overrides.items():
-        expr = F.when((F.col("channel") == channel) & (F.col("touch_type") == touch_type), F.lit(days * ms)).otherwise(expr)
+        expr = F.when((F.col("channel") == channel) & (F.col("touch_type") == touch_type), F.lit(days * ms)).otherwise(
+            expr
+        )
     return expr.cast("bigint")
 
 
@@ -127,7 +132,9 @@ def _dedup(events: DataFrame) -> DataFrame:
 
 def _conversions(events: DataFrame, fx_rates: DataFrame, first: date, last: date) -> DataFrame:
     """Conversions of [first, last] with revenue in integer reporting cents (exact decimal, half-even)."""
-    conversions = events.where(F.col("event_type") == "conversion").withColumn("conversion_date", F.to_date("occurred_at"))
+    conversions = events.where(F.col("event_type") == "conversion").withColumn(
+        "conversion_date", F.to_date("occurred_at")
+    )
     conversions = _dedup(conversions.where(F.col("conversion_date").between(F.lit(first), F.lit(last))))
     fx = fx_rates.select(
         F.col("currency").alias("fx_currency"),
@@ -175,7 +182,13 @@ def _paths(conversions: DataFrame, touches: DataFrame, config: AttributionConfig
     touch = F.when(
         F.col("touch_id").isNotNull(),
         F.struct(  # field order is the sort order
-            "touch_at", "touch_id", "touch_type", "channel", "campaign_id", "creative_id", "asset_id",
+            "touch_at",
+            "touch_id",
+            "touch_type",
+            "channel",
+            "campaign_id",
+            "creative_id",
+            "asset_id",
             (F.col("converted_ms") - F.col("touch_ms")).alias("d_ms"),
         ),
     )
@@ -277,7 +290,9 @@ def rule_based_credits(
     )
 
 
-def run_backfill(archive_root: Path, fx_csv: Path, config: AttributionConfig, first: date, last: date, out_dir: Path) -> int:
+def run_backfill(
+    archive_root: Path, fx_csv: Path, config: AttributionConfig, first: date, last: date, out_dir: Path
+) -> int:
     """Compute the credits of [first, last] from the archive into Parquet at out_dir; returns the row count."""
     spark = spark_session()
     events = read_archive(spark, str(archive_root), first, last, config.max_lookback_days)

@@ -51,7 +51,11 @@ def validate(df: pd.DataFrame, suite_name: str, expectations: list) -> list[Expe
                 column=config.kwargs.get("column"),
                 success=bool(r.success),
                 unexpected_count=r.result.get("unexpected_count"),
-                detail={k: v for k, v in r.result.items() if k in ("observed_value", "partial_unexpected_list", "unexpected_percent")},
+                detail={
+                    k: v
+                    for k, v in r.result.items()
+                    if k in ("observed_value", "partial_unexpected_list", "unexpected_percent")
+                },
             )
         )
     return outcomes
@@ -70,9 +74,16 @@ def check_result(outcomes: list[ExpectationOutcome], rows: int) -> AssetCheckRes
         metadata={
             "rows": rows,
             "expectations": MetadataValue.json(
-                [{"expectation": o.expectation, "column": o.column, "success": o.success,
-                  "unexpected_count": o.unexpected_count, "detail": {k: str(v) for k, v in o.detail.items()}}
-                 for o in outcomes]
+                [
+                    {
+                        "expectation": o.expectation,
+                        "column": o.column,
+                        "success": o.success,
+                        "unexpected_count": o.unexpected_count,
+                        "detail": {k: str(v) for k, v in o.detail.items()},
+                    }
+                    for o in outcomes
+                ]
             ),
         },
     )

@@ -6,9 +6,9 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_c
 
 from mm_pipelines.assets.ingest import raw_events
 from mm_pipelines.config import Settings
-from mm_pipelines.stores.bus import EventBusError
 from mm_pipelines.events.ingest import ensure_raw_tables, ingested_offsets
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
+from mm_pipelines.stores.bus import EventBusError
 
 
 def freshness_verdict(

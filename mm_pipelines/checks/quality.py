@@ -5,7 +5,6 @@ Uniqueness, not-null and accepted values are dbt tests in the models' schema.yml
 checking them again here would cost a second scan and a second failure for one defect.
 """
 
-
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
 from mm_pipelines.checks.expectations import check_result, no_violations, validate
@@ -40,7 +39,10 @@ def campaign_performance_expectations() -> list:
     e = gx.expectations
     # The grain's uniqueness and the non-null keys are dbt tests of the mart.
     return [
-        *(e.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in ("impressions", "clicks", "conversions", "revenue")),
+        *(
+            e.ExpectColumnValuesToBeBetween(column=c, min_value=0)
+            for c in ("impressions", "clicks", "conversions", "revenue")
+        ),
         e.ExpectColumnValuesToBeBetween(column="unconverted_conversions", min_value=0, max_value=0),
         # No upper bound on ctr: a click just after midnight can make a day's clicks exceed its impressions.
         e.ExpectColumnValuesToBeBetween(column="ctr", min_value=0),
@@ -62,7 +64,9 @@ def stg_events_expectations_check(clickhouse: ClickHouseResource) -> AssetCheckR
     blocking=True,
     description="Great Expectations: non-negative counts, revenue and ctr; every conversion converted.",
 )
-def campaign_performance_expectations_check(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
+def campaign_performance_expectations_check(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
     df = clickhouse.get_warehouse().query_arrow("SELECT * FROM marts.campaign_performance_daily").to_pandas()
     return check_result(validate(df, "campaign_performance_daily", campaign_performance_expectations()), len(df))
 
@@ -86,8 +90,13 @@ def campaign_performance_reconciles_check(clickhouse: ClickHouseResource) -> Ass
     return AssetCheckResult(
         passed=not diffs,
         description="mart matches staging" if not diffs else f"mart minus staging: {diffs}",
-        metadata={f"mart_{n}": int(m) for n, m in zip(names, mart)} | {f"staging_{n}": int(t) for n, t in zip(names, stg)},
+        metadata={f"mart_{n}": int(m) for n, m in zip(names, mart)}
+        | {f"staging_{n}": int(t) for n, t in zip(names, stg)},
     )
 
 
-quality_checks = [stg_events_expectations_check, campaign_performance_expectations_check, campaign_performance_reconciles_check]
+quality_checks = [
+    stg_events_expectations_check,
+    campaign_performance_expectations_check,
+    campaign_performance_reconciles_check,
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -161,7 +161,7 @@ def archive_report(store: ObjectStore, prefix: str, load_id: str, file: str, dat
     record_key = f"{prefix}/{load_id}.json"
     if store.exists(record_key):
         return datetime.fromisoformat(json.loads(store.get_bytes(record_key))["loaded_at"])
-    loaded_at = datetime.now(timezone.utc)
+    loaded_at = datetime.now(UTC)
     store.put_bytes(f"{prefix}/{load_id}.csv", data)
     store.put_bytes(record_key, json.dumps({"file": file, "loaded_at": loaded_at.isoformat()}).encode())
     return loaded_at
@@ -172,5 +172,10 @@ def archived_reports(store: ObjectStore, prefix: str):
     for key in store.list_keys(f"{prefix}/"):
         if key.endswith(".json"):
             record = json.loads(store.get_bytes(key))
-            yield (key, key.rsplit("/", 1)[1].removesuffix(".json"), record["file"], datetime.fromisoformat(record["loaded_at"]),
-                   store.get_bytes(key.removesuffix(".json") + ".csv"))
+            yield (
+                key,
+                key.rsplit("/", 1)[1].removesuffix(".json"),
+                record["file"],
+                datetime.fromisoformat(record["loaded_at"]),
+                store.get_bytes(key.removesuffix(".json") + ".csv"),
+            )

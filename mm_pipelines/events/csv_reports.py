@@ -22,4 +22,6 @@ def csv_records(path: Path, text: str, columns: Sequence[str], error: type[Excep
     except csv.Error as e:
         # DictReader.line_num is only updated after a good record: the inner reader's is the failing line.
         why = str(e).split(" - ")[0]
-        raise error(f"{path}:{reader.reader.line_num}: {why} (quote a field that holds a line break; save the file with \\n or \\r\\n line ends)") from None
+        raise error(
+            f"{path}:{reader.reader.line_num}: {why} (quote a field that holds a line break; save the file with \\n or \\r\\n line ends)"
+        ) from None

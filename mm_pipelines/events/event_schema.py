@@ -77,7 +77,9 @@ def sql_string(s: str) -> str:
 def _luhn_valid_sql(digits: str) -> str:
     """ClickHouse expression: does the digit string `digits` pass the Luhn check?"""
     rev = f"arrayMap(c -> toUInt8OrZero(c), reverse(splitByString('', {digits})))"
-    summed = f"arraySum(arrayMap((d, i) -> if(i % 2 = 0, if(d * 2 > 9, d * 2 - 9, d * 2), d), {rev}, arrayEnumerate({rev})))"
+    summed = (
+        f"arraySum(arrayMap((d, i) -> if(i % 2 = 0, if(d * 2 > 9, d * 2 - 9, d * 2), d), {rev}, arrayEnumerate({rev})))"
+    )
     return f"({summed} % 10 = 0)"
 
 
@@ -103,10 +105,12 @@ def parsed_sql(source: str) -> str:
             # text scanner may find a nested field of the same name, hence the check on the value.
             literal = f"trimBoth(simpleJSONExtractRaw(raw, {sql_string(name)}))"
             number = f"if(toFloat64OrNull({literal}) = toFloat64OrNull({v}), {literal}, '')"
-        per_field.append(f"multiIf(startsWith({v}, '\"'), JSONExtractString({v}), {v} = 'null', '', {number}) AS {_text(name)}")
+        per_field.append(
+            f"multiIf(startsWith({v}, '\"'), JSONExtractString({v}), {v} = 'null', '', {number}) AS {_text(name)}"
+        )
         per_field.append(f"({v} NOT IN ('', 'null')) AS {_has(name)}")
-    return f"""SELECT *, parseDateTime64BestEffortOrNull({_text('occurred_at')}, 3, 'UTC') AS ts FROM (
-        SELECT *, {', '.join(per_field)} FROM (
+    return f"""SELECT *, parseDateTime64BestEffortOrNull({_text("occurred_at")}, 3, 'UTC') AS ts FROM (
+        SELECT *, {", ".join(per_field)} FROM (
             SELECT *, CAST(JSONExtractKeysAndValuesRaw(raw), 'Map(String, String)') AS fields FROM {source}))"""
 
 
@@ -177,7 +181,9 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
     hint = f"match(raw, {sql_string(_PII_HINT)})"
     # PII first: a message carrying personal data is recognised as such whatever else is wrong with it,
     # so that its stored copy is redacted (stored_raw_sql).
-    clauses: list[tuple[str, str]] = [(f"{hint} AND {test('raw')}", _pii_reason_sql(kind, test)) for kind, test in _PII_KINDS]
+    clauses: list[tuple[str, str]] = [
+        (f"{hint} AND {test('raw')}", _pii_reason_sql(kind, test)) for kind, test in _PII_KINDS
+    ]
     clauses += [
         ("problem != ''", "problem"),
         (
@@ -209,11 +215,17 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
     ]
     for name in REQUIRED_FOR_TOUCHES:
         clauses.append(
-            (f"{f('event_type')} != 'conversion' AND NOT {present(name)}", sql_string(f"missing required field {name} for a touch event"))
+            (
+                f"{f('event_type')} != 'conversion' AND NOT {present(name)}",
+                sql_string(f"missing required field {name} for a touch event"),
+            )
         )
     for name in REQUIRED_FOR_CONVERSIONS:
         clauses.append(
-            (f"{f('event_type')} = 'conversion' AND NOT {present(name)}", sql_string(f"missing required field {name} for a conversion"))
+            (
+                f"{f('event_type')} = 'conversion' AND NOT {present(name)}",
+                sql_string(f"missing required field {name} for a conversion"),
+            )
         )
     clauses += [
         (
@@ -241,8 +253,20 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
 
 
 EVENT_COLUMNS = (
-    "event_id", "event_type", "occurred_at", "user_id", "channel", "campaign_id", "creative_id", "asset_id",
-    "order_id", "revenue", "currency", "sku", "schema_version", "extra",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "user_id",
+    "channel",
+    "campaign_id",
+    "creative_id",
+    "asset_id",
+    "order_id",
+    "revenue",
+    "currency",
+    "sku",
+    "schema_version",
+    "extra",
 )
 
 

@@ -11,7 +11,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from mm_pipelines.events.event_schema import SCHEMA_VERSION
@@ -86,7 +86,7 @@ def _poisson(rng: random.Random, mean: float) -> int:
 def generate_events(
     events: int = 100_000,
     seed: int = 7,
-    start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc),
+    start: datetime = datetime(2026, 10, 1, tzinfo=UTC),
     days: int = 28,
 ) -> list[dict]:
     """About `events` canonical events (whole user journeys, so the count is approximate), by time."""
@@ -174,7 +174,12 @@ def _conversion(t, user, touches, catalog, rng) -> dict:
 def as_live(events: list[dict], now: datetime, rng: random.Random) -> list[dict]:
     """The events as a live stream sends them at `now`: conversions now, each touch 1 s to an hour before."""
     return [
-        {**e, "occurred_at": _ts(now - (timedelta(0) if e["event_type"] == "conversion" else timedelta(seconds=rng.randrange(1, 3600))))}
+        {
+            **e,
+            "occurred_at": _ts(
+                now - (timedelta(0) if e["event_type"] == "conversion" else timedelta(seconds=rng.randrange(1, 3600)))
+            ),
+        }
         for e in events
     ]
 

@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
 
 from mm_pipelines.config import Settings
 from mm_pipelines.events.archive import archive_range, archive_range_record
-from mm_pipelines.stores.bus import Batch, EventBus, TopicNotFound
 from mm_pipelines.events.event_schema import EVENT_COLUMNS, stored_raw_sql, validated_sql
+from mm_pipelines.stores.bus import Batch, EventBus, TopicNotFound
 from mm_pipelines.stores.clickhouse import Session, Warehouse
 from mm_pipelines.stores.objects import ObjectStore
 from mm_pipelines.stores.warehouse_tables import ensure_tables
@@ -65,7 +65,9 @@ class IngestResult:
 def _large_binary(lengths: np.ndarray, data: bytes) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def binary_array(values: list[bytes]) -> pa.Array:
@@ -110,7 +112,11 @@ def unreadable(batch: Batch) -> dict[int, str]:
     the whole batch in C (a few ms per 500k messages), so a batch with none of these does no per-message work."""
     problems: dict[int, str] = {}
     if None in batch.values:
-        problems.update((i, "the message has no value (null): a tombstone is not an event") for i, v in enumerate(batch.values) if v is None)
+        problems.update(
+            (i, "the message has no value (null): a tombstone is not an event")
+            for i, v in enumerate(batch.values)
+            if v is None
+        )
     keys = batch.keys
     if None in keys or b"" in keys or not _all_utf8(keys):
         for i, key in enumerate(keys):
@@ -119,7 +125,9 @@ def unreadable(batch: Batch) -> dict[int, str]:
     expected = ", ".join(sorted(EXPECTED_HEADERS))
     for i, names in batch.headers.items():
         if unexpected := sorted(set(names) - EXPECTED_HEADERS):
-            problems.setdefault(i, f"unexpected headers {', '.join(unexpected)}: events carry no headers but {expected}")
+            problems.setdefault(
+                i, f"unexpected headers {', '.join(unexpected)}: events carry no headers but {expected}"
+            )
     return problems
 
 
@@ -145,7 +153,9 @@ def validated_batch(
     for table in (landed, validated):
         session.command(f"DROP TABLE IF EXISTS {table}")
     try:
-        session.command(f"CREATE TABLE {landed} (partition UInt32, offset UInt64, raw String, problem String) ENGINE = Memory")
+        session.command(
+            f"CREATE TABLE {landed} (partition UInt32, offset UInt64, raw String, problem String) ENGINE = Memory"
+        )
         session.load_arrow(
             landed,
             pa.table(
@@ -179,12 +189,14 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
     range. The range is not recorded as ingested yet: see `record_range`."""
     token = batch_token(batch.topic, batch.partition, batch.start, batch.end)
     seconds: dict[str, float] = {}
-    ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    ingested_at = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
     problems = unreadable(batch)
     # A null value lands as '' (its problem says why); only a batch with problems can have one.
     values = [b"" if v is None else v for v in batch.values] if problems else batch.values
-    with validated_batch(session, token, batch.topic, batch.partition, batch.offsets, values, ingested_at, problems) as validated:
+    with validated_batch(
+        session, token, batch.topic, batch.partition, batch.offsets, values, ingested_at, problems
+    ) as validated:
         seconds["land"] = time.perf_counter() - t0
         _failpoint("landed")
         insert_settings = {
@@ -217,14 +229,23 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
         )[0]
         result = IngestResult(batch.topic, batch.partition, batch.start, batch.end, good, dead, dates, seconds)
         result.record = {
-            "topic": batch.topic, "partition": batch.partition, "start_offset": batch.start, "end_offset": batch.end,
-            "events": good, "dead_letters": dead, "min_occurred_at": lo, "max_occurred_at": hi, "ingested_at": ingested_at,
+            "topic": batch.topic,
+            "partition": batch.partition,
+            "start_offset": batch.start,
+            "end_offset": batch.end,
+            "events": good,
+            "dead_letters": dead,
+            "min_occurred_at": lo,
+            "max_occurred_at": hi,
+            "ingested_at": ingested_at,
         }
         if for_archive:
             # Read from the scratch table, not raw.events (whose sort key does not help find a range). After a
             # crash between the insert and the archive, the archived copy carries the retry's ingested_at.
             t0 = time.perf_counter()
-            result.archive_events = session.query_arrow(f"SELECT * EXCEPT (raw, error) FROM {validated} WHERE error = '' ORDER BY offset")
+            result.archive_events = session.query_arrow(
+                f"SELECT * EXCEPT (raw, error) FROM {validated} WHERE error = '' ORDER BY offset"
+            )
             result.archive_dead_letters = session.query_arrow(
                 """SELECT * FROM raw.dead_letters
                 WHERE source = 'bus' AND topic = {topic:String} AND partition = {p:UInt32}
@@ -239,7 +260,15 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
 def archive_batch(archive: ObjectStore, result: IngestResult) -> None:
     """Write a loaded range to the archive (no warehouse needed, so it can overlap the next batch)."""
     t0 = time.perf_counter()
-    archive_range(archive, result.topic, result.partition, result.start, result.end, result.archive_events, result.archive_dead_letters)
+    archive_range(
+        archive,
+        result.topic,
+        result.partition,
+        result.start,
+        result.end,
+        result.archive_events,
+        result.archive_dead_letters,
+    )
     archive_range_record(archive, result.record)
     result.archive_events = result.archive_dead_letters = None
     result.seconds["archive"] = result.seconds.get("archive", 0.0) + time.perf_counter() - t0
@@ -333,15 +362,19 @@ class FileValidation:
 def validate_lines(session: Session, batch_id: str, lines: list[bytes]) -> FileValidation:
     """Validate the lines of a file with the same rules as bus ingestion; line numbers are 1-based."""
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    with validated_batch(session, batch_id, "", 0, [n for n, _ in numbered], [line for _, line in numbered], now) as validated:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with validated_batch(
+        session, batch_id, "", 0, [n for n, _ in numbered], [line for _, line in numbered], now
+    ) as validated:
         result = session.query_arrow(
             f"SELECT offset AS line, error, user_id, if(error = '', '', {stored_raw_sql()}) AS stored FROM {validated} ORDER BY offset"
         )
     # As bytes: a line need not be UTF-8, nor the reasons that quote it.
     text = {name: result.column(name).cast(pa.binary()).to_pylist() for name in ("error", "user_id", "stored")}
     checked = FileValidation([], [], [])
-    for line, error, user, stored in zip(result.column("line").to_pylist(), text["error"], text["user_id"], text["stored"]):
+    for line, error, user, stored in zip(
+        result.column("line").to_pylist(), text["error"], text["user_id"], text["stored"]
+    ):
         if error:
             checked.invalid.append((line, error.decode("utf-8", "replace")))
             checked.stored.append(stored)
@@ -381,7 +414,9 @@ class IngestRun:
     events: int = 0
     dead_letters: int = 0
     dates: set[date] = field(default_factory=set)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("fetch", "land", "validate_insert", "archive", "total"), 0.0))
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("fetch", "land", "validate_insert", "archive", "total"), 0.0)
+    )
     lag: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -438,12 +473,17 @@ def ingest_pending(
         for k, v in result.seconds.items():
             run.seconds[k] += v
         done[result.partition] = result.end
-        log(f"{topic}[{result.partition}] {result.start}-{result.end}: {result.events} events, {result.dead_letters} dead letters")
+        log(
+            f"{topic}[{result.partition}] {result.start}-{result.end}: {result.events} events, {result.dead_letters} dead letters"
+        )
 
     # Three stages overlap: the bus is read for the next range and the previous range is archived
     # while ClickHouse validates this one. Ranges are still recorded one by one, in order, each after
     # its archive is complete.
-    with ThreadPoolExecutor(1, thread_name_prefix="mm-fetch") as fetcher, ThreadPoolExecutor(1, thread_name_prefix="mm-archive") as archiver:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="mm-fetch") as fetcher,
+        ThreadPoolExecutor(1, thread_name_prefix="mm-archive") as archiver,
+    ):
         upcoming = fetcher.submit(fetch, run.ranges[0])
         archiving: tuple[IngestResult, Future] | None = None
         for i in range(len(run.ranges)):

@@ -40,7 +40,9 @@ def load_file(
     sha = hashlib.sha256(data).hexdigest()
     topic = platform.settings.events_topic
     with platform.metadata.connect() as conn:
-        row = conn.execute("SELECT loaded_at, lines, produced FROM event_file_loads WHERE sha256 = %s", (sha,)).fetchone()
+        row = conn.execute(
+            "SELECT loaded_at, lines, produced FROM event_file_loads WHERE sha256 = %s", (sha,)
+        ).fetchone()
     if row and not force:
         return LoadReport(str(path), sha, row[1], 0, already_loaded_at=row[0])
     lines = [line.rstrip(b"\r") for line in data.split(b"\n")]

@@ -11,7 +11,7 @@ import csv
 import hashlib
 import io
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -20,8 +20,8 @@ import pyarrow as pa
 from pydantic import BeforeValidator, Field
 
 from mm_pipelines.events.archive import archive_report, archived_reports
-from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.events.csv_reports import csv_records
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
 from mm_pipelines.stores.warehouse_tables import ensure_tables
@@ -85,7 +85,9 @@ def load_spend_file(session: Session, path: Path, archive: ObjectStore | None = 
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     rows = parse_spend_csv(path, data.decode("utf-8-sig"))
-    loaded_at = archive_report(archive, SPEND_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(timezone.utc)
+    loaded_at = (
+        archive_report(archive, SPEND_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(UTC)
+    )
     _insert(session, rows, load_id, str(path), loaded_at, f"spend:{load_id}")
     return load_id, len(rows)
 
@@ -97,7 +99,9 @@ def restore_spend(session: Session, archive: ObjectStore, token: str) -> dict[st
     session.command("TRUNCATE TABLE raw.ad_spend")
     reports = list(archived_reports(archive, SPEND_PREFIX))
     for key, load_id, file, loaded_at, data in reports:
-        _insert(session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}")
+        _insert(
+            session, parse_spend_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}"
+        )
     return {"spend reports": len(reports)}
 
 
@@ -120,7 +124,9 @@ def _insert(session: Session, rows: list[SpendRow], load_id: str, file: str, loa
         session.insert_arrow("raw.ad_spend", table, settings={"insert_deduplication_token": token})
 
 
-def generate_spend_csv(campaigns: dict[str, list[str]], start: date, days: int, seed: int = 7, scale: Decimal = Decimal(1)) -> str:
+def generate_spend_csv(
+    campaigns: dict[str, list[str]], start: date, days: int, seed: int = 7, scale: Decimal = Decimal(1)
+) -> str:
     """A deterministic spend report for the synthetic catalog's paid campaigns (USD, to the cent); `scale`
     sizes it to the dataset (1 suits the 400k-event dataset: return on ad spend around 1)."""
     rng = random.Random(seed)
@@ -133,6 +139,8 @@ def generate_spend_csv(campaigns: dict[str, list[str]], start: date, days: int, 
             for campaign in names:
                 if campaign.endswith("-none"):
                     continue
-                amount = (Decimal(rng.randrange(2_000, 80_000)) / 100 * scale).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+                amount = (Decimal(rng.randrange(2_000, 80_000)) / 100 * scale).quantize(
+                    Decimal("0.01"), ROUND_HALF_EVEN
+                )
                 w.writerow((day.isoformat(), channel, campaign, str(amount), "USD"))
     return out.getvalue()

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from dagster import ConfigurableResource, EnvVar
 
 from mm_pipelines.config import ConfigError, Settings, dbt_project_dir
-from mm_pipelines.stores.bus import EventBus, open_event_bus
 from mm_pipelines.resources.dbt import dbt_resource, mm_dbt_executable
+from mm_pipelines.stores.bus import EventBus, open_event_bus
 from mm_pipelines.stores.clickhouse import Warehouse
 from mm_pipelines.stores.objects import ObjectStore, open_object_store
 from mm_pipelines.stores.postgres import MetadataDB

@@ -16,4 +16,3 @@ def mm_dbt_executable() -> str:
 def dbt_resource(project_dir: str) -> DbtCliResource:
     """A plain DbtCliResource on the project, with `mm-dbt` as its documented `dbt_executable`."""
     return DbtCliResource(project_dir=project_dir, profiles_dir=project_dir, dbt_executable=mm_dbt_executable())
-

@@ -13,8 +13,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,7 +115,15 @@ class Contract:
 
     def rule_version(self, rule: Rule) -> str:
         """Hash of what the ledger computes from: changing it reverses and re-posts the rule's lines."""
-        return _digest([_rule_document(rule), self.currency, list(self.territories), str(self.effective_from), str(self.effective_to)])
+        return _digest(
+            [
+                _rule_document(rule),
+                self.currency,
+                list(self.territories),
+                str(self.effective_from),
+                str(self.effective_to),
+            ]
+        )
 
     def account_id(self, payee_id: str) -> str:
         """Cross-collateralised contracts share one account per payee, so advances recoup across them."""
@@ -125,20 +133,32 @@ class Contract:
         """The contract as JSON values (Decimals and dates as text), built by hand: asdict() was most of a
         50,000-contract snapshot."""
         return {
-            "reference": self.reference, "creator_id": self.creator_id, "currency": self.currency,
-            "effective_from": str(self.effective_from), "effective_to": str(self.effective_to),
-            "territories": list(self.territories), "cross_collateralized": self.cross_collateralized,
+            "reference": self.reference,
+            "creator_id": self.creator_id,
+            "currency": self.currency,
+            "effective_from": str(self.effective_from),
+            "effective_to": str(self.effective_to),
+            "territories": list(self.territories),
+            "cross_collateralized": self.cross_collateralized,
             "minimum_guarantees": [[p, str(a)] for p, a in self.minimum_guarantees],
-            "advances": [{"payee_id": a.payee_id, "amount": str(a.amount), "paid_on": str(a.paid_on)} for a in self.advances],
-            "reserve_rate": str(self.reserve_rate), "reserve_release_after": self.reserve_release_after,
-            "reserve_installments": self.reserve_installments, "rules": [_rule_document(r) for r in self.rules],
+            "advances": [
+                {"payee_id": a.payee_id, "amount": str(a.amount), "paid_on": str(a.paid_on)} for a in self.advances
+            ],
+            "reserve_rate": str(self.reserve_rate),
+            "reserve_release_after": self.reserve_release_after,
+            "reserve_installments": self.reserve_installments,
+            "rules": [_rule_document(r) for r in self.rules],
         }
 
 
 def _rule_document(rule: Rule) -> dict:
     return {
-        "rule_id": rule.rule_id, "target_kind": rule.target_kind, "target_id": rule.target_id, "base": rule.base,
-        "attribution_model": rule.attribution_model, "rate_basis": rule.rate_basis,
+        "rule_id": rule.rule_id,
+        "target_kind": rule.target_kind,
+        "target_id": rule.target_id,
+        "base": rule.base,
+        "attribution_model": rule.attribution_model,
+        "rate_basis": rule.rate_basis,
         "tiers": [{"start": str(t.start), "rate": str(t.rate)} for t in rule.tiers],
         "deduction_per_unit": str(rule.deduction_per_unit),
         "splits": [{"payee_id": s.payee_id, "share": str(s.share)} for s in rule.splits],
@@ -172,7 +192,9 @@ def contract_from_document(doc: dict) -> Contract:
     d["effective_to"] = date.fromisoformat(d["effective_to"])
     d["territories"] = tuple(d["territories"])
     d["minimum_guarantees"] = tuple((p, Decimal(a)) for p, a in d["minimum_guarantees"])
-    d["advances"] = tuple(Advance(a["payee_id"], Decimal(a["amount"]), date.fromisoformat(a["paid_on"])) for a in d["advances"])
+    d["advances"] = tuple(
+        Advance(a["payee_id"], Decimal(a["amount"]), date.fromisoformat(a["paid_on"])) for a in d["advances"]
+    )
     d["reserve_rate"] = Decimal(d["reserve_rate"])
     d["rules"] = tuple(
         Rule(
@@ -318,8 +340,19 @@ class PayeeEntry(Record):
 
     def payee(self, creator_id: str) -> Payee:
         kyc, payout = self.kyc, self.payout
-        return Payee(self.id, creator_id, self.name, kyc.status, kyc.evidence, payout.method, payout.currency,
-                     payout.iban, payout.bic, self.threshold, self.withholding_percent)
+        return Payee(
+            self.id,
+            creator_id,
+            self.name,
+            kyc.status,
+            kyc.evidence,
+            payout.method,
+            payout.currency,
+            payout.iban,
+            payout.bic,
+            self.threshold,
+            self.withholding_percent,
+        )
 
 
 class CreatorEntry(Record):
@@ -417,8 +450,10 @@ class RuleEntry(Record):
                 raise invalid(f"{model!r} is not one of {', '.join(MODELS)}", "attribution_model")
         tiers, basis = self._tiers()
         if base == "attributed_revenue" and (basis == "units" or self.deduction_per_unit):
-            raise invalid("attributed revenue has no units: use revenue tiers and no per-unit deduction",
-                          "tiers" if basis == "units" else "deduction_per_unit")
+            raise invalid(
+                "attributed revenue has no units: use revenue tiers and no per-unit deduction",
+                "tiers" if basis == "units" else "deduction_per_unit",
+            )
         target = self.sku if kind == "sku" else self.asset
         return Rule(self.id, kind, target, base, model, basis, tiers, self.deduction_per_unit, splits)
 
@@ -490,13 +525,19 @@ class ContractEntry(Record):
                     allowed = ", ".join(sorted(payee_ids))
                     raise invalid(f"{entry.payee!r} is not one of the contract's payees ({allowed})", "payee", (key, n))
         return Contract(
-            reference=self.reference, creator_id=self.creator, currency=self.currency,
-            effective_from=self.effective_from, effective_to=self.expires_on, territories=self.territories,
+            reference=self.reference,
+            creator_id=self.creator,
+            currency=self.currency,
+            effective_from=self.effective_from,
+            effective_to=self.expires_on,
+            territories=self.territories,
             cross_collateralized=self.cross_collateralized,
             minimum_guarantees=tuple((g.payee, g.amount_per_period) for g in self.minimum_guarantees),
             advances=tuple(Advance(a.payee, a.amount, a.paid_on) for a in self.advances),
-            reserve_rate=self.reserve.percent, reserve_release_after=self.reserve.release_after,
-            reserve_installments=self.reserve.installments, rules=tuple(rules),
+            reserve_rate=self.reserve.percent,
+            reserve_release_after=self.reserve.release_after,
+            reserve_installments=self.reserve.installments,
+            rules=tuple(rules),
         )
 
 
@@ -580,6 +621,7 @@ def _mapping_at(root: _Node, loc: tuple) -> _Node:
 
 def _where(root: _Node, loc: tuple) -> str:
     """How an unknown-key message names the mapping at `loc`: by its id when it has one, else its position."""
+
     def named(kind: str, node: Any, key: str, n: int) -> str:
         value = node.get(key) if isinstance(node, dict) else None
         return f"{kind} {value.strip()}" if isinstance(value, str) and value.strip() else f"{kind} {n}"
@@ -622,10 +664,14 @@ def parse_catalog(path: Path, text: str) -> Catalog:
         root = _build(yaml.compose(text)) if text.strip() else _empty(0)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise CatalogError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        raise CatalogError(
+            f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(e, 'problem', e)}"
+        ) from None
     except _RepeatedKey as e:
         line, key, first = e.args
-        raise CatalogError(f"{path}:{line}: {key}: appears twice in one mapping (first on line {first}): keep one") from None
+        raise CatalogError(
+            f"{path}:{line}: {key}: appears twice in one mapping (first on line {first}): keep one"
+        ) from None
     if not isinstance(root, _Node):
         raise CatalogError(f"{path}:1: the catalog must be a mapping with creators, contracts and licenses")
     try:
@@ -666,7 +712,11 @@ class _Reader:
 def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
     creators = {c.creator_id for c in catalog.creators}
     payees = {p.payee_id: p for p in catalog.payees}
-    for kind, ids in (("creator", [c.creator_id for c in catalog.creators]), ("payee", list(payees)), ("contract", [c.reference for c in catalog.contracts])):
+    for kind, ids in (
+        ("creator", [c.creator_id for c in catalog.creators]),
+        ("payee", list(payees)),
+        ("contract", [c.reference for c in catalog.contracts]),
+    ):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise CatalogError(f"{r.path}:{root.line}: {kind} id {dupes[0]!r} appears more than once")
@@ -684,7 +734,11 @@ def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
     if problem:
         a, b, target, payee = problem
         node = next(n for n, c in zip(root["contracts"], catalog.contracts) if c.reference == b)
-        raise r.error(node, "effective_from", f"contract {b!r} overlaps {a!r} for {target} and payee {payee!r}: one contract per asset and payee at a time")
+        raise r.error(
+            node,
+            "effective_from",
+            f"contract {b!r} overlaps {a!r} for {target} and payee {payee!r}: one contract per asset and payee at a time",
+        )
 
 
 def overlapping_contracts(contracts: list[Contract]) -> tuple[str, str, str, str] | None:
@@ -693,7 +747,9 @@ def overlapping_contracts(contracts: list[Contract]) -> tuple[str, str, str, str
     for c in contracts:
         for rule in c.rules:
             for s in rule.splits:
-                spans.setdefault((f"{rule.target_kind} {rule.target_id}", s.payee_id), []).append((c.effective_from, c.effective_to, c.reference))
+                spans.setdefault((f"{rule.target_kind} {rule.target_id}", s.payee_id), []).append(
+                    (c.effective_from, c.effective_to, c.reference)
+                )
     for (target, payee), items in sorted(spans.items()):
         items.sort()
         for (_, end_a, ref_a), (start_b, _, ref_b) in zip(items, items[1:]):

@@ -146,8 +146,14 @@ def easter_sunday(year: int) -> date:
 def is_target2_business_day(day: date) -> bool:
     """Mon–Fri except TARGET2's closing days (1 Jan, Good Friday, Easter Monday, 1 May, 25 and 26 Dec): SEPA settles on these only."""
     easter = easter_sunday(day.year)
-    closed = {date(day.year, 1, 1), easter - timedelta(days=2), easter + timedelta(days=1), date(day.year, 5, 1),
-              date(day.year, 12, 25), date(day.year, 12, 26)}
+    closed = {
+        date(day.year, 1, 1),
+        easter - timedelta(days=2),
+        easter + timedelta(days=1),
+        date(day.year, 5, 1),
+        date(day.year, 12, 25),
+        date(day.year, 12, 26),
+    }
     return day.weekday() < 5 and day not in closed
 
 
@@ -190,7 +196,10 @@ def _line_problem(line: PayoutLine) -> tuple[str, str] | None:
     if not isinstance(amount, Decimal) or not amount.is_finite():
         return "amount", f"{amount!r} is not a finite Decimal; money is never a float"
     if amount.as_tuple().exponent != -2:
-        return "amount", f"{amount} must have exactly 2 decimal places, e.g. Decimal('{amount.quantize(Decimal('0.01'))}')"
+        return (
+            "amount",
+            f"{amount} must have exactly 2 decimal places, e.g. Decimal('{amount.quantize(Decimal('0.01'))}')",
+        )
     if amount <= 0:
         return "amount", f"{amount} must be greater than 0; leave zero and negative balances out of the batch"
     if not isinstance(line.currency, str) or not CURRENCY_FORMAT.fullmatch(line.currency):
@@ -242,7 +251,9 @@ def _cents(amount: Decimal) -> int:
     return int(amount.scaleb(2))
 
 
-def pain001_xml(batch: str, debtor: Debtor, lines: Sequence[PayoutLine], execution_date: date, created_at: datetime) -> bytes:
+def pain001_xml(
+    batch: str, debtor: Debtor, lines: Sequence[PayoutLine], execution_date: date, created_at: datetime
+) -> bytes:
     """The SEPA credit-transfer file for the bank; byte-identical for the same inputs (sepaxml alone is random)."""
     validate_lines(lines)
     if (problem := iban_problem(debtor.iban)) is not None:
@@ -304,7 +315,11 @@ def _deterministic(generated: bytes, batch: str, lines: Sequence[PayoutLine], cr
     if not schema.validate(parsed):
         invalid = schema.error_log.last_error
         found = parsed.xpath(invalid.path) if invalid.path else []
-        path = "/" + "/".join(lxml_etree.QName(e).localname for e in [*reversed(list(found[0].iterancestors())), found[0]]) if found else "?"
+        path = (
+            "/" + "/".join(lxml_etree.QName(e).localname for e in [*reversed(list(found[0].iterancestors())), found[0]])
+            if found
+            else "?"
+        )
         raise PayoutError(
             f"batch {batch}: pain.001 does not validate against {PAIN001_SCHEMA}.xsd at {path}: "
             f"{' '.join(invalid.message.split())}; correct that value in the payout lines or the debtor"
@@ -315,7 +330,9 @@ def _deterministic(generated: bytes, batch: str, lines: Sequence[PayoutLine], cr
 @functools.cache
 def _pain001_schema():
     """sepaxml's copy of the ISO 20022 XSD, compiled once by libxml2: xmlschema took 20 s on a 60,000-line batch."""
-    return lxml_etree.XMLSchema(lxml_etree.parse(str(Path(sepaxml.__file__).parent / "schemas" / f"{PAIN001_SCHEMA}.xsd")))
+    return lxml_etree.XMLSchema(
+        lxml_etree.parse(str(Path(sepaxml.__file__).parent / "schemas" / f"{PAIN001_SCHEMA}.xsd"))
+    )
 
 
 def manifest(batch: str, files: Mapping[str, bytes], meta: Mapping[str, str]) -> bytes:
@@ -325,7 +342,9 @@ def manifest(batch: str, files: Mapping[str, bytes], meta: Mapping[str, str]) ->
             raise PayoutError(f"batch {batch}: {reserved} cannot list itself; leave it out of the manifest's files")
     document = {
         "batch_id": batch,
-        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+        },
         "meta": dict(meta),
         "algorithm": "Ed25519",
         "format": MANIFEST_FORMAT,
@@ -398,7 +417,9 @@ def sign_manifest(manifest_bytes: bytes, key: Ed25519PrivateKey) -> bytes:
     return base64.b64encode(key.sign(manifest_bytes)) + b"\n"
 
 
-def verify_export(files: Mapping[str, bytes], manifest_bytes: bytes, signature: bytes, key: Ed25519PublicKey) -> list[str]:
+def verify_export(
+    files: Mapping[str, bytes], manifest_bytes: bytes, signature: bytes, key: Ed25519PublicKey
+) -> list[str]:
     """Every reason the export cannot be trusted as signed (empty when it can), so Finance sees all of them at once."""
     problems = []
     try:
@@ -490,10 +511,14 @@ def parse_confirmation(name: str, data: bytes) -> tuple[str, list[Confirmation]]
         if not record["line_id"]:
             raise _field_error(where, "line_id", "is empty; copy the line_id from payouts.csv")
         if record["line_id"] in seen:
-            problem = f"{record['line_id']!r} is already confirmed on line {seen[record['line_id']]}; confirm each line once"
+            problem = (
+                f"{record['line_id']!r} is already confirmed on line {seen[record['line_id']]}; confirm each line once"
+            )
             raise _field_error(where, "line_id", problem)
         seen[record["line_id"]] = number
         confirmations.append(_confirmation(record, where))
     if batch is None:
-        raise PayoutError(f"{name} line 2: no confirmation lines after the header; add one line per paid or failed payout")
+        raise PayoutError(
+            f"{name} line 2: no confirmation lines after the header; add one line per paid or failed payout"
+        )
     return batch, confirmations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -64,10 +64,17 @@ def account_terms(period: str, contracts: list[Contract]) -> dict[str, dict[str,
             mg = guarantees.get(payee, Decimal(0))
             known = out[payee].get(account)
             if known:
-                out[payee][account] = AccountTerms(account, known.minimum_guarantee + mg, known.reserve_rate,
-                                                   known.reserve_release_after, known.reserve_installments)
+                out[payee][account] = AccountTerms(
+                    account,
+                    known.minimum_guarantee + mg,
+                    known.reserve_rate,
+                    known.reserve_release_after,
+                    known.reserve_installments,
+                )
             else:
-                out[payee][account] = AccountTerms(account, mg, c.reserve_rate, c.reserve_release_after, c.reserve_installments)
+                out[payee][account] = AccountTerms(
+                    account, mg, c.reserve_rate, c.reserve_release_after, c.reserve_installments
+                )
     return out
 
 
@@ -79,7 +86,9 @@ def _previous_states(session: Session, period: str) -> dict[tuple[str, str], Acc
         {"p": period},
     )
     return {
-        (payee, account): AccountState(Decimal(carried), Decimal(unrecouped), tuple((p, Decimal(a)) for p, a in reserves))
+        (payee, account): AccountState(
+            Decimal(carried), Decimal(unrecouped), tuple((p, Decimal(a)) for p, a in reserves)
+        )
         for payee, account, carried, unrecouped, reserves in rows
     }
 
@@ -102,7 +111,9 @@ def _earnings(session: Session, period: str) -> tuple[dict, dict]:
 def compute_period(conn: psycopg.Connection, session: Session, period: str) -> PeriodResult:
     if period_status(conn, period) == "closed":
         return PeriodResult([], f"period {period} is closed: its statements are final")
-    paid = conn.execute("SELECT batch_id FROM payout_batches WHERE period = %s AND status <> 'cancelled' LIMIT 1", (period,)).fetchone()
+    paid = conn.execute(
+        "SELECT batch_id FROM payout_batches WHERE period = %s AND status <> 'cancelled' LIMIT 1", (period,)
+    ).fetchone()
     if paid:
         return PeriodResult([], f"batch {paid[0]} exists for {period}: its statements are final")
     ensure_tables(session)
@@ -110,11 +121,15 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
         raise LookupError(f"marts.royalty_ledger does not exist yet: post the ledger (`mm royalties run {period}`)")
     contracts = stored_contracts(conn)
     terms = account_terms(period, contracts)
-    rates = {c: Decimal(r) for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))}
+    rates = {
+        c: Decimal(r)
+        for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))
+    }
     payees = {  # a payee who cannot be paid now (KYC, no bank details) has the payout held on the statement itself
         pid: PayeeTerms(pid, cur, Decimal(threshold), Decimal(wht), batches.hold_reason(kyc, method) or "")
         for pid, cur, threshold, wht, kyc, method in conn.execute(
-            "SELECT payee_id, currency, threshold, withholding_rate, kyc_status, payout_method FROM payees")
+            "SELECT payee_id, currency, threshold, withholding_rate, kyc_status, payout_method FROM payees"
+        )
     }
     states = _previous_states(session, period)
     earnings, versions = _earnings(session, period)
@@ -128,7 +143,11 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
         for a in c.advances:
             if first <= a.paid_on <= last and a.payee_id in payees:
                 payee_currency = payees[a.payee_id].currency
-                amount = a.amount if c.currency == payee_currency else round_money(convert(a.amount, rates[c.currency], rates[payee_currency]))
+                amount = (
+                    a.amount
+                    if c.currency == payee_currency
+                    else round_money(convert(a.amount, rates[c.currency], rates[payee_currency]))
+                )
                 advances[(a.payee_id, c.account_id(a.payee_id))] += amount
     returned = batches.returned_amounts(conn, period)
 
@@ -151,7 +170,9 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
             activity = AccountActivity(
                 earnings=earnings.get((payee_id, account), {}),
                 advances=advances.get((payee_id, account), Decimal(0)),
-                returned=returned.get((payee_id, payee.currency), Decimal(0)) if account == payments_account(payee_id) else Decimal(0),
+                returned=returned.get((payee_id, payee.currency), Decimal(0))
+                if account == payments_account(payee_id)
+                else Decimal(0),
             )
             if account == payments_account(payee_id):
                 account_terms_ = AccountTerms(account, already_withheld=True)
@@ -168,12 +189,27 @@ def compute_period(conn: psycopg.Connection, session: Session, period: str) -> P
 def write_period(conn: psycopg.Connection, session: Session, period: str, result: PeriodResult) -> int:
     """Replace the period's statement lines and totals (only ever called while the period is open and unpaid)."""
     statements, versions = result.statements, result.versions
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cols: dict[str, list] = defaultdict(list)
     for s in statements:
         for line in s.lines:
-            for name in ("opening", "returned", "earnings", "reserve_held", "reserve_released", "advances", "unrecouped_in",
-                         "recouped", "mg_topup", "balance", "paid", "held", "withheld", "carried_out", "unrecouped_out"):
+            for name in (
+                "opening",
+                "returned",
+                "earnings",
+                "reserve_held",
+                "reserve_released",
+                "advances",
+                "unrecouped_in",
+                "recouped",
+                "mg_topup",
+                "balance",
+                "paid",
+                "held",
+                "withheld",
+                "carried_out",
+                "unrecouped_out",
+            ):
                 cols[name].append(getattr(line, name))
             cols["period"].append(period)
             cols["payee_id"].append(s.payee_id)
@@ -186,19 +222,60 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
             cols["computed_at"].append(now)
     session.command("ALTER TABLE royalty.statement_lines DROP PARTITION {p:String}", {"p": period})
     if cols:
-        types = {"reserves_out": pa.list_(pa.struct([("1", pa.string()), ("2", DEC)])), "contract_versions": pa.list_(pa.string()),
-                 "computed_at": pa.timestamp("ms", "UTC")}
-        order = ["period", "payee_id", "currency", "account_id", "opening", "returned", "earnings", "reserve_held", "reserve_released",
-                 "advances", "unrecouped_in", "recouped", "mg_topup", "balance", "paid", "held", "withheld", "carried_out", "unrecouped_out",
-                 "reserves_out", "carried_reason", "held_reason", "contract_versions", "computed_at"]
+        types = {
+            "reserves_out": pa.list_(pa.struct([("1", pa.string()), ("2", DEC)])),
+            "contract_versions": pa.list_(pa.string()),
+            "computed_at": pa.timestamp("ms", "UTC"),
+        }
+        order = [
+            "period",
+            "payee_id",
+            "currency",
+            "account_id",
+            "opening",
+            "returned",
+            "earnings",
+            "reserve_held",
+            "reserve_released",
+            "advances",
+            "unrecouped_in",
+            "recouped",
+            "mg_topup",
+            "balance",
+            "paid",
+            "held",
+            "withheld",
+            "carried_out",
+            "unrecouped_out",
+            "reserves_out",
+            "carried_reason",
+            "held_reason",
+            "contract_versions",
+            "computed_at",
+        ]
         text = ("period", "payee_id", "currency", "account_id", "carried_reason", "held_reason")
         table = pa.table({k: pa.array(cols[k], types.get(k, pa.string() if k in text else DEC)) for k in order})
         session.insert_arrow("royalty.statement_lines", table)
     conn.execute("DELETE FROM royalty_statement_totals WHERE period = %s", (period,))
     buf = io.StringIO()
     for s in statements:
-        buf.write("\t".join([period, s.payee_id, s.currency, str(s.earnings), str(s.paid), str(s.held), str(s.withheld), str(s.carried_out),
-                             s.carried_reason, s.held_reason]) + "\n")
+        buf.write(
+            "\t".join(
+                [
+                    period,
+                    s.payee_id,
+                    s.currency,
+                    str(s.earnings),
+                    str(s.paid),
+                    str(s.held),
+                    str(s.withheld),
+                    str(s.carried_out),
+                    s.carried_reason,
+                    s.held_reason,
+                ]
+            )
+            + "\n"
+        )
     with conn.cursor().copy(
         "COPY royalty_statement_totals (period, payee_id, currency, earnings, paid, held, withheld, carried_out, carried_reason, held_reason) FROM STDIN"
     ) as copy:

@@ -30,7 +30,9 @@ class PayeeTerms:
     currency: str  # ISO 4217, the statement and payout currency
     threshold: Decimal = Decimal(0)  # minimum payout; a smaller positive total is carried forward
     withholding_rate: Decimal = Decimal(0)  # fraction 0..1 withheld for tax from what is paid
-    hold: str = ""  # why the payout is held (KYC, no bank details): its net is `held`, not paid, and returns next period
+    hold: str = (
+        ""  # why the payout is held (KYC, no bank details): its net is `held`, not paid, and returns next period
+    )
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,15 @@ def _account_line(
     rates: Mapping[str, Decimal],
 ) -> AccountLine:
     """Steps 1-10 for one account; the payout split (paid, withheld, carried_out) is filled in per payee."""
-    earnings = round_money(sum(
-        (convert(amount, _rate(rates, currency, period), _rate(rates, payee.currency, period))
-         for currency, amount in sorted(activity.earnings.items())),
-        ZERO,
-    ))
+    earnings = round_money(
+        sum(
+            (
+                convert(amount, _rate(rates, currency, period), _rate(rates, payee.currency, period))
+                for currency, amount in sorted(activity.earnings.items())
+            ),
+            ZERO,
+        )
+    )
     released = sum((amount for due, amount in state.reserves if due <= period), ZERO)
     held = round_money(max(earnings, ZERO) * terms.reserve_rate)
     schedule = [(due, amount) for due, amount in state.reserves if due > period]
@@ -297,14 +303,22 @@ def _check_withheld_once(terms: AccountTerms, state: AccountState, activity: Acc
     """Returned payouts were withheld when earned; kept on their own account, they can never be withheld again."""
     name = terms.account_id
     if activity.returned and not terms.already_withheld:
-        raise StatementError(f"{name}: activity.returned is already net of withholding: return it on an account with already_withheld=True")
+        raise StatementError(
+            f"{name}: activity.returned is already net of withholding: return it on an account with already_withheld=True"
+        )
     if terms.already_withheld:
-        for field_name, value in (("minimum_guarantee", terms.minimum_guarantee), ("reserve_rate", terms.reserve_rate),
-                                  ("state.unrecouped", state.unrecouped), ("state.reserves", state.reserves),
-                                  ("activity.advances", activity.advances),
-                                  ("activity.earnings", {c: a for c, a in activity.earnings.items() if a})):
+        for field_name, value in (
+            ("minimum_guarantee", terms.minimum_guarantee),
+            ("reserve_rate", terms.reserve_rate),
+            ("state.unrecouped", state.unrecouped),
+            ("state.reserves", state.reserves),
+            ("activity.advances", activity.advances),
+            ("activity.earnings", {c: a for c, a in activity.earnings.items() if a}),
+        ):
             if value:
-                raise StatementError(f"{name}: {field_name} must be empty on an already_withheld account (it holds returned payouts only)")
+                raise StatementError(
+                    f"{name}: {field_name} must be empty on an already_withheld account (it holds returned payouts only)"
+                )
 
 
 def _period(period: str, what: str = "period") -> str:

@@ -15,8 +15,13 @@ from decimal import Decimal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from mm_pipelines.royalties.contracts import Catalog, CatalogError, Contract, contract_from_document, overlapping_contracts
-
+from mm_pipelines.royalties.contracts import (
+    Catalog,
+    CatalogError,
+    Contract,
+    contract_from_document,
+    overlapping_contracts,
+)
 
 GENESIS = "0" * 64
 AUDIT_LOCK = 0x6D6D_6175  # "mmau": one writer at a time keeps the chain linear
@@ -49,7 +54,9 @@ def verify_audit_chain(conn: psycopg.Connection) -> tuple[int, list[str]]:
     ):
         n += 1
         if prev_hash != prev:
-            problems.append(f"record {seq}: previous hash does not match record before it (a record was removed or reordered)")
+            problems.append(
+                f"record {seq}: previous hash does not match record before it (a record was removed or reordered)"
+            )
         if _hash(prev_hash, actor, action, subject, details) != digest:
             problems.append(f"record {seq}: contents do not match its hash (the record was altered)")
         prev = digest
@@ -75,7 +82,9 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
     problem = overlapping_contracts(others + catalog.contracts)
     if problem:
         a, b, target, payee = problem
-        raise CatalogError(f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: end one before the other starts")
+        raise CatalogError(
+            f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: end one before the other starts"
+        )
     with conn.cursor() as cur:  # executemany pipelines the statements: a 100k-payee catalog loads in seconds
         cur.executemany(
             "INSERT INTO creators VALUES (%s, %s) ON CONFLICT (creator_id) DO UPDATE SET name = EXCLUDED.name",
@@ -87,11 +96,27 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
                kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, payout_method = EXCLUDED.payout_method,
                currency = EXCLUDED.currency, iban = EXCLUDED.iban, bic = EXCLUDED.bic, threshold = EXCLUDED.threshold,
                withholding_rate = EXCLUDED.withholding_rate""",
-            [(p.payee_id, p.creator_id, p.name, p.kyc_status, p.kyc_evidence, p.payout_method, p.currency, p.iban, p.bic,
-              p.threshold, p.withholding_rate) for p in catalog.payees],
+            [
+                (
+                    p.payee_id,
+                    p.creator_id,
+                    p.name,
+                    p.kyc_status,
+                    p.kyc_evidence,
+                    p.payout_method,
+                    p.currency,
+                    p.iban,
+                    p.bic,
+                    p.threshold,
+                    p.withholding_rate,
+                )
+                for p in catalog.payees
+            ],
         )
         refs = [c.reference for c in catalog.contracts]
-        current = dict(conn.execute("SELECT reference, version FROM contracts WHERE reference = ANY(%s)", (refs,)).fetchall())
+        current = dict(
+            conn.execute("SELECT reference, version FROM contracts WHERE reference = ANY(%s)", (refs,)).fetchall()
+        )
         changed = [c for c in catalog.contracts if current.get(c.reference) != c.version]
         cur.executemany(
             "INSERT INTO contract_versions (reference, version, document) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
@@ -108,13 +133,28 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
                DO UPDATE SET expires_on = EXCLUDED.expires_on, on_expiry = EXCLUDED.on_expiry""",
             [(lic.asset_id, lic.licensor, lic.expires_on, lic.on_expiry) for lic in catalog.licenses],
         )
-    audit(conn, actor, "catalog.load", source, {
-        "creators": len(catalog.creators), "payees": len(catalog.payees), "contracts": len(catalog.contracts),
+    audit(
+        conn,
+        actor,
+        "catalog.load",
+        source,
+        {
+            "creators": len(catalog.creators),
+            "payees": len(catalog.payees),
+            "contracts": len(catalog.contracts),
+            "licenses": len(catalog.licenses),
+            "contract_versions": {
+                c.reference: {"version": c.version, "previous": current.get(c.reference)} for c in changed
+            },
+        },
+    )
+    return {
+        "creators": len(catalog.creators),
+        "payees": len(catalog.payees),
+        "contracts": len(catalog.contracts),
+        "new versions": len(changed),
         "licenses": len(catalog.licenses),
-        "contract_versions": {c.reference: {"version": c.version, "previous": current.get(c.reference)} for c in changed},
-    })
-    return {"creators": len(catalog.creators), "payees": len(catalog.payees), "contracts": len(catalog.contracts),
-            "new versions": len(changed), "licenses": len(catalog.licenses)}
+    }
 
 
 # --- periods ----------------------------------------------------------------------------------------------
@@ -140,8 +180,14 @@ def close_period(conn: psycopg.Connection, period: str, actor: str) -> bool:
 def record_period_rates(conn: psycopg.Connection, period: str, rates: dict[str, Decimal]) -> dict[str, Decimal]:
     """Rates are recorded once per period and never change afterwards: a re-run reuses them."""
     for currency, rate in rates.items():
-        conn.execute("INSERT INTO period_fx_rates (period, currency, rate_to_reporting) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (period, currency, rate))
-    return {c: r for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))}
+        conn.execute(
+            "INSERT INTO period_fx_rates (period, currency, rate_to_reporting) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (period, currency, rate),
+        )
+    return {
+        c: r
+        for c, r in conn.execute("SELECT currency, rate_to_reporting FROM period_fx_rates WHERE period = %s", (period,))
+    }
 
 
 def expiring_licenses(conn: psycopg.Connection, today: date, within_days: int) -> list[tuple]:
@@ -154,11 +200,19 @@ def expiring_licenses(conn: psycopg.Connection, today: date, within_days: int) -
     ).fetchall()
 
 
-def record_license_workflow(conn: psycopg.Connection, asset_id: str, licensor: str, expires_on: date, action: str, run_id: str) -> bool:
+def record_license_workflow(
+    conn: psycopg.Connection, asset_id: str, licensor: str, expires_on: date, action: str, run_id: str
+) -> bool:
     started = conn.execute(
         "INSERT INTO license_workflows (asset_id, licensor, expires_on, action, run_id) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (asset_id, licensor, expires_on, action, run_id),
     ).rowcount
     if started:
-        audit(conn, "license_expiry_sensor", f"license.{action}_requested", f"{asset_id}/{licensor}", {"expires_on": expires_on, "run_id": run_id})
+        audit(
+            conn,
+            "license_expiry_sensor",
+            f"license.{action}_requested",
+            f"{asset_id}/{licensor}",
+            {"expires_on": expires_on, "run_id": run_id},
+        )
     return bool(started)

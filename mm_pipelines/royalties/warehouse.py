@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from pydantic import BeforeValidator
 
 from mm_pipelines.events.archive import archive_report, archived_reports
-from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.events.csv_reports import csv_records
+from mm_pipelines.events.event_schema import CURRENCIES
 from mm_pipelines.royalties.contracts import WORLDWIDE, Contract
 from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.objects import ObjectStore
@@ -59,7 +59,13 @@ def _sold_at(value) -> datetime:
 
 def _territory(value) -> str:
     territory = (value or "").strip()
-    if len(territory) != 2 or not territory.isascii() or not territory.isalpha() or not territory.isupper() or territory == WORLDWIDE:
+    if (
+        len(territory) != 2
+        or not territory.isascii()
+        or not territory.isalpha()
+        or not territory.isupper()
+        or territory == WORLDWIDE
+    ):
         raise invalid("must be an ISO 3166 country code (two capital letters)")
     return territory
 
@@ -107,20 +113,22 @@ def parse_sales_csv(path: Path, text: str) -> list[Sale]:
 
 
 def sales_table(sales: list[Sale], load_id: str, file: str, loaded_at: datetime) -> pa.Table:
-    return pa.table({
-        "sale_id": pa.array([s.sale_id for s in sales]),
-        "revision": pa.array([s.revision for s in sales], pa.uint32()),
-        "sold_at": pa.array([s.sold_at for s in sales], pa.timestamp("ms", "UTC")),
-        "sku": pa.array([s.sku for s in sales]),
-        "territory": pa.array([s.territory for s in sales]),
-        "units": pa.array([s.units for s in sales], pa.int64()),
-        "net_amount": pa.array([s.net_amount for s in sales], pa.decimal128(38, 10)),
-        "currency": pa.array([s.currency for s in sales]),
-        "load_id": pa.array([load_id] * len(sales)),
-        "file": pa.array([file] * len(sales)),
-        "line": pa.array([s.line for s in sales], pa.uint64()),
-        "loaded_at": pa.array([loaded_at] * len(sales), pa.timestamp("ms", "UTC")),
-    })
+    return pa.table(
+        {
+            "sale_id": pa.array([s.sale_id for s in sales]),
+            "revision": pa.array([s.revision for s in sales], pa.uint32()),
+            "sold_at": pa.array([s.sold_at for s in sales], pa.timestamp("ms", "UTC")),
+            "sku": pa.array([s.sku for s in sales]),
+            "territory": pa.array([s.territory for s in sales]),
+            "units": pa.array([s.units for s in sales], pa.int64()),
+            "net_amount": pa.array([s.net_amount for s in sales], pa.decimal128(38, 10)),
+            "currency": pa.array([s.currency for s in sales]),
+            "load_id": pa.array([load_id] * len(sales)),
+            "file": pa.array([file] * len(sales)),
+            "line": pa.array([s.line for s in sales], pa.uint64()),
+            "loaded_at": pa.array([loaded_at] * len(sales), pa.timestamp("ms", "UTC")),
+        }
+    )
 
 
 def load_sales_file(session: Session, path: Path, archive: ObjectStore | None = None) -> tuple[str, int]:
@@ -128,15 +136,21 @@ def load_sales_file(session: Session, path: Path, archive: ObjectStore | None = 
     data = path.read_bytes()
     load_id = hashlib.sha256(data).hexdigest()
     sales = parse_sales_csv(path, data.decode("utf-8-sig"))
-    loaded_at = archive_report(archive, SALES_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(timezone.utc)
+    loaded_at = (
+        archive_report(archive, SALES_PREFIX, load_id, str(path), data) if archive is not None else datetime.now(UTC)
+    )
     _insert_sales(session, sales, load_id, str(path), loaded_at, f"sales:{load_id}")
     return load_id, len(sales)
 
 
-def _insert_sales(session: Session, sales: list[Sale], load_id: str, file: str, loaded_at: datetime, token: str) -> None:
+def _insert_sales(
+    session: Session, sales: list[Sale], load_id: str, file: str, loaded_at: datetime, token: str
+) -> None:
     ensure_tables(session)
     if sales:
-        session.insert_arrow("raw.sales", sales_table(sales, load_id, file, loaded_at), settings={"insert_deduplication_token": token})
+        session.insert_arrow(
+            "raw.sales", sales_table(sales, load_id, file, loaded_at), settings={"insert_deduplication_token": token}
+        )
 
 
 # --- the archive: sales reports as loaded, and each period's ledger and statements --------------------------
@@ -161,7 +175,9 @@ def restore_royalties(session: Session, store: ObjectStore, token: str) -> dict[
     session.command("TRUNCATE TABLE raw.sales")
     reports = list(archived_reports(store, SALES_PREFIX))
     for key, load_id, file, loaded_at, data in reports:
-        _insert_sales(session, parse_sales_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}")
+        _insert_sales(
+            session, parse_sales_csv(Path(file), data.decode("utf-8-sig")), load_id, file, loaded_at, f"{token}:{key}"
+        )
     counts = {"sales reports": len(reports), "ledger lines": 0}
     for table, prefix in (("marts.royalty_ledger", LEDGER_PREFIX), ("royalty.statement_lines", STATEMENTS_PREFIX)):
         keys = store.list_keys(f"{prefix}/")
@@ -189,10 +205,33 @@ def period_bounds(period: str) -> tuple[date, date]:
 def rule_rows(period: str, contracts: list[Contract]) -> pa.Table:
     """One row per rule × payee for the contracts in force during the period."""
     first, last = period_bounds(period)
-    cols: dict[str, list] = {k: [] for k in (
-        "period", "contract_ref", "contract_version", "rule_version", "creator_id", "account_id", "rule_id", "target_kind", "target_id",
-        "base", "attribution_model", "rate_basis", "tier_start", "tier_rate", "deduction_per_unit", "currency",
-        "territories", "effective_from", "effective_to", "payee_id", "share", "payee_rank")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "period",
+            "contract_ref",
+            "contract_version",
+            "rule_version",
+            "creator_id",
+            "account_id",
+            "rule_id",
+            "target_kind",
+            "target_id",
+            "base",
+            "attribution_model",
+            "rate_basis",
+            "tier_start",
+            "tier_rate",
+            "deduction_per_unit",
+            "currency",
+            "territories",
+            "effective_from",
+            "effective_to",
+            "payee_id",
+            "share",
+            "payee_rank",
+        )
+    }
     for c in contracts:
         if c.effective_to < first or c.effective_from > last:
             continue
@@ -202,21 +241,42 @@ def rule_rows(period: str, contracts: list[Contract]) -> pa.Table:
             ranked = sorted(rule.splits, key=lambda s: (-s.share, s.payee_id))
             for rank, split in enumerate(ranked, start=1):
                 row = {
-                    "period": period, "contract_ref": c.reference, "contract_version": c.version,
-                    "rule_version": rule_version, "creator_id": c.creator_id,
-                    "account_id": c.account_id(split.payee_id), "rule_id": f"{c.reference}/{rule.rule_id}",
-                    "target_kind": rule.target_kind, "target_id": rule.target_id, "base": rule.base,
-                    "attribution_model": rule.attribution_model, "rate_basis": rule.rate_basis,
-                    "tier_start": [t.start for t in rule.tiers], "tier_rate": [t.rate for t in rule.tiers],
-                    "deduction_per_unit": rule.deduction_per_unit, "currency": c.currency,
-                    "territories": list(c.territories), "effective_from": c.effective_from, "effective_to": c.effective_to,
-                    "payee_id": split.payee_id, "share": split.share, "payee_rank": rank,
+                    "period": period,
+                    "contract_ref": c.reference,
+                    "contract_version": c.version,
+                    "rule_version": rule_version,
+                    "creator_id": c.creator_id,
+                    "account_id": c.account_id(split.payee_id),
+                    "rule_id": f"{c.reference}/{rule.rule_id}",
+                    "target_kind": rule.target_kind,
+                    "target_id": rule.target_id,
+                    "base": rule.base,
+                    "attribution_model": rule.attribution_model,
+                    "rate_basis": rule.rate_basis,
+                    "tier_start": [t.start for t in rule.tiers],
+                    "tier_rate": [t.rate for t in rule.tiers],
+                    "deduction_per_unit": rule.deduction_per_unit,
+                    "currency": c.currency,
+                    "territories": list(c.territories),
+                    "effective_from": c.effective_from,
+                    "effective_to": c.effective_to,
+                    "payee_id": split.payee_id,
+                    "share": split.share,
+                    "payee_rank": rank,
                 }
                 for k, v in row.items():
                     cols[k].append(v)
     dec = pa.decimal128(38, 10)
-    types = {"tier_start": pa.list_(dec), "tier_rate": pa.list_(dec), "deduction_per_unit": dec, "share": dec,
-             "effective_from": pa.date32(), "effective_to": pa.date32(), "payee_rank": pa.uint16(), "territories": pa.list_(pa.string())}
+    types = {
+        "tier_start": pa.list_(dec),
+        "tier_rate": pa.list_(dec),
+        "deduction_per_unit": dec,
+        "share": dec,
+        "effective_from": pa.date32(),
+        "effective_to": pa.date32(),
+        "payee_rank": pa.uint16(),
+        "territories": pa.list_(pa.string()),
+    }
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
 
 
@@ -228,18 +288,30 @@ def write_period_statuses(session: Session, periods: dict[str, str]) -> None:
         session.insert_arrow("royalty.periods", pa.table({"period": list(periods), "status": list(periods.values())}))
 
 
-def write_snapshot(session: Session, period: str, rules: pa.Table, periods: dict[str, str], rates: dict[str, Decimal]) -> None:
+def write_snapshot(
+    session: Session, period: str, rules: pa.Table, periods: dict[str, str], rates: dict[str, Decimal]
+) -> None:
     """Replace the open period's snapshot (a closed period's snapshot is never touched)."""
     write_period_statuses(session, periods)
     session.command("ALTER TABLE royalty.rules DROP PARTITION {p:String}", {"p": period})
     if rules.num_rows:
         session.insert_arrow("royalty.rules", rules)
-    session.command("ALTER TABLE royalty.period_rates DELETE WHERE period = {p:String}", {"p": period}, settings={"mutations_sync": 2})
+    session.command(
+        "ALTER TABLE royalty.period_rates DELETE WHERE period = {p:String}",
+        {"p": period},
+        settings={"mutations_sync": 2},
+    )
     if rates:
-        session.insert_arrow("royalty.period_rates", pa.table({
-            "period": [period] * len(rates), "currency": list(rates),
-            "rate_to_reporting": pa.array(list(rates.values()), pa.decimal128(38, 10)),
-        }))
+        session.insert_arrow(
+            "royalty.period_rates",
+            pa.table(
+                {
+                    "period": [period] * len(rates),
+                    "currency": list(rates),
+                    "rate_to_reporting": pa.array(list(rates.values()), pa.decimal128(38, 10)),
+                }
+            ),
+        )
 
 
 def month_rates(session: Session, period: str) -> dict[str, Decimal]:

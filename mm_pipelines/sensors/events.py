@@ -9,9 +9,8 @@ separate ingestion, staging and attribution runs cost three starts and kept bloc
 172 s from a produced conversion to its credits; benchmarks/latency_attribution.py). Older days a late
 event touched are left to the automation sensor."""
 
-
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     DagsterRunStatus,
@@ -23,19 +22,31 @@ from dagster import (
     sensor,
 )
 
-from mm_pipelines.stores.bus import EventBusError
 from mm_pipelines.events.ingest import ingested_offsets, pending_ranges
 from mm_pipelines.jobs import platform_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
+from mm_pipelines.stores.bus import EventBusError
 
 MAX_RANGE = 500_000
 STALE_AFTER = timedelta(minutes=15)
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 
 
-def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends: dict[int, int], max_range: int,
-              max_runs: int | None = None, partition_key: str | None = None):
+def plan_runs(
+    topic: str,
+    cursor: dict[int, int],
+    ingested: dict[int, int],
+    ends: dict[int, int],
+    max_range: int,
+    max_runs: int | None = None,
+    partition_key: str | None = None,
+):
     """Run requests (for `partition_key`) for everything past both the cursor and what is ingested: at most
     `max_runs`, the cursor then stops where they do.
 
@@ -52,7 +63,11 @@ def plan_runs(topic: str, cursor: dict[int, int], ingested: dict[int, int], ends
     requests = [
         RunRequest(
             run_key=f"{topic}:" + ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items())),
-            run_config={"ops": {"raw__events": {"config": {"up_to": {str(p): e for p, (_, e) in r.items()}, "max_batch": max_range}}}},
+            run_config={
+                "ops": {
+                    "raw__events": {"config": {"up_to": {str(p): e for p, (_, e) in r.items()}, "max_batch": max_range}}
+                }
+            },
             tags={"mm/topic": topic, "mm/ranges": ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items()))},
             partition_key=partition_key,
         )
@@ -68,12 +83,18 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
     # A run whose worker died without a word stays "started"; after STALE_AFTER it no longer holds ingestion
     # back (an overlap is safe: ranges are ingested exactly once, partitions rebuilt idempotently).
     in_flight = context.instance.get_run_records(
-        RunsFilter(job_name=platform_job.name, statuses=IN_FLIGHT, tags={"mm/topic": topic},
-                   created_after=datetime.now(timezone.utc) - STALE_AFTER),
+        RunsFilter(
+            job_name=platform_job.name,
+            statuses=IN_FLIGHT,
+            tags={"mm/topic": topic},
+            created_after=datetime.now(UTC) - STALE_AFTER,
+        ),
         limit=1,
     )
     if in_flight:
-        return SkipReason(f"Run {in_flight[0].dagster_run.run_id} is in flight; the next run takes what arrives meanwhile")
+        return SkipReason(
+            f"Run {in_flight[0].dagster_run.run_id} is in flight; the next run takes what arrives meanwhile"
+        )
     bus = event_bus.open()
     try:
         ends = bus.end_offsets(topic)
@@ -85,7 +106,7 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
     with clickhouse.get_warehouse().session(context.log.info) as s:
         ingested = ingested_offsets(s, topic) if s.scalar("EXISTS TABLE raw.ingested_ranges") else {}
     cursor = {int(k): v for k, v in json.loads(context.cursor or "{}").items()}
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE, max_runs=1, partition_key=today)
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
     if not requests:

@@ -204,9 +204,7 @@ class LocalEventLog:
         with open(d / "index.u64", "rb") as index, open(d / "data.log", "rb") as data:
             available = os.fstat(index.fileno()).st_size // 8
             if end > available:
-                raise EventBusError(
-                    f"{topic}[{partition}] has offsets up to {available}; cannot read up to {end}"
-                )
+                raise EventBusError(f"{topic}[{partition}] has offsets up to {available}; cannot read up to {end}")
             index.seek(start * 8)
             positions = np.frombuffer(index.read((end - start) * 8), dtype="<u8")
             first = int(positions[0])
@@ -271,7 +269,9 @@ class KafkaEventBus:
         for server in self.bootstrap:
             host, sep, port = server.rpartition(":")
             try:
-                socket.create_connection((host.strip("[]"), int(port)) if sep else (server, 9092), timeout=BROKER_TIMEOUT_S).close()
+                socket.create_connection(
+                    (host.strip("[]"), int(port)) if sep else (server, 9092), timeout=BROKER_TIMEOUT_S
+                ).close()
             except (OSError, ValueError) as e:
                 reason = getattr(e, "strerror", None) or str(e)
                 causes.append(f"{server}: {reason}" if len(self.bootstrap) > 1 else reason)
@@ -317,7 +317,9 @@ class KafkaEventBus:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise EventBusError(f"Could not create topic {topic!r} on {self._servers}: {e.args[0].str()}") from None
         except TimeoutError:
-            raise self._unavailable(f"did not create topic {topic!r} within {2 * BROKER_TIMEOUT_S:.0f} s", "no answer") from None
+            raise self._unavailable(
+                f"did not create topic {topic!r} within {2 * BROKER_TIMEOUT_S:.0f} s", "no answer"
+            ) from None
         deadline = time.monotonic() + 3 * BROKER_TIMEOUT_S
         while len(self.partitions(topic)) < partitions:
             if time.monotonic() > deadline:
@@ -345,9 +347,13 @@ class KafkaEventBus:
             raise TopicNotFound(f"Topic {topic!r} does not exist on {self._servers}")
         consumer = self._get_consumer()
         try:
-            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=BROKER_TIMEOUT_S)[1] for p in parts}
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=BROKER_TIMEOUT_S)[1] for p in parts
+            }
         except KafkaException as e:
-            raise self._unavailable(f"did not give the end offsets of {topic!r} within {BROKER_TIMEOUT_S:.0f} s", e.args[0].str()) from None
+            raise self._unavailable(
+                f"did not give the end offsets of {topic!r} within {BROKER_TIMEOUT_S:.0f} s", e.args[0].str()
+            ) from None
 
     def produce(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
         if self._producer is None:
@@ -406,9 +412,15 @@ class KafkaEventBus:
                 messages = consumer.consume(num_messages=min(20_000, end - next_offset), timeout=0.05)
                 for m in messages:
                     if m.error() is not None:
-                        raise EventBusError(f"Kafka error reading {topic}[{partition}] at {next_offset}: {m.error().str()}")
+                        raise EventBusError(
+                            f"Kafka error reading {topic}[{partition}] at {next_offset}: {m.error().str()}"
+                        )
                 offsets = [m.offset() for m in messages]
-                keep = len(offsets) if not offsets or offsets[-1] < end else next(i for i, o in enumerate(offsets) if o >= end)
+                keep = (
+                    len(offsets)
+                    if not offsets or offsets[-1] < end
+                    else next(i for i, o in enumerate(offsets) if o >= end)
+                )
                 if keep:
                     kept = messages[:keep] if keep < len(messages) else messages
                     headers = [m.headers() for m in kept]
@@ -441,7 +453,9 @@ class KafkaEventBus:
         from confluent_kafka import TopicPartition
 
         if offsets:
-            self._get_consumer().commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+            self._get_consumer().commit(
+                offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False
+            )
 
     def close(self) -> None:
         if self._producer is not None:

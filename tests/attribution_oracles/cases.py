@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from mm_pipelines.events.event_schema import SCHEMA_VERSION
@@ -37,7 +37,7 @@ class _User:
 
     def when(self) -> datetime:
         """A conversion time late enough that 30 days and 1 ms before it is still in October, and in the past."""
-        start = datetime(2026, 11, 2, tzinfo=timezone.utc)
+        start = datetime(2026, 11, 2, tzinfo=UTC)
         return start + timedelta(seconds=self.rng.randrange(18 * 86400), milliseconds=self.rng.randrange(1000))
 
     def touch(self, kind: str, at: datetime, channel: str) -> dict:
@@ -181,7 +181,7 @@ def _duplicate_deliveries(u: _User) -> None:
 
 
 def _month_boundary(u: _User) -> None:
-    c = datetime(2026, 11, 1, tzinfo=timezone.utc) - (MS if u.rng.random() < 0.5 else timedelta(0))
+    c = datetime(2026, 11, 1, tzinfo=UTC) - (MS if u.rng.random() < 0.5 else timedelta(0))
     u.click(c - timedelta(days=u.rng.randint(1, 20)), u.channel())
     u.impression(u.before(c, 12), u.channel(DEFAULT_IMPRESSION))
     u.convert(c, u.rng.choice(("EUR", "GBP")))

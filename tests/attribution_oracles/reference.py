@@ -10,7 +10,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from math import floor
 from pathlib import Path
@@ -25,7 +25,7 @@ from mm_pipelines.attribution.config import (
 from mm_pipelines.attribution.datadriven import DayFit, fit_window, touch_weights
 
 DAY_MS = 86_400_000
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CENT = Decimal("0.01")
 
 
@@ -56,7 +56,7 @@ def epoch_ms(t: datetime) -> int:
 
 def parse_ts(value: str) -> datetime:
     """'YYYY-MM-DDTHH:MM:SS.mmmZ' -> aware UTC datetime (millisecond precision)."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def load_fx_rates(path: Path | str) -> dict[tuple[str, date], Decimal]:
@@ -90,11 +90,28 @@ def from_events(events: Iterable[dict], fx: dict[tuple[str, date], Decimal]) -> 
         seen.add(e["event_id"])
         at = parse_ts(e["occurred_at"])
         if e["event_type"] in ("impression", "click"):
-            touches.append(Touch(e["event_id"], e["user_id"], at, e["event_type"], e.get("channel") or "",
-                                 e.get("campaign_id") or "", e.get("creative_id") or "", e.get("asset_id") or ""))
+            touches.append(
+                Touch(
+                    e["event_id"],
+                    e["user_id"],
+                    at,
+                    e["event_type"],
+                    e.get("channel") or "",
+                    e.get("campaign_id") or "",
+                    e.get("creative_id") or "",
+                    e.get("asset_id") or "",
+                )
+            )
         elif e["event_type"] == "conversion":
-            conversions.append(Conversion(e["event_id"], e.get("order_id") or "", e["user_id"], at,
-                                          revenue_cents(e.get("revenue"), e.get("currency"), at, fx)))
+            conversions.append(
+                Conversion(
+                    e["event_id"],
+                    e.get("order_id") or "",
+                    e["user_id"],
+                    at,
+                    revenue_cents(e.get("revenue"), e.get("currency"), at, fx),
+                )
+            )
     return touches, conversions
 
 
@@ -119,8 +136,11 @@ def apply_transforms(path: list[Touch], transforms: Iterable[str]) -> list[Touch
 
 def is_eligible(touch: Touch, conversion: Conversion, config: AttributionConfig) -> bool:
     gap = epoch_ms(conversion.converted_at) - epoch_ms(touch.touch_at)
-    return (touch.user_id == conversion.user_id and gap > 0
-            and gap <= config.lookback_days(touch.channel, touch.touch_type) * DAY_MS)
+    return (
+        touch.user_id == conversion.user_id
+        and gap > 0
+        and gap <= config.lookback_days(touch.channel, touch.touch_type) * DAY_MS
+    )
 
 
 def conversion_path(conversion: Conversion, user_touches_sorted: list[Touch], config: AttributionConfig) -> list[Touch]:
@@ -204,8 +224,9 @@ def _paths(touches: list[Touch], conversions: list[Conversion], config: Attribut
     return by_user, paths
 
 
-def journeys_by_date(touches: list[Touch], conversions: list[Conversion],
-                     config: AttributionConfig) -> dict[date, dict[tuple[str, ...], list[int]]]:
+def journeys_by_date(
+    touches: list[Touch], conversions: list[Conversion], config: AttributionConfig
+) -> dict[date, dict[tuple[str, ...], list[int]]]:
     """Per date, channel sequence -> [converting, non-converting] journeys (the spec's "Journeys")."""
     by_user, paths = _paths(touches, conversions, config)
     out: dict[date, dict[tuple[str, ...], list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
@@ -236,8 +257,12 @@ def _window(journeys: dict[date, dict[tuple[str, ...], list[int]]], day: date, f
     return dict(merged)
 
 
-def daily_fits(touches: list[Touch], conversions: list[Conversion], config: AttributionConfig,
-               paths: dict[str, list[Touch]] | None = None) -> dict[date, DayFit]:
+def daily_fits(
+    touches: list[Touch],
+    conversions: list[Conversion],
+    config: AttributionConfig,
+    paths: dict[str, list[Touch]] | None = None,
+) -> dict[date, DayFit]:
     """One data-driven fit per conversion date D, on the journeys dated in [D - fit_days + 1, D]."""
     if paths is None:
         paths = _paths(touches, conversions, config)[1]
@@ -250,8 +275,9 @@ def daily_fits(touches: list[Touch], conversions: list[Conversion], config: Attr
     return {d: fit_window(_window(journeys, d, config.fit_days), needed[d], config) for d in sorted(days)}
 
 
-def attribution_credits(touches: list[Touch], conversions: list[Conversion], config: AttributionConfig,
-                        models: Iterable[str] = MODELS) -> list[dict]:
+def attribution_credits(
+    touches: list[Touch], conversions: list[Conversion], config: AttributionConfig, models: Iterable[str] = MODELS
+) -> list[dict]:
     """marts.attribution_credits: one row per conversion × model × credited touch (or one unattributed row)."""
     models = tuple(models)
     paths = _paths(touches, conversions, config)[1]
@@ -260,17 +286,34 @@ def attribution_credits(touches: list[Touch], conversions: list[Conversion], con
     for c in sorted(conversions, key=lambda c: (c.converted_at, c.conversion_id)):
         path = paths[c.conversion_id]
         base = {
-            "conversion_id": c.conversion_id, "order_id": c.order_id, "user_id": c.user_id,
-            "converted_at": c.converted_at, "conversion_date": c.converted_at.date(),
+            "conversion_id": c.conversion_id,
+            "order_id": c.order_id,
+            "user_id": c.user_id,
+            "converted_at": c.converted_at,
+            "conversion_date": c.converted_at.date(),
         }
         revenue = Decimal(c.revenue_cents).scaleb(-2)
         for model in models:
             if not path:
-                rows.append({**base, "model": model, "touch_index": 0, "touch_count": 0, "touch_id": "",
-                             "touch_at": None, "touch_type": "none", "channel": UNATTRIBUTED, "campaign_id": "",
-                             "creative_id": "", "asset_id": "", "credit_share": Decimal(SHARE_UNITS).scaleb(-9),
-                             "revenue": revenue, "revenue_credit": revenue,
-                             "currency": config.reporting_currency})
+                rows.append(
+                    {
+                        **base,
+                        "model": model,
+                        "touch_index": 0,
+                        "touch_count": 0,
+                        "touch_id": "",
+                        "touch_at": None,
+                        "touch_type": "none",
+                        "channel": UNATTRIBUTED,
+                        "campaign_id": "",
+                        "creative_id": "",
+                        "asset_id": "",
+                        "credit_share": Decimal(SHARE_UNITS).scaleb(-9),
+                        "revenue": revenue,
+                        "revenue_credit": revenue,
+                        "currency": config.reporting_currency,
+                    }
+                )
                 continue
             if model in ("markov", "shapley"):
                 weights = touch_weights(model, [t.channel for t in path], fits[c.converted_at.date()])
@@ -281,9 +324,23 @@ def attribution_credits(touches: list[Touch], conversions: list[Conversion], con
             for i, (t, u, cent) in enumerate(zip(path, units, cents), start=1):
                 if u == 0:
                     continue
-                rows.append({**base, "model": model, "touch_index": i, "touch_count": len(path),
-                             "touch_id": t.touch_id, "touch_at": t.touch_at, "touch_type": t.touch_type,
-                             "channel": t.channel, "campaign_id": t.campaign_id, "creative_id": t.creative_id,
-                             "asset_id": t.asset_id, "credit_share": Decimal(u).scaleb(-9), "revenue": revenue,
-                             "revenue_credit": Decimal(cent).scaleb(-2), "currency": config.reporting_currency})
+                rows.append(
+                    {
+                        **base,
+                        "model": model,
+                        "touch_index": i,
+                        "touch_count": len(path),
+                        "touch_id": t.touch_id,
+                        "touch_at": t.touch_at,
+                        "touch_type": t.touch_type,
+                        "channel": t.channel,
+                        "campaign_id": t.campaign_id,
+                        "creative_id": t.creative_id,
+                        "asset_id": t.asset_id,
+                        "credit_share": Decimal(u).scaleb(-9),
+                        "revenue": revenue,
+                        "revenue_credit": Decimal(cent).scaleb(-2),
+                        "currency": config.reporting_currency,
+                    }
+                )
     return rows

@@ -40,15 +40,26 @@ def test_demo_twice_gives_identical_numbers_and_no_duplicates(mm):
     assert "already loaded" in second.stderr
     assert sql_json(mm, MART_FINGERPRINT) == before
     assert first.stdout.split("Campaign performance")[1] == second.stdout.split("Campaign performance")[1]
-    counts = sql_json(mm, "SELECT (SELECT count() FROM raw.events) AS raw, (SELECT uniqExact(event_id) FROM raw.events) AS raw_ids, "
-                          "(SELECT count() FROM staging.stg_events) AS stg")
+    counts = sql_json(
+        mm,
+        "SELECT (SELECT count() FROM raw.events) AS raw, (SELECT uniqExact(event_id) FROM raw.events) AS raw_ids, "
+        "(SELECT count() FROM staging.stg_events) AS stg",
+    )
     assert counts == [{"raw": counts[0]["raw_ids"], "raw_ids": counts[0]["raw_ids"], "stg": counts[0]["raw_ids"]}]
     assert before[0]["n_conversions"] > 0
 
 
 def test_events_load_quarantines_bad_lines_and_is_idempotent(mm, tmp_path):
     good = list(to_jsonl(generate_events(events=200, seed=31)))
-    lines = good[:50] + [b"{broken json\n", b'{"event_id":"p1","event_type":"click","occurred_at":"2026-10-01T00:00:00Z","user_id":"x@y.io","channel":"email","campaign_id":"c","creative_id":"k"}\n', b"\n"] + good[50:]
+    lines = (
+        good[:50]
+        + [
+            b"{broken json\n",
+            b'{"event_id":"p1","event_type":"click","occurred_at":"2026-10-01T00:00:00Z","user_id":"x@y.io","channel":"email","campaign_id":"c","creative_id":"k"}\n',
+            b"\n",
+        ]
+        + good[50:]
+    )
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(lines))
     result = mm("events", "load", str(path))
@@ -75,16 +86,26 @@ def test_sql_formats_and_clear_errors(mm):
     assert "col" in table and "x" in table
     # Read-only unless --write: a statement is refused before it runs, and the store refuses any query that writes.
     refused = mm("sql", "CREATE TABLE default.scratch (x UInt8) ENGINE = Memory", check=False)
-    assert refused.returncode == 1 and "read-only" in refused.stderr and "--write" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.returncode == 1
+        and "read-only" in refused.stderr
+        and "--write" in refused.stderr
+        and "Traceback" not in refused.stderr
+    )
     assert "scratch" not in mm("sql", "SHOW TABLES FROM default").stdout
     # Statements return no rows: they say OK (an operator drops a table to rebuild it, for instance).
-    assert mm("sql", "--write", "CREATE TABLE default.scratch (x String) ENGINE = MergeTree ORDER BY x").stderr.strip() == "OK"
+    assert (
+        mm("sql", "--write", "CREATE TABLE default.scratch (x String) ENGINE = MergeTree ORDER BY x").stderr.strip()
+        == "OK"
+    )
     sneaky = mm("sql", "SELECT 1 SETTINGS readonly = 0", check=False)
     assert sneaky.returncode == 1 and "read-only" in sneaky.stderr
     # Bytes that are not UTF-8 (a dead letter as the producer sent it) are shown escaped, in every format.
     mm("sql", "--write", "INSERT INTO default.scratch SELECT unhex('ff7b7d')")
     assert "\\xff{}" in mm("sql", "SELECT x FROM default.scratch").stdout
-    assert sql_json(mm, "SELECT x, [x] AS xs, map('k', x) AS m FROM default.scratch") == [{"x": "\\xff{}", "xs": ["\\xff{}"], "m": [["k", "\\xff{}"]]}]
+    assert sql_json(mm, "SELECT x, [x] AS xs, map('k', x) AS m FROM default.scratch") == [
+        {"x": "\\xff{}", "xs": ["\\xff{}"], "m": [["k", "\\xff{}"]]}
+    ]
     assert mm("sql", "--format", "csv", "SELECT x FROM default.scratch").stdout.splitlines() == ["x", "\\xff{}"]
     assert mm("sql", "--write", "drop table default.scratch").stderr.strip() == "OK"
     assert "scratch" not in mm("sql", "SHOW TABLES FROM default").stdout
@@ -92,7 +113,9 @@ def test_sql_formats_and_clear_errors(mm):
     assert bad.returncode == 1 and "ClickHouse error" in bad.stderr and "Traceback" not in bad.stderr
     missing = mm("events", "load", "/no/such/file.jsonl", check=False)
     assert missing.returncode == 1 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
-    wrong = subprocess.run([MM, "config"], capture_output=True, text=True, env={**os.environ, "MM_EVENT_BUS": "amqp://x"})
+    wrong = subprocess.run(
+        [MM, "config"], capture_output=True, text=True, env={**os.environ, "MM_EVENT_BUS": "amqp://x"}
+    )
     assert wrong.returncode == 1 and "MM_EVENT_BUS" in wrong.stderr and "kafka://" in wrong.stderr
     # Usage errors name the option, without a traceback; SQL that starts with a comment follows `--`.
     usage = mm("sql", "--bogus", check=False)
@@ -178,7 +201,9 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
     port = _free_port()
     # Output to a file: an undrained pipe fills up and blocks the webserver, daemon and run workers writing to it.
     log = tmp_path / "mm-dev.log"
-    proc = subprocess.Popen([MM, "dev", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [MM, "dev", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 180
         nodes = None
@@ -196,12 +221,18 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
         assert nodes, "the Dagster UI never served the asset graph"
         assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily"} <= set(nodes)
         assert nodes["marts/campaign_performance_daily"]["groupName"] == "marts"
-        assert nodes["marts/campaign_performance_daily"]["assetMaterializations"], "the demo's materialization is not shown"
+        assert nodes["marts/campaign_performance_daily"]["assetMaterializations"], (
+            "the demo's materialization is not shown"
+        )
         checks = {c["name"] for c in nodes["marts/campaign_performance_daily"]["assetChecksOrError"]["checks"]}
         assert {"campaign_performance_expectations_check", "campaign_performance_reconciles_check"} <= checks
         # A run launched from the UI (run worker + multiprocess executor, not in-process) succeeds too.
         graphql = f"http://127.0.0.1:{port}/graphql"
-        selector = {"repositoryLocationName": "mm_pipelines", "repositoryName": "__repository__", "jobName": "platform_job"}
+        selector = {
+            "repositoryLocationName": "mm_pipelines",
+            "repositoryName": "__repository__",
+            "jobName": "platform_job",
+        }
         tags = [{"key": k, "value": v} for k, v in range_tags(date(2026, 10, 27), date(2026, 10, 28)).items()]
         params = {"selector": selector, "runConfigData": {}, "executionMetadata": {"tags": tags}}
         launched = requests.post(graphql, json={"query": LAUNCH, "variables": {"p": params}}, timeout=30).json()
@@ -210,7 +241,9 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
         status, deadline = None, time.monotonic() + 600
         while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
             time.sleep(3)
-            status = requests.post(graphql, json={"query": RUN_STATUS, "variables": {"id": run_id}}, timeout=30).json()["data"]["runOrError"]["status"]
+            status = requests.post(graphql, json={"query": RUN_STATUS, "variables": {"id": run_id}}, timeout=30).json()[
+                "data"
+            ]["runOrError"]["status"]
         assert status == "SUCCESS"
         # SIGTERM to `mm dev` alone, as a service manager sends it, stops the webserver, the daemon and all they started.
         assert_stops_everything(proc, signal.SIGTERM)
@@ -260,19 +293,28 @@ ROYALTY_CHECKSUM = (
 def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path):
     """Sales → attribution → ledger → statements → batch → signed export → confirmation → balances, as users run it."""
     mm("demo", "--events", "6000")
-    [top] = sql_json(mm, "SELECT asset_id, toString(sum(revenue_credit)) AS credit FROM marts.attribution_credits "
-                         "WHERE model = 'linear' AND asset_id != '' AND conversion_date < '2026-11-01' GROUP BY asset_id ORDER BY sum(revenue_credit) DESC LIMIT 1")
+    [top] = sql_json(
+        mm,
+        "SELECT asset_id, toString(sum(revenue_credit)) AS credit FROM marts.attribution_credits "
+        "WHERE model = 'linear' AND asset_id != '' AND conversion_date < '2026-11-01' GROUP BY asset_id ORDER BY sum(revenue_credit) DESC LIMIT 1",
+    )
     catalog = tmp_path / "catalog.yml"
     catalog.write_text(ROYALTY_CATALOG.format(asset=top["asset_id"]))
     mm("royalties", "load", str(catalog), "--by", "rights")
     sales = tmp_path / "sales.csv"
-    sales.write_text("sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
-                     "s1,0,2026-10-03T10:00:00Z,SKU-1,US,3,300.00,USD\ns2,0,2026-10-04T10:00:00Z,SKU-1,US,-1,-100.00,USD\n")
+    sales.write_text(
+        "sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
+        "s1,0,2026-10-03T10:00:00Z,SKU-1,US,3,300.00,USD\ns2,0,2026-10-04T10:00:00Z,SKU-1,US,-1,-100.00,USD\n"
+    )
     mm("royalties", "sales", "load", str(sales))
     out = mm("royalties", "run", "2026-10").stdout
     assert "Royalty statements 2026-10" in out and "draft" in out
-    ledger = {r["base"]: Decimal(r["royalty"]) for r in sql_json(
-        mm, "SELECT base, toString(sum(royalty_amount)) AS royalty FROM marts.royalty_ledger GROUP BY base")}
+    ledger = {
+        r["base"]: Decimal(r["royalty"])
+        for r in sql_json(
+            mm, "SELECT base, toString(sum(royalty_amount)) AS royalty FROM marts.royalty_ledger GROUP BY base"
+        )
+    }
     # 20% of the asset's linear credit, and 10% of 300 − 100 of book sales: the ledger explains every cent.
     assert ledger == {"attributed_revenue": Decimal(top["credit"]) * Decimal("0.2"), "net_sales": Decimal(20)}
     statement = mm("royalties", "statement", "2026-10", "pe-a", "--html", str(tmp_path / "st.html"))
@@ -288,14 +330,22 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
         mm("payouts", "export", batch, "--by", "fin-1")
         assert "signature and every file's SHA-256 verify" in mm("payouts", "verify", batch).stdout
         confirmation = tmp_path / "confirm.csv"
-        confirmation.write_text(f"batch_id,line_id,status,paid_on,reason\n{batch},2026-10:pe-a:EUR,paid,2026-11-05,\n"
-                                f"{batch},2026-10:pe-b:EUR,failed,,IBAN closed\n")
+        confirmation.write_text(
+            f"batch_id,line_id,status,paid_on,reason\n{batch},2026-10:pe-a:EUR,paid,2026-11-05,\n"
+            f"{batch},2026-10:pe-b:EUR,failed,,IBAN closed\n"
+        )
         assert "1 paid, 1 failed" in mm("payouts", "confirm", str(confirmation), "--by", "finance").stderr
         assert "posted before" in mm("payouts", "confirm", str(confirmation), "--by", "finance").stderr
         mm("royalties", "close", "2026-10", "--by", "finance")
         mm("royalties", "run", "2026-11")
-        [back] = sql_json(mm, "SELECT toString(returned) AS returned FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'")
-        [paid_b] = sql_json(mm, "SELECT toString(paid) AS paid FROM royalty.statement_lines WHERE period = '2026-10' AND payee_id = 'pe-b'")
+        [back] = sql_json(
+            mm,
+            "SELECT toString(returned) AS returned FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'",
+        )
+        [paid_b] = sql_json(
+            mm,
+            "SELECT toString(paid) AS paid FROM royalty.statement_lines WHERE period = '2026-10' AND payee_id = 'pe-b'",
+        )
         assert Decimal(back["returned"]) == Decimal(paid_b["paid"]) > 0
         assert "chain intact" in mm("audit", "verify").stdout
 
@@ -310,7 +360,6 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
     finally:
         for k in keys:
             os.environ.pop(k, None)
-
 
 
 @pytest.mark.parametrize(
@@ -351,7 +400,9 @@ def assert_one_clear_kafka_error(result, started: float) -> None:
     assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
     assert "rdkafka" not in result.stderr  # librdkafka's own log lines stay out of the terminal
     named = [line for line in result.stderr.splitlines() if "Kafka at 127.0.0.1:1" in line]
-    assert len(named) == 1 and "unreachable (Connection refused)" in named[0] and "MM_EVENT_BUS" in named[0], result.stderr
+    assert len(named) == 1 and "unreachable (Connection refused)" in named[0] and "MM_EVENT_BUS" in named[0], (
+        result.stderr
+    )
 
 
 def test_producing_to_an_unreachable_kafka_is_one_clear_error(mm, monkeypatch):
@@ -390,11 +441,14 @@ def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path
     """Clicks and impressions, no conversion yet: attribution is not fresh, a warning, and the command succeeds
     showing each step; a failed ERROR check still fails it."""
     path = tmp_path / "clicks.jsonl"
-    path.write_bytes(b"".join(to_jsonl([e for e in generate_events(events=2000, seed=3) if e["event_type"] != "conversion"])))
+    path.write_bytes(
+        b"".join(to_jsonl([e for e in generate_events(events=2000, seed=3) if e["event_type"] != "conversion"]))
+    )
     mm("events", "load", str(path))
     out = mm("materialize").stderr.splitlines()
     assert [line for line in out if line.startswith("⚠")] == [
-        "⚠ warning marts/attribution_credits:attribution_credits_freshness_check no conversion credited yet"]
+        "⚠ warning marts/attribution_credits:attribution_credits_freshness_check no conversion credited yet"
+    ]
     [ingest] = [line for line in out if line.startswith("✓ raw__events ")]
     assert "raw/events 1,9" in ingest and " rows" in ingest  # the events the run ingested
     [dbt] = [line for line in out if line.startswith("✓ mm_dbt_models ")]
@@ -409,8 +463,12 @@ def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path
     Warehouse(Settings.from_env().clickhouse_url).command(
         "INSERT INTO raw.events (event_id, event_type, occurred_at, user_id, channel, campaign_id, creative_id, asset_id, "
         "schema_version, topic, partition, offset, ingested_at) VALUES ('pii-1', 'click', '2026-10-05 10:00:00', "
-        "'ann@example.com', 'email', 'c', 'k', 'a', 1, 'manual', 0, 0, now())")
+        "'ann@example.com', 'email', 'c', 'k', 'a', 1, 'manual', 0, 0, now())"
+    )
     failed = mm("materialize", "staging/stg_events", check=False)
     assert failed.returncode == 1
-    assert "✗ check failed staging/stg_events:stg_events_expectations_check" in failed.stderr and "emails_in_user_id" in failed.stderr
+    assert (
+        "✗ check failed staging/stg_events:stg_events_expectations_check" in failed.stderr
+        and "emails_in_user_id" in failed.stderr
+    )
     assert "Materializing 'staging/stg_events' failed" in failed.stderr

@@ -45,7 +45,9 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
     assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")
     before = sorted(platform.warehouse.query_rows(MART_CHECKSUM))
     assert all(n > 0 for n, _ in before)
-    raw_before = platform.warehouse.query_rows("SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events")
+    raw_before = platform.warehouse.query_rows(
+        "SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events"
+    )
     keys = platform.objects.list_keys("raw/events/")
     assert keys and all(k.startswith("raw/events/date=2026-") and k.endswith(".parquet") for k in keys)
     archived = sum(pq.read_metadata(platform.settings.home / "objects" / k).num_rows for k in keys)
@@ -56,7 +58,12 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
 
     shutil.rmtree(platform.settings.embedded_warehouse)
     mm("replay", "--all")
-    assert platform.warehouse.query_rows("SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events") == raw_before
+    assert (
+        platform.warehouse.query_rows(
+            "SELECT count(), sum(cityHash64(event_id, occurred_at, revenue, offset)) FROM raw.events"
+        )
+        == raw_before
+    )
     mm("materialize")
     assert sorted(platform.warehouse.query_rows(MART_CHECKSUM)) == before
     assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")

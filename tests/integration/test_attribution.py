@@ -3,7 +3,7 @@ partition runs are idempotent, and building day by day equals one run over the r
 
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,11 +22,35 @@ from .events import produce
 
 pytestmark = pytest.mark.integration
 
-COLUMNS = ("conversion_id", "order_id", "user_id", "converted_at", "conversion_date", "model", "touch_index", "touch_count",
-           "touch_id", "touch_at", "touch_type", "channel", "campaign_id", "creative_id", "asset_id", "credit_share",
-           "revenue", "revenue_credit", "currency")
-DAILY = ["intermediate/int_conversion_paths", "intermediate/int_attribution_journeys", "intermediate/attribution_fit",
-         "marts/attribution_credits", "marts/attribution_daily", "marts/attribution_data_driven"]
+COLUMNS = (
+    "conversion_id",
+    "order_id",
+    "user_id",
+    "converted_at",
+    "conversion_date",
+    "model",
+    "touch_index",
+    "touch_count",
+    "touch_id",
+    "touch_at",
+    "touch_type",
+    "channel",
+    "campaign_id",
+    "creative_id",
+    "asset_id",
+    "credit_share",
+    "revenue",
+    "revenue_credit",
+    "currency",
+)
+DAILY = [
+    "intermediate/int_conversion_paths",
+    "intermediate/int_attribution_journeys",
+    "intermediate/attribution_fit",
+    "marts/attribution_credits",
+    "marts/attribution_daily",
+    "marts/attribution_data_driven",
+]
 
 
 def days_of(events) -> tuple[date, date]:
@@ -44,7 +68,9 @@ def run(job_or_selection, first, last, instance):
         job = defs.resolve_job_def("platform_job")
     else:
         keys = [AssetKey.from_user_string(k) for k in job_or_selection.split()]
-        job = define_asset_job("subset", selection=AssetSelection.assets(*keys)).resolve(asset_graph=defs.resolve_asset_graph())
+        job = define_asset_job("subset", selection=AssetSelection.assets(*keys)).resolve(
+            asset_graph=defs.resolve_asset_graph()
+        )
     result = job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(first, last))
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
@@ -59,7 +85,9 @@ def run_backfill(first, last, instance, publish: bool):
 
     job = build_definitions().resolve_job_def("attribution_backfill_job")
     result = job.execute_in_process(
-        instance=instance, raise_on_error=False, tags=range_tags(first, last),
+        instance=instance,
+        raise_on_error=False,
+        tags=range_tags(first, last),
         run_config={"ops": {"backfill__attribution_credits": {"config": {"publish": publish}}}},
     )
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
@@ -74,14 +102,16 @@ def _ms(t):
     if t is None:
         return None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return (t - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+        t = t.replace(tzinfo=UTC)
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def normalise(row: dict) -> tuple:
     r = dict(row)
     r["converted_at"], r["touch_at"] = _ms(r["converted_at"]), _ms(r["touch_at"])
-    r["credit_share"], r["revenue"], r["revenue_credit"] = (Decimal(r[k]) for k in ("credit_share", "revenue", "revenue_credit"))
+    r["credit_share"], r["revenue"], r["revenue_credit"] = (
+        Decimal(r[k]) for k in ("credit_share", "revenue", "revenue_credit")
+    )
     r["touch_index"], r["touch_count"] = int(r["touch_index"]), int(r["touch_count"])
     return tuple(r[c] for c in COLUMNS)
 
@@ -108,8 +138,16 @@ def snapshot(platform) -> dict:
 
 @pytest.mark.parametrize(
     "settings",
-    [{}, {"MM_ATTRIBUTION_PATH_TRANSFORMS": "drop_trailing_direct,collapse_repeats", "MM_ATTRIBUTION_HALF_LIFE_DAYS": "3",
-          "MM_ATTRIBUTION_POSITION_FIRST_WEIGHT": "0.3", "MM_ATTRIBUTION_POSITION_LAST_WEIGHT": "0.5", "MM_ATTRIBUTION_FIT_DAYS": "7"}],
+    [
+        {},
+        {
+            "MM_ATTRIBUTION_PATH_TRANSFORMS": "drop_trailing_direct,collapse_repeats",
+            "MM_ATTRIBUTION_HALF_LIFE_DAYS": "3",
+            "MM_ATTRIBUTION_POSITION_FIRST_WEIGHT": "0.3",
+            "MM_ATTRIBUTION_POSITION_LAST_WEIGHT": "0.5",
+            "MM_ATTRIBUTION_FIT_DAYS": "7",
+        },
+    ],
     ids=["defaults", "configured"],
 )
 def test_dbt_attribution_equals_the_reference_engine_on_edge_cases(mm_home, monkeypatch, settings):
@@ -119,7 +157,9 @@ def test_dbt_attribution_equals_the_reference_engine_on_edge_cases(mm_home, monk
     events = edge_case_events()
     produce(platform, events)
     checks = run("platform_job", *days_of(events), DagsterInstance.ephemeral())
-    assert {"attribution_credits_expectations_check", "attribution_credits_complete_check"} <= {c.check_name for c in checks}
+    assert {"attribution_credits_expectations_check", "attribution_credits_complete_check"} <= {
+        c.check_name for c in checks
+    }
     expected = reference_rows(events, AttributionConfig.from_env())
     actual = mart_rows(platform)
     assert len(actual) == len(expected)
@@ -141,12 +181,17 @@ def test_dbt_attribution_equals_the_reference_engine_on_edge_cases(mm_home, monk
 def test_partitions_are_idempotent_and_day_by_day_equals_one_range_and_a_full_refresh(mm_home, monkeypatch):
     monkeypatch.setenv("MM_ATTRIBUTION_REPROCESS_DAYS", "0")
     platform = Platform.from_env()
-    events = generate_events(events=5000, seed=5, start=datetime(2026, 10, 3, tzinfo=timezone.utc), days=4)
+    events = generate_events(events=5000, seed=5, start=datetime(2026, 10, 3, tzinfo=UTC), days=4)
     produce(platform, events)
     instance = DagsterInstance.ephemeral()
     first, last = days_of(events)
-    run("raw/events staging/stg_events staging/stg_ad_spend intermediate/int_conversions intermediate/int_touchpoints "
-        "reference/fx_rates reference/attribution_lookback_windows", first, last, instance)
+    run(
+        "raw/events staging/stg_events staging/stg_ad_spend intermediate/int_conversions intermediate/int_touchpoints "
+        "reference/fx_rates reference/attribution_lookback_windows",
+        first,
+        last,
+        instance,
+    )
     day = first
     while day <= last:
         run(" ".join(DAILY), day, day, instance)
@@ -163,6 +208,7 @@ def test_partitions_are_idempotent_and_day_by_day_equals_one_range_and_a_full_re
 
     subprocess.run(
         [str(Path(sys.executable).parent / "mm-dbt"), "build", "--full-refresh", "--select", "tag:daily", "--quiet"],
-        cwd=dbt_project_dir(), check=True,
+        cwd=dbt_project_dir(),
+        check=True,
     )
     assert snapshot(platform) == day_by_day

@@ -27,9 +27,23 @@ def _compile(target: Path, env: dict[str, str], *args: str) -> tuple[str, str, f
     project = dbt_project_dir()
     started = time.monotonic()
     done = subprocess.run(
-        [mm_dbt_executable(), "--debug", "compile", "--select", "int_conversion_paths", *args,
-         "--profiles-dir", str(project), "--target-path", str(target)],
-        cwd=project, capture_output=True, text=True, timeout=180, env={**os.environ, **env},
+        [
+            mm_dbt_executable(),
+            "--debug",
+            "compile",
+            "--select",
+            "int_conversion_paths",
+            *args,
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(target),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
     )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
@@ -73,7 +87,7 @@ def _config_calls(sql: str) -> list[str]:
         while depth:
             depth += {"(": 1, ")": -1}.get(sql[i], 0)
             i += 1
-        calls.append(sql[match.end():i - 1])
+        calls.append(sql[match.end() : i - 1])
     return calls
 
 

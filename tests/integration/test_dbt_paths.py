@@ -60,8 +60,20 @@ def test_definitions_and_a_dbt_step_write_only_under_mm_home(mm_home, installed_
 
 def test_mm_dbt_on_its_own_writes_under_mm_home(mm_home, installed_project):
     shutil.rmtree(Settings.from_env().dbt_target_path)
-    done = subprocess.run([mm_dbt_executable(), "parse", "--project-dir", str(installed_project), "--profiles-dir", str(installed_project)],
-                          cwd=installed_project, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            mm_dbt_executable(),
+            "parse",
+            "--project-dir",
+            str(installed_project),
+            "--profiles-dir",
+            str(installed_project),
+        ],
+        cwd=installed_project,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     settings = Settings.from_env()
     assert (settings.dbt_target_path / "manifest.json").is_file()
@@ -73,6 +85,8 @@ def test_importing_the_definitions_reads_no_configuration(tmp_path):
     """Dagster builds the code location when it loads it: importing the module parses nothing and reads no
     setting, so a process can import it before its environment is complete."""
     env = {**os.environ, "MM_HOME": str(tmp_path / "home"), "MM_DBT_PROJECT_DIR": str(tmp_path / "no-such-project")}
-    done = subprocess.run([sys.executable, "-c", "import mm_pipelines.definitions"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "import mm_pipelines.definitions"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "home").exists()

@@ -49,10 +49,19 @@ def produce(platform, seed: int, n: int, bad: int) -> tuple[int, int]:
     cannot read (produced with confluent-kafka directly: the bus API has no null values or headers)."""
     events = generate_events(events=n, seed=seed)
     records = [(e["user_id"].encode(), line.rstrip(b"\n")) for e, line in zip(events, to_jsonl(events))]
-    records += [(b"bad", f'{{"event_id": "bad-{seed}-{i}", "user_id": "x{i}@example.com"}}'.encode()) for i in range(bad)]
+    records += [
+        (b"bad", f'{{"event_id": "bad-{seed}-{i}", "user_id": "x{i}@example.com"}}'.encode()) for i in range(bad)
+    ]
     platform.bus.produce(platform.settings.events_topic, records)
-    unreadable = produce_raw(platform, [dict(value=None, key=b"gone"), dict(value=records[0][1], key=None),
-                                        dict(value=records[1][1], key=b"\xff\xfe"), dict(value=records[2][1], key=b"k", headers=[("x-schema", b"v2")])])
+    unreadable = produce_raw(
+        platform,
+        [
+            dict(value=None, key=b"gone"),
+            dict(value=records[0][1], key=None),
+            dict(value=records[1][1], key=b"\xff\xfe"),
+            dict(value=records[2][1], key=b"k", headers=[("x-schema", b"v2")]),
+        ],
+    )
     return len(events), bad + unreadable
 
 
@@ -72,7 +81,9 @@ def ledger(platform) -> dict:
     with platform.warehouse.session() as s:
         raw, ids = s.query_rows("SELECT count(), uniqExact(event_id) FROM raw.events")[0]
         dead = s.scalar("SELECT count() FROM raw.dead_letters")
-        ranges = s.query_rows("SELECT partition, start_offset, end_offset, events, dead_letters FROM raw.ingested_ranges FINAL ORDER BY partition, start_offset")
+        ranges = s.query_rows(
+            "SELECT partition, start_offset, end_offset, events, dead_letters FROM raw.ingested_ranges FINAL ORDER BY partition, start_offset"
+        )
     return {"raw": raw, "ids": ids, "dead": dead, "ranges": ranges}
 
 
@@ -81,7 +92,12 @@ def test_sigkill_at_every_step_of_a_batch_never_loses_or_doubles_a_row(kafka_pla
     for i, failpoint in enumerate(FAILPOINTS):
         g, b = produce(kafka_platform, seed=100 + i, n=1500, bad=7)
         good, bad = good + g, bad + b
-        crashed = subprocess.run([MM, "materialize", "raw/events"], env={**os.environ, "MM_FAILPOINT": failpoint}, capture_output=True, timeout=300)
+        crashed = subprocess.run(
+            [MM, "materialize", "raw/events"],
+            env={**os.environ, "MM_FAILPOINT": failpoint},
+            capture_output=True,
+            timeout=300,
+        )
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     done = subprocess.run([MM, "materialize", "raw/events"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -107,12 +123,19 @@ def test_the_same_events_produced_twice_are_one_row_each_for_analysts(kafka_plat
     assert result.success
     rows = kafka_platform.warehouse.query_rows("SELECT count(), uniqExact(event_id) FROM staging.stg_events")[0]
     assert rows == (good, good)
-    assert kafka_platform.warehouse.query_rows("SELECT count() FROM raw.events")[0][0] == 2 * good  # raw keeps every delivery
+    assert (
+        kafka_platform.warehouse.query_rows("SELECT count() FROM raw.events")[0][0] == 2 * good
+    )  # raw keeps every delivery
 
 
 def test_half_malformed_or_pii_messages_are_all_accounted_for(kafka_platform):
     good, unreadable = produce(kafka_platform, seed=300, n=500, bad=0)
-    malformed = [b"{", b"null", b'{"event_id": "m1"}', b'{"event_id":"c","event_type":"click","occurred_at":"2026-10-01T00:00:00Z","user_id":"u","channel":"x","campaign_id":"c","creative_id":"k","card":"4111-1111-1111-1111"}']
+    malformed = [
+        b"{",
+        b"null",
+        b'{"event_id": "m1"}',
+        b'{"event_id":"c","event_type":"click","occurred_at":"2026-10-01T00:00:00Z","user_id":"u","channel":"x","campaign_id":"c","creative_id":"k","card":"4111-1111-1111-1111"}',
+    ]
     bad_records = [(f"u{i}".encode(), malformed[i % len(malformed)]) for i in range(good)]
     kafka_platform.bus.produce(kafka_platform.settings.events_topic, bad_records)
     assert subprocess.run([MM, "materialize", "raw/events"], capture_output=True, timeout=300).returncode == 0
@@ -124,9 +147,14 @@ def test_half_malformed_or_pii_messages_are_all_accounted_for(kafka_platform):
         "malformed event: the message is JSON but not an object",
         "missing required field event_type",
         "PII: a payment card number appears in field card",
-        NO_VALUE, NO_KEY, BINARY_KEY, HEADERS,
+        NO_VALUE,
+        NO_KEY,
+        BINARY_KEY,
+        HEADERS,
     }
-    offsets = kafka_platform.warehouse.query_rows("SELECT count(DISTINCT (partition, offset)) FROM raw.dead_letters")[0][0]
+    offsets = kafka_platform.warehouse.query_rows("SELECT count(DISTINCT (partition, offset)) FROM raw.dead_letters")[
+        0
+    ][0]
     assert offsets == len(bad_records) + unreadable
 
 
@@ -139,7 +167,9 @@ def test_a_broker_restart_during_ingestion_loses_and_doubles_nothing(kafka_platf
 
     def ingest():
         outcome["result"] = defs.resolve_job_def("ingest_job").execute_in_process(
-            instance=DagsterInstance.ephemeral(), run_config={"ops": {"raw__events": {"config": {"max_batch": 400}}}}, raise_on_error=False
+            instance=DagsterInstance.ephemeral(),
+            run_config={"ops": {"raw__events": {"config": {"max_batch": 400}}}},
+            raise_on_error=False,
         )
 
     worker = threading.Thread(target=ingest)
@@ -155,7 +185,6 @@ def test_a_broker_restart_during_ingestion_loses_and_doubles_nothing(kafka_platf
     assert (state["raw"], state["ids"], state["dead"]) == (good, good, bad)
 
 
-
 def allow_big_messages(platform, max_bytes: int) -> None:
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
@@ -166,11 +195,15 @@ def allow_big_messages(platform, max_bytes: int) -> None:
         future.result(timeout=30)
 
 
-def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_complete(s3_store, kafka_platform, monkeypatch):
+def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_complete(
+    s3_store, kafka_platform, monkeypatch
+):
     monkeypatch.setenv("MM_OBJECT_STORE", s3_store.url)  # the archive on a real S3 server
     events = generate_events(events=600, seed=500)
     lines = [line.rstrip(b"\n") for line in to_jsonl(events)]
-    kafka_platform.bus.produce(kafka_platform.settings.events_topic, [(e["user_id"].encode(), line) for e, line in zip(events, lines)])
+    kafka_platform.bus.produce(
+        kafka_platform.settings.events_topic, [(e["user_id"].encode(), line) for e, line in zip(events, lines)]
+    )
     conversion = next(e for e in events if e["event_type"] == "conversion")
     body = json.dumps({k: v for k, v in conversion.items() if k != "revenue"})[:-1]
     touch = json.loads(lines[0])
@@ -182,14 +215,42 @@ def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_com
         (dict(key=None, value=lines[1]), NO_KEY),
         (dict(key=b"\x80\x81", value=lines[2]), BINARY_KEY),
         (dict(key=b"u-2", value=lines[3], headers=[("x-schema", b"v2")]), HEADERS),
-        (dict(key=b"u-3", value=json.dumps({**touch, "event_id": "traced"}).encode(), headers=[("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]), ""),
-        (dict(key=b"u-4", value=big), f"the message is {len(big)} bytes, more than the 1048576 (1 MiB) an event may have"),
-        (dict(key=b"u-5", value=(body + ', "revenue": "19.1234567890123456789012345"}').encode()), f"revenue 19.1234567890123456789012345 {TOO_PRECISE}"),
-        (dict(key=b"u-6", value=(body + ', "revenue": 123456789012345678901234567890.5}').encode()), f"revenue 123456789012345678901234567890.5 {TOO_PRECISE}"),
-        (dict(key=b"u-7", value=json.dumps({**touch, "user_id": "jane.doe@example.com"}).encode()), "PII: an e-mail address appears in field user_id"),
-        (dict(key=b"u-8", value=json.dumps({**touch, "note": "ring +44 20 7946 0958"}).encode(), headers=[("x-schema", b"v2")]),
-         "PII: a phone number appears in field note"),
-        (dict(key=b"u-9", value=json.dumps({**touch, "pay": {"card": "4111 1111 1111 1111"}}).encode()), "PII: a payment card number appears in field pay"),
+        (
+            dict(
+                key=b"u-3",
+                value=json.dumps({**touch, "event_id": "traced"}).encode(),
+                headers=[("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")],
+            ),
+            "",
+        ),
+        (
+            dict(key=b"u-4", value=big),
+            f"the message is {len(big)} bytes, more than the 1048576 (1 MiB) an event may have",
+        ),
+        (
+            dict(key=b"u-5", value=(body + ', "revenue": "19.1234567890123456789012345"}').encode()),
+            f"revenue 19.1234567890123456789012345 {TOO_PRECISE}",
+        ),
+        (
+            dict(key=b"u-6", value=(body + ', "revenue": 123456789012345678901234567890.5}').encode()),
+            f"revenue 123456789012345678901234567890.5 {TOO_PRECISE}",
+        ),
+        (
+            dict(key=b"u-7", value=json.dumps({**touch, "user_id": "jane.doe@example.com"}).encode()),
+            "PII: an e-mail address appears in field user_id",
+        ),
+        (
+            dict(
+                key=b"u-8",
+                value=json.dumps({**touch, "note": "ring +44 20 7946 0958"}).encode(),
+                headers=[("x-schema", b"v2")],
+            ),
+            "PII: a phone number appears in field note",
+        ),
+        (
+            dict(key=b"u-9", value=json.dumps({**touch, "pay": {"card": "4111 1111 1111 1111"}}).encode()),
+            "PII: a payment card number appears in field pay",
+        ),
     ]
     produce_raw(kafka_platform, [m for m, _ in sent], max_bytes=4 * MAX_MESSAGE_BYTES)
     for attempt in range(2):  # the second run finds nothing new: nothing is doubled
@@ -201,7 +262,12 @@ def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_com
     assert state["raw"] == state["ids"] == good
     assert state["dead"] == len(sent) - reasons.count("")
     ends = kafka_platform.bus.end_offsets(kafka_platform.settings.events_topic)
-    assert state["raw"] + state["dead"] == sum(r[3] + r[4] for r in state["ranges"]) == sum(ends.values()) == len(events) + len(sent)
+    assert (
+        state["raw"] + state["dead"]
+        == sum(r[3] + r[4] for r in state["ranges"])
+        == sum(ends.values())
+        == len(events) + len(sent)
+    )
     dead = kafka_platform.warehouse.query_rows("SELECT partition, offset, error, raw FROM raw.dead_letters")
     assert Counter(e for _, _, e, _ in dead) == Counter(r for r in reasons if r)
     assert len({(p, o) for p, o, _, _ in dead}) == len(dead)
@@ -211,4 +277,7 @@ def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_com
     archived = [pq.read_table(io.BytesIO(s3_store.get_bytes(k))) for k in keys]
     assert sum(t.num_rows for t in archived) == len(dead)
     assert not [r for t in archived for r in t.column("raw").to_pylist() if any(p.decode() in r for p in PERSONAL)]
-    assert sum(pq.read_metadata(io.BytesIO(s3_store.get_bytes(k))).num_rows for k in s3_store.list_keys("raw/events/")) == good
+    assert (
+        sum(pq.read_metadata(io.BytesIO(s3_store.get_bytes(k))).num_rows for k in s3_store.list_keys("raw/events/"))
+        == good
+    )

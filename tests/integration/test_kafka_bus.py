@@ -17,7 +17,11 @@ def test_produce_and_read_back_exact_ranges(kafka_bus, kafka_topic):
     for p, end in ends.items():
         mine = [v for k, v in records if partition_for(k, 3) == p]  # same placement as the embedded log
         whole = kafka_bus.read_range(kafka_topic, p, 0, end)
-        assert whole.values == mine and whole.keys == [k for k, _ in records if partition_for(k, 3) == p] and whole.headers == {}
+        assert (
+            whole.values == mine
+            and whole.keys == [k for k, _ in records if partition_for(k, 3) == p]
+            and whole.headers == {}
+        )
         middle = kafka_bus.read_range(kafka_topic, p, 5, end - 5)
         assert middle.values == mine[5:-5] and middle.offsets == list(range(5, end - 5))
 
@@ -40,8 +44,13 @@ def test_null_keys_and_values_and_headers_read_back_as_sent(kafka_bus, kafka_top
 
     kafka_bus.ensure_topic(kafka_topic, 1)
     producer = Producer({"bootstrap.servers": kafka_bus._servers})
-    sent = [dict(key=b"k", value=b"{}"), dict(key=None, value=b"{}"), dict(key=b"k", value=None),
-            dict(key=b"\xff", value=b"{}", headers=[("a", b"1"), ("b", None)]), dict(key=b"", value=b"")]
+    sent = [
+        dict(key=b"k", value=b"{}"),
+        dict(key=None, value=b"{}"),
+        dict(key=b"k", value=None),
+        dict(key=b"\xff", value=b"{}", headers=[("a", b"1"), ("b", None)]),
+        dict(key=b"", value=b""),
+    ]
     for m in sent:
         producer.produce(kafka_topic, **m)
     assert producer.flush(30) == 0

@@ -1,6 +1,6 @@
 """Late events: the days they land on, and the days whose lookback reaches them, go stale and are rebuilt."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
@@ -31,12 +31,12 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     defs = build_definitions()
     instance = DagsterInstance.ephemeral()
     platform = Platform.from_env()
-    produce(platform, generate_events(events=3000, seed=9, start=datetime(2026, 10, 20, tzinfo=timezone.utc), days=5))
+    produce(platform, generate_events(events=3000, seed=9, start=datetime(2026, 10, 20, tzinfo=UTC), days=5))
     execute(defs, instance, PLATFORM_SELECTION, range_tags(date(2026, 10, 20), date(2026, 10, 24)))
     cursor = evaluate_automation_conditions(defs, instance).cursor
 
     # A click from 2026-10-10, long after that day was processed, and ingestion picks it up.
-    late = dict(generate_events(events=1, seed=10, start=datetime(2026, 10, 10, tzinfo=timezone.utc), days=1)[0])
+    late = dict(generate_events(events=1, seed=10, start=datetime(2026, 10, 10, tzinfo=UTC), days=1)[0])
     produce(platform, [late])
     execute(defs, instance, AssetSelection.assets(AssetKey(["raw", "events"])))
 
@@ -44,9 +44,18 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
     assert tick.get_requested_partitions(AssetKey(["staging", "stg_events"])) == {None}
     assert not tick.get_requested_partitions(PATHS)
-    staged = execute(defs, instance, PLATFORM_SELECTION - AssetSelection.tag("partitioning", "daily") - AssetSelection.assets(AssetKey(["raw", "events"])))
-    days = {e.event_specific_data.materialization.partition for e in staged.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == EVENTS_BY_DAY}
+    staged = execute(
+        defs,
+        instance,
+        PLATFORM_SELECTION
+        - AssetSelection.tag("partitioning", "daily")
+        - AssetSelection.assets(AssetKey(["raw", "events"])),
+    )
+    days = {
+        e.event_specific_data.materialization.partition
+        for e in staged.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == EVENTS_BY_DAY
+    }
     assert days == {"2026-10-10"}
 
     # Then exactly the days whose 30-day lookback reaches 2026-10-10 are requested.

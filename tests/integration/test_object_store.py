@@ -13,7 +13,10 @@ def test_put_get_list_delete(s3_store):
     s3_store.put_bytes("raw/events/date=2026-10-01/a.parquet", b"one")
     s3_store.put_bytes("raw/events/date=2026-10-02/b.parquet", b"two")
     assert s3_store.get_bytes("raw/events/date=2026-10-01/a.parquet") == b"one"
-    assert s3_store.list_keys("raw/events/") == ["raw/events/date=2026-10-01/a.parquet", "raw/events/date=2026-10-02/b.parquet"]
+    assert s3_store.list_keys("raw/events/") == [
+        "raw/events/date=2026-10-01/a.parquet",
+        "raw/events/date=2026-10-02/b.parquet",
+    ]
     assert s3_store.exists("raw/events/date=2026-10-02/b.parquet")
     s3_store.delete("raw/events/date=2026-10-02/b.parquet")
     assert not s3_store.exists("raw/events/date=2026-10-02/b.parquet")
@@ -41,4 +44,6 @@ def test_large_files_go_up_in_multiple_parts(s3_store, tmp_path):
     s3_store.put_file("raw/archive.parquet", big)
     head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._key("raw/archive.parquet"))
     assert head["ETag"].strip('"').endswith("-4")  # S3's multipart ETag: md5-of-parts "-" part count
-    assert hashlib.sha256(s3_store.get_bytes("raw/archive.parquet")).digest() == hashlib.sha256(big.read_bytes()).digest()
+    assert (
+        hashlib.sha256(s3_store.get_bytes("raw/archive.parquet")).digest() == hashlib.sha256(big.read_bytes()).digest()
+    )

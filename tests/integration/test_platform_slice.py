@@ -1,10 +1,9 @@
 """The vertical slice in-process: events → raw → dbt staging → mart → Great Expectations checks."""
 
 import csv
-import os
 import random
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -50,7 +49,8 @@ def run_platform_job(events):
     defs = build_definitions()
     days = sorted(e["occurred_at"][:10] for e in events)
     result = defs.resolve_job_def("platform_job").execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
         tags=range_tags(date.fromisoformat(days[0]), date.fromisoformat(days[-1])),
     )
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -61,10 +61,20 @@ def assert_slice(platform, events):
     result, checks = run_platform_job(events)
     assert result.success
     materialized = {m.to_user_string() for m in _materialized_keys(result)}
-    assert {"raw/events", "staging/stg_events", "marts/campaign_performance_daily", "reference/fx_rates",
-            "marts/attribution_credits", "marts/attribution_daily"} <= materialized
+    assert {
+        "raw/events",
+        "staging/stg_events",
+        "marts/campaign_performance_daily",
+        "reference/fx_rates",
+        "marts/attribution_credits",
+        "marts/attribution_daily",
+    } <= materialized
     names = {c.check_name for c in checks}
-    assert {"stg_events_expectations_check", "campaign_performance_expectations_check", "campaign_performance_reconciles_check"} <= names
+    assert {
+        "stg_events_expectations_check",
+        "campaign_performance_expectations_check",
+        "campaign_performance_reconciles_check",
+    } <= names
     assert any(n.startswith("unique_combination") for n in names)  # dbt tests arrive as asset checks too
     assert all(c.passed for c in checks), [(c.check_name, c.description) for c in checks if not c.passed]
     assert actual_mart(platform) == expected_mart(events)
@@ -80,11 +90,17 @@ def test_slice_on_the_embedded_platform_is_correct_and_rerunnable(mm_home):
     produce(platform, events, BAD)
     assert_slice(platform, events)
     dead = platform.warehouse.query_rows("SELECT error FROM raw.dead_letters ORDER BY error")
-    assert [d[0] for d in dead] == ["PII: an e-mail address appears in field user_id", "malformed JSON: the message is not a JSON document"]
+    assert [d[0] for d in dead] == [
+        "PII: an e-mail address appears in field user_id",
+        "malformed JSON: the message is not a JSON document",
+    ]
     # The same events produced again (a producer retry): nothing analysts read changes.
     produce(platform, events[:500])
     assert_slice(platform, events)
-    assert platform.warehouse.query_rows("SELECT count(), uniqExact(event_id) FROM staging.stg_events")[0] == (len(events), len(events))
+    assert platform.warehouse.query_rows("SELECT count(), uniqExact(event_id) FROM staging.stg_events")[0] == (
+        len(events),
+        len(events),
+    )
 
 
 def test_slice_reads_from_real_kafka(mm_home, kafka_bootstrap, kafka_topic, monkeypatch):
@@ -113,7 +129,9 @@ def test_sensor_requests_each_range_once(mm_home):
         keys = sorted(r.run_key for r in first)
         ends = platform.bus.end_offsets("mm.events.v1")
         assert keys == ["mm.events.v1:" + ";".join(f"{p}:0-{end}" for p, end in sorted(ends.items()) if end)]
-    with build_sensor_context(instance=instance, resources=resources) as ctx:  # re-evaluated on the same state: same keys
+    with build_sensor_context(
+        instance=instance, resources=resources
+    ) as ctx:  # re-evaluated on the same state: same keys
         assert sorted(r.run_key for r in raw_events_sensor(ctx)) == keys
     with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
         assert "No new events" in str(raw_events_sensor(ctx2).skip_message)
@@ -128,14 +146,14 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     from mm_pipelines.sensors.events import raw_events_sensor
 
     platform = Platform.from_env()
-    events = as_live(generate_events(events=400, seed=24), datetime.now(timezone.utc), random.Random(24))
+    events = as_live(generate_events(events=400, seed=24), datetime.now(UTC), random.Random(24))
     produce(platform, events)
     defs = build_definitions()
     resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
     instance = DagsterInstance.ephemeral()
     with build_sensor_context(instance=instance, resources=resources) as ctx:
         (request,) = raw_events_sensor(ctx)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     assert request.partition_key == today.isoformat()
     result = defs.resolve_job_def(request.job_name or "platform_job").execute_in_process(
         run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
@@ -148,8 +166,12 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     )
     assert {c for (c,) in credited} == conversions
 
-    produce(platform, as_live(generate_events(events=50, seed=25), datetime.now(timezone.utc), random.Random(25)))
-    instance.add_run(DagsterRun(job_name="platform_job", run_id="in-flight", status=DagsterRunStatus.STARTED, tags=dict(request.tags)))
+    produce(platform, as_live(generate_events(events=50, seed=25), datetime.now(UTC), random.Random(25)))
+    instance.add_run(
+        DagsterRun(
+            job_name="platform_job", run_id="in-flight", status=DagsterRunStatus.STARTED, tags=dict(request.tags)
+        )
+    )
     with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
         assert "in flight" in str(raw_events_sensor(ctx2).skip_message)
     instance.report_run_canceled(instance.get_run_by_id("in-flight"))

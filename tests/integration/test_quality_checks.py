@@ -28,8 +28,12 @@ def _check(warehouse, rows):
         s.command("CREATE DATABASE IF NOT EXISTS staging")
         s.command("DROP TABLE IF EXISTS staging.stg_events")
         s.command(STG_EVENTS_DDL)
-        s.command("INSERT INTO staging.stg_events VALUES " + ", ".join(
-            f"('{e}', '{t}', {'NULL' if at is None else repr(at)}, '{d}', '{u}')" for e, t, at, d, u in rows))
+        s.command(
+            "INSERT INTO staging.stg_events VALUES "
+            + ", ".join(
+                f"('{e}', '{t}', {'NULL' if at is None else repr(at)}, '{d}', '{u}')" for e, t, at, d, u in rows
+            )
+        )
     return stg_events_expectations_check(clickhouse=ClickHouseResource(url=warehouse.url))
 
 
@@ -63,7 +67,9 @@ CREDITS_DDL = """CREATE TABLE marts.attribution_credits (
 DAY_D, DAY_E = date(2026, 10, 20), date(2026, 10, 10)
 
 
-def _attribution(warehouse, credited: dict[str, date], uncredited: dict[str, date], short: dict[str, date] | None = None):
+def _attribution(
+    warehouse, credited: dict[str, date], uncredited: dict[str, date], short: dict[str, date] | None = None
+):
     """Paths for every conversion (id -> day); each model credits the whole revenue (10) of `credited`,
     nothing of `uncredited`, and 7 of `short`."""
     with warehouse.session() as s:
@@ -72,23 +78,37 @@ def _attribution(warehouse, credited: dict[str, date], uncredited: dict[str, dat
         s.command(PATHS_DDL)
         s.command(CREDITS_DDL)
         paths = {**credited, **uncredited, **(short or {})}
-        s.command("INSERT INTO intermediate.int_conversion_paths VALUES " + ", ".join(f"('{c}', '{d}')" for c, d in paths.items()))
+        s.command(
+            "INSERT INTO intermediate.int_conversion_paths VALUES "
+            + ", ".join(f"('{c}', '{d}')" for c, d in paths.items())
+        )
         rows = [(c, d, m, 10) for c, d in credited.items() for m in MODELS]
         rows += [(c, d, m, 7) for c, d in (short or {}).items() for m in MODELS]
-        s.command("INSERT INTO marts.attribution_credits VALUES " + ", ".join(
-            f"('{c}', '{d}', '{m}', 1, {credit}, 10, '{d} 09:00:00', '{d} 10:00:00')" for c, d, m, credit in rows))
+        s.command(
+            "INSERT INTO marts.attribution_credits VALUES "
+            + ", ".join(
+                f"('{c}', '{d}', '{m}', 1, {credit}, 10, '{d} 09:00:00', '{d} 10:00:00')" for c, d, m, credit in rows
+            )
+        )
 
 
 def _run_checks(warehouse, tags):
     """The attribution checks evaluated by a real run with these tags (its partitions)."""
     checks = [attribution_credits_complete_check, attribution_credits_expectations_check]
     defs = Definitions(
-        assets=[AssetSpec(ATTRIBUTION_CREDITS, partitions_def=DAILY_PARTITIONS)], asset_checks=checks,
+        assets=[AssetSpec(ATTRIBUTION_CREDITS, partitions_def=DAILY_PARTITIONS)],
+        asset_checks=checks,
         jobs=[define_asset_job("checks", selection=AssetSelection.checks(*checks))],
         resources={"clickhouse": ClickHouseResource(url=warehouse.url)},
     )
-    result = defs.resolve_job_def("checks").execute_in_process(instance=DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
-    return {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    result = defs.resolve_job_def("checks").execute_in_process(
+        instance=DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
+    )
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def test_a_run_over_day_d_ignores_a_day_another_run_is_rebuilding(warehouse):

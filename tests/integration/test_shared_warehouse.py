@@ -24,12 +24,20 @@ WRITER = textwrap.dedent("""
 
 def test_two_processes_share_one_warehouse(tmp_path):
     url = f"chdb://{tmp_path / 'wh'}"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name in ("a", "b")
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     from mm_pipelines.stores.clickhouse import Warehouse
 
-    assert Warehouse(url).query_rows("SELECT who, count() FROM default.hits GROUP BY who ORDER BY who") == [("a", 5), ("b", 5)]
+    assert Warehouse(url).query_rows("SELECT who, count() FROM default.hits GROUP BY who ORDER BY who") == [
+        ("a", 5),
+        ("b", 5),
+    ]
 
 
 def test_dbt_waits_for_a_process_holding_the_warehouse(tmp_path):
@@ -40,14 +48,32 @@ def test_dbt_waits_for_a_process_holding_the_warehouse(tmp_path):
     wh = tmp_path / "wh"
     # The holder keeps the warehouse until told to let go (its stdin closes), however slow dbt starts.
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import sys\nfrom mm_pipelines.stores.clickhouse import Warehouse\nwith Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import sys\nfrom mm_pipelines.stores.clickhouse import Warehouse\nwith Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     project = dbt_project_dir()
     dbt = subprocess.Popen(
-        [mm_dbt_executable(), "seed", "--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(tmp_path / "target")],
-        env={**os.environ, "MM_CLICKHOUSE_URL": f"chdb://{wh}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            mm_dbt_executable(),
+            "seed",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(tmp_path / "target"),
+        ],
+        env={**os.environ, "MM_CLICKHOUSE_URL": f"chdb://{wh}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     waiting = ""
     for line in dbt.stderr:  # blocks until dbt reports that it is waiting (or exits)

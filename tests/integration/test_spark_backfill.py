@@ -6,7 +6,7 @@ Runs Spark in local mode on a Parquet archive built in a temp dir: no service ne
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig, read_lookback_overrides
-from mm_pipelines.attribution.spark_backfill import read_archive, read_fx_rates, rule_based_credits, run_backfill, spark_session
+from mm_pipelines.attribution.spark_backfill import (
+    read_archive,
+    read_fx_rates,
+    rule_based_credits,
+    run_backfill,
+    spark_session,
+)
 from tests.attribution_oracles import reference
 from tests.attribution_oracles.cases import edge_case_events
 
@@ -23,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 SEEDS = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 FX_CSV = SEEDS / "fx_rates.csv"
-UTC = timezone.utc
+UTC = UTC
 MS = timedelta(milliseconds=1)
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -56,21 +62,52 @@ ARCHIVE_SCHEMA = pa.schema(
 
 
 def touch(event_id: str, user: str, at: datetime, channel: str, kind: str = "click") -> dict:
-    return {"event_id": event_id, "event_type": kind, "occurred_at": at, "user_id": user, "channel": channel,
-            "campaign_id": f"{channel}-cmp", "creative_id": f"{channel}-cr", "asset_id": f"{channel}-as"}
+    return {
+        "event_id": event_id,
+        "event_type": kind,
+        "occurred_at": at,
+        "user_id": user,
+        "channel": channel,
+        "campaign_id": f"{channel}-cmp",
+        "creative_id": f"{channel}-cr",
+        "asset_id": f"{channel}-as",
+    }
 
 
-def conversion(event_id: str, user: str, at: datetime = C, revenue: str | None = "100.00", currency: str | None = "USD") -> dict:
-    return {"event_id": event_id, "event_type": "conversion", "occurred_at": at, "user_id": user, "channel": "direct",
-            "campaign_id": "direct-none", "creative_id": "none", "asset_id": "", "order_id": f"o-{event_id}",
-            "revenue": None if revenue is None else Decimal(revenue), "currency": currency}
+def conversion(
+    event_id: str, user: str, at: datetime = C, revenue: str | None = "100.00", currency: str | None = "USD"
+) -> dict:
+    return {
+        "event_id": event_id,
+        "event_type": "conversion",
+        "occurred_at": at,
+        "user_id": user,
+        "channel": "direct",
+        "campaign_id": "direct-none",
+        "creative_id": "none",
+        "asset_id": "",
+        "order_id": f"o-{event_id}",
+        "revenue": None if revenue is None else Decimal(revenue),
+        "currency": currency,
+    }
 
 
 def write_archive(root: Path, events: list[dict]) -> Path:
     """The events as the archiver writes them: one Parquet file per event date; list order is delivery order."""
     rows = [
-        {"order_id": None, "revenue": None, "currency": None, "sku": None, "schema_version": 1, "extra": [],
-         "topic": "events", "partition": 0, "offset": i, "ingested_at": datetime(2026, 12, 1, tzinfo=UTC) + i * MS, **e}
+        {
+            "order_id": None,
+            "revenue": None,
+            "currency": None,
+            "sku": None,
+            "schema_version": 1,
+            "extra": [],
+            "topic": "events",
+            "partition": 0,
+            "offset": i,
+            "ingested_at": datetime(2026, 12, 1, tzinfo=UTC) + i * MS,
+            **e,
+        }
         for i, e in enumerate(events)
     ]
     for day in {r["occurred_at"].date() for r in rows}:
@@ -81,7 +118,9 @@ def write_archive(root: Path, events: list[dict]) -> Path:
     return root
 
 
-def credits(spark, root: Path, config: AttributionConfig = CONFIG, first: date = FIRST, last: date = LAST) -> list[dict]:
+def credits(
+    spark, root: Path, config: AttributionConfig = CONFIG, first: date = FIRST, last: date = LAST
+) -> list[dict]:
     events = read_archive(spark, str(root), first, last, config.max_lookback_days)
     df = rule_based_credits(spark, events, read_fx_rates(spark, FX_CSV), config, first, last)
     return sorted(df.toArrow().to_pylist(), key=lambda r: (r["conversion_id"], r["model"], r["touch_index"]))
@@ -195,11 +234,24 @@ def test_output_has_the_spec_columns_and_types(spark, tmp_path):
     events = read_archive(spark, str(root), FIRST, LAST, 30)
     df = rule_based_credits(spark, events, read_fx_rates(spark, FX_CSV), CONFIG, FIRST, LAST)
     assert df.dtypes == [
-        ("conversion_id", "string"), ("order_id", "string"), ("user_id", "string"), ("converted_at", "timestamp"),
-        ("conversion_date", "date"), ("model", "string"), ("touch_index", "int"), ("touch_count", "int"),
-        ("touch_id", "string"), ("touch_at", "timestamp"), ("touch_type", "string"), ("channel", "string"),
-        ("campaign_id", "string"), ("creative_id", "string"), ("asset_id", "string"),
-        ("credit_share", "decimal(18,9)"), ("revenue", "decimal(38,2)"), ("revenue_credit", "decimal(38,2)"),
+        ("conversion_id", "string"),
+        ("order_id", "string"),
+        ("user_id", "string"),
+        ("converted_at", "timestamp"),
+        ("conversion_date", "date"),
+        ("model", "string"),
+        ("touch_index", "int"),
+        ("touch_count", "int"),
+        ("touch_id", "string"),
+        ("touch_at", "timestamp"),
+        ("touch_type", "string"),
+        ("channel", "string"),
+        ("campaign_id", "string"),
+        ("creative_id", "string"),
+        ("asset_id", "string"),
+        ("credit_share", "decimal(18,9)"),
+        ("revenue", "decimal(38,2)"),
+        ("revenue_credit", "decimal(38,2)"),
         ("currency", "string"),
     ]
 
@@ -213,26 +265,48 @@ def test_single_touch_models(rows):
     assert summary(rows, "c-tie", "last_touch") == [("tie-b", "1.000000000", "100.00")]
     (row,) = of(rows, "c-path", "last_non_direct")
     assert (row["touch_index"], row["touch_count"], row["touch_type"], row["channel"], row["campaign_id"]) == (
-        3, 4, "impression", "paid_search", "paid_search-cmp")
+        3,
+        4,
+        "impression",
+        "paid_search",
+        "paid_search-cmp",
+    )
     assert (row["touch_at"], row["converted_at"], row["conversion_date"]) == (C - 20 * HOUR, C, C.date())
-    assert (row["order_id"], row["user_id"], row["revenue"], row["currency"]) == ("o-c-path", "u-path", Decimal("100.00"), "USD")
+    assert (row["order_id"], row["user_id"], row["revenue"], row["currency"]) == (
+        "o-c-path",
+        "u-path",
+        Decimal("100.00"),
+        "USD",
+    )
 
 
 def test_linear_splits_shares_and_cents_by_largest_remainder(rows):
     assert summary(rows, "c-path", "linear") == [(f"p{i}", "0.250000000", "25.00") for i in range(1, 5)]
     assert summary(rows, "c-linear", "linear") == [
-        ("l3", "0.333333334", "0.34"), ("l2", "0.333333333", "0.33"), ("l1", "0.333333333", "0.33")]
+        ("l3", "0.333333334", "0.34"),
+        ("l2", "0.333333333", "0.33"),
+        ("l1", "0.333333333", "0.33"),
+    ]
     assert [r["touch_index"] for r in of(rows, "c-linear", "linear")] == [1, 2, 3]
 
 
 def test_position_based(rows):
     assert summary(rows, "c-pos1", "position_based") == [("pos1-1", "1.000000000", "10.01")]
-    assert summary(rows, "c-pos2", "position_based") == [("pos2-1", "0.500000000", "5.01"), ("pos2-2", "0.500000000", "5.00")]
+    assert summary(rows, "c-pos2", "position_based") == [
+        ("pos2-1", "0.500000000", "5.01"),
+        ("pos2-2", "0.500000000", "5.00"),
+    ]
     assert summary(rows, "c-pos3", "position_based") == [
-        ("pos3-1", "0.400000000", "4.01"), ("pos3-2", "0.200000000", "2.00"), ("pos3-3", "0.400000000", "4.00")]
+        ("pos3-1", "0.400000000", "4.01"),
+        ("pos3-2", "0.200000000", "2.00"),
+        ("pos3-3", "0.400000000", "4.00"),
+    ]
     assert summary(rows, "c-pos4", "position_based") == [
-        ("pos4-1", "0.400000000", "4.01"), ("pos4-2", "0.100000000", "1.00"), ("pos4-3", "0.100000000", "1.00"),
-        ("pos4-4", "0.400000000", "4.00")]
+        ("pos4-1", "0.400000000", "4.01"),
+        ("pos4-2", "0.100000000", "1.00"),
+        ("pos4-3", "0.100000000", "1.00"),
+        ("pos4-4", "0.400000000", "4.00"),
+    ]
 
 
 def test_time_decay(rows):
@@ -256,14 +330,26 @@ def test_conversions_without_a_path_are_unattributed_in_every_model(rows):
         got = [r for r in rows if r["conversion_id"] == conversion_id]
         assert sorted(r["model"] for r in got) == sorted(RULE_MODELS)
         for r in got:
-            assert (r["touch_index"], r["touch_count"], r["touch_id"], r["touch_at"], r["touch_type"], r["channel"]) == (
-                0, 0, "", None, "none", "unattributed")
+            assert (
+                r["touch_index"],
+                r["touch_count"],
+                r["touch_id"],
+                r["touch_at"],
+                r["touch_type"],
+                r["channel"],
+            ) == (0, 0, "", None, "none", "unattributed")
             assert (r["campaign_id"], r["creative_id"], r["asset_id"]) == ("", "", "")
-            assert (r["credit_share"], r["revenue"], r["revenue_credit"]) == (Decimal(1), Decimal(revenue), Decimal(revenue))
+            assert (r["credit_share"], r["revenue"], r["revenue_credit"]) == (
+                Decimal(1),
+                Decimal(revenue),
+                Decimal(revenue),
+            )
 
 
 def test_a_touch_counts_for_every_conversion_it_precedes_and_duplicates_count_once(rows):
-    assert summary(rows, "c-multi1", "linear") == summary(rows, "c-multi2", "linear") == [("m1", "1.000000000", "100.00")]
+    assert (
+        summary(rows, "c-multi1", "linear") == summary(rows, "c-multi2", "linear") == [("m1", "1.000000000", "100.00")]
+    )
     assert summary(rows, "c-dup", "linear") == [("dup1", "0.500000000", "50.00"), ("dup2", "0.500000000", "50.00")]
     assert len([r for r in rows if r["conversion_id"] == "c-dup"]) == 3 * 1 + 3 * 2  # single-touch models, split models
 
@@ -271,8 +357,14 @@ def test_a_touch_counts_for_every_conversion_it_precedes_and_duplicates_count_on
 def test_revenue_is_converted_at_the_months_rate_half_to_even(rows):
     revenue = {r["conversion_id"]: r["revenue"] for r in rows if r["conversion_id"].startswith(("fx-", "c-"))}
     assert {k: str(v) for k, v in revenue.items() if k.startswith("fx-")} == {
-        "fx-eur-even": "58.26", "fx-eur-odd": "174.80", "fx-usd-half-down": "0.00", "fx-usd-half-up": "0.02",
-        "fx-oct": "11.65", "fx-nov": "11.59", "fx-no-rate": "0.00", "fx-no-revenue": "0.00",
+        "fx-eur-even": "58.26",
+        "fx-eur-odd": "174.80",
+        "fx-usd-half-down": "0.00",
+        "fx-usd-half-up": "0.02",
+        "fx-oct": "11.65",
+        "fx-nov": "11.59",
+        "fx-no-rate": "0.00",
+        "fx-no-revenue": "0.00",
     }
     assert "c-before" not in revenue and "c-later" not in revenue
 
@@ -284,12 +376,21 @@ PATH = ["direct", "email", "email", "paid_search", "email", "direct", "direct"]
     ("transforms", "mixed", "all_direct", "reordered"),
     [
         ((), PATH, ["direct"] * 3, ["email", "direct", "email"]),
-        (("collapse_repeats",), ["direct", "email", "paid_search", "email", "direct"], ["direct"], ["email", "direct", "email"]),
+        (
+            ("collapse_repeats",),
+            ["direct", "email", "paid_search", "email", "direct"],
+            ["direct"],
+            ["email", "direct", "email"],
+        ),
         (("first_occurrence",), ["direct", "email", "paid_search"], ["direct"], ["email", "direct"]),
         (("drop_direct",), ["email", "email", "paid_search", "email"], ["direct"] * 3, ["email", "email"]),
         (("drop_trailing_direct",), PATH[:5], ["direct"] * 3, ["email", "direct", "email"]),
-        (("drop_trailing_direct", "collapse_repeats"), ["direct", "email", "paid_search", "email"], ["direct"],
-         ["email", "direct", "email"]),
+        (
+            ("drop_trailing_direct", "collapse_repeats"),
+            ["direct", "email", "paid_search", "email"],
+            ["direct"],
+            ["email", "direct", "email"],
+        ),
         (("collapse_repeats", "drop_direct"), ["email", "paid_search", "email"], ["direct"], ["email", "email"]),
         (("drop_direct", "collapse_repeats"), ["email", "paid_search", "email"], ["direct"], ["email"]),
     ],
@@ -297,8 +398,14 @@ PATH = ["direct", "email", "email", "paid_search", "email", "direct", "direct"]
 def test_path_transforms_apply_in_the_configured_order(spark, tmp_path, transforms, mixed, all_direct, reordered):
     events = [touch(f"a{i}", "u-mixed", C - (10 - i) * HOUR, ch) for i, ch in enumerate(PATH)]
     events += [touch(f"b{i}", "u-direct", C - (10 - i) * HOUR, "direct") for i in range(3)]
-    events += [touch(f"c{i}", "u-reordered", C - (10 - i) * HOUR, ch) for i, ch in enumerate(["email", "direct", "email"])]
-    events += [conversion("c-mixed", "u-mixed"), conversion("c-direct", "u-direct"), conversion("c-reordered", "u-reordered")]
+    events += [
+        touch(f"c{i}", "u-reordered", C - (10 - i) * HOUR, ch) for i, ch in enumerate(["email", "direct", "email"])
+    ]
+    events += [
+        conversion("c-mixed", "u-mixed"),
+        conversion("c-direct", "u-direct"),
+        conversion("c-reordered", "u-reordered"),
+    ]
     config = AttributionConfig(path_transforms=transforms)
     got = credits(spark, write_archive(tmp_path, events), config)
     for conversion_id, expected in (("c-mixed", mixed), ("c-direct", all_direct), ("c-reordered", reordered)):
@@ -323,7 +430,9 @@ def test_run_backfill_writes_parquet_that_pyarrow_reads(tmp_path):
 
 
 def test_read_archive_reads_only_the_days_needed(spark, tmp_path):
-    root = write_archive(tmp_path, [touch(f"t{d}", "u", datetime(2026, 10, d, tzinfo=UTC), "email") for d in (1, 5, 9, 10, 12)])
+    root = write_archive(
+        tmp_path, [touch(f"t{d}", "u", datetime(2026, 10, d, tzinfo=UTC), "email") for d in (1, 5, 9, 10, 12)]
+    )
     got = read_archive(spark, str(root), date(2026, 10, 9), date(2026, 10, 10), 4)
     assert sorted(r.event_id for r in got.select("event_id").collect()) == ["t10", "t5", "t9"]
     assert read_archive(spark, str(root), date(2027, 1, 1), date(2027, 1, 2), 1).count() == 0
@@ -333,8 +442,20 @@ def archive_rows(events: list[dict]) -> list[dict]:
     """Canonical event dicts as archive columns (delivery order kept, so a duplicate is a later delivery)."""
     out = []
     for e in events:
-        row = {k: e.get(k) for k in ("event_id", "event_type", "user_id", "channel", "campaign_id", "creative_id",
-                                     "asset_id", "order_id", "currency")}
+        row = {
+            k: e.get(k)
+            for k in (
+                "event_id",
+                "event_type",
+                "user_id",
+                "channel",
+                "campaign_id",
+                "creative_id",
+                "asset_id",
+                "order_id",
+                "currency",
+            )
+        }
         row["occurred_at"] = reference.parse_ts(e["occurred_at"])
         row["revenue"] = None if e.get("revenue") in (None, "") else Decimal(e["revenue"])
         out.append(row)
@@ -346,8 +467,10 @@ def archive_rows(events: list[dict]) -> list[dict]:
     [
         AttributionConfig(),
         AttributionConfig(lookback_overrides=read_lookback_overrides(SEEDS / "attribution_lookback_windows.csv")),
-        AttributionConfig(lookback_overrides=read_lookback_overrides(SEEDS / "attribution_lookback_windows.csv"),
-                          path_transforms=("drop_trailing_direct", "collapse_repeats")),
+        AttributionConfig(
+            lookback_overrides=read_lookback_overrides(SEEDS / "attribution_lookback_windows.csv"),
+            path_transforms=("drop_trailing_direct", "collapse_repeats"),
+        ),
     ],
     ids=["defaults", "seed-windows", "seed-windows-transforms"],
 )

@@ -84,8 +84,13 @@ def test_markov_channel_only_in_non_converting_journeys_has_no_effect():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.lists(st.sampled_from("abcde"), min_size=1, max_size=6).map(tuple),
-                       st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=12))
+@given(
+    st.dictionaries(
+        st.lists(st.sampled_from("abcde"), min_size=1, max_size=6).map(tuple),
+        st.tuples(st.integers(0, 20), st.integers(0, 20)),
+        max_size=12,
+    )
+)
 def test_markov_removal_effects_are_in_unit_interval(journeys):
     effects = markov_removal_effects(journeys)
     assert set(effects) == {c for path, (conv, null) in journeys.items() if conv + null for c in path}
@@ -101,7 +106,7 @@ def test_markov_removal_effects_are_in_unit_interval(journeys):
 
 
 def test_shapley_towards_data_science_facebook_organic_linkedin():
-    """"Data Driven Marketing Attribution" (Towards Data Science,
+    """ "Data Driven Marketing Attribution" (Towards Data Science,
     https://towardsdatascience.com/data-driven-marketing-attribution-1a28d2e613a0), as reproduced in the notebook
     https://github.com/tomgorb/misc/blob/master/Data%20Driven%20Attribution.ipynb — channels Facebook, Organic,
     LinkedIn; share of conversions per exact channel set F 0.2, O 0.1, L 0.17, F+O 0.17, F+L 0.3, L+O 0,
@@ -110,8 +115,15 @@ def test_shapley_towards_data_science_facebook_organic_linkedin():
 
     Re-derived with the Harsanyi form Σ_{T∋c} R(T)/|T|: F = 0.2 + 0.17/2 + 0.3/2 + 0.06/3 = 0.455.
     """
-    R = {frozenset("F"): 0.2, frozenset("O"): 0.1, frozenset("L"): 0.17, frozenset("FO"): 0.17,
-         frozenset("FL"): 0.3, frozenset("LO"): 0.0, frozenset("FLO"): 0.06}
+    R = {
+        frozenset("F"): 0.2,
+        frozenset("O"): 0.1,
+        frozenset("L"): 0.17,
+        frozenset("FO"): 0.17,
+        frozenset("FL"): 0.3,
+        frozenset("LO"): 0.0,
+        frozenset("FLO"): 0.06,
+    }
     assert shapley_values(R, "FOL") == pytest.approx({"F": 0.455, "O": 0.205, "L": 0.34})
     # restricted games: v on a smaller channel set, e.g. {F, O} with v(F+O) = 0.47
     phi = shapley_values(R, "FO")
@@ -142,7 +154,7 @@ def test_shapley_airport_runway_game():
 
 def test_shapley_beyond_the_standard_formula_limit_uses_the_equal_closed_form():
     players = [f"c{i:02d}" for i in range(SHAPLEY_MAX_CHANNELS + 5)]
-    R = {frozenset(players[i:i + 3]): float(i + 1) for i in range(22)}
+    R = {frozenset(players[i : i + 3]): float(i + 1) for i in range(22)}
     phi = shapley_values(R, players)
     assert sum(phi.values()) == pytest.approx(sum(R.values()))  # efficiency
     assert phi["c00"] == pytest.approx(1 / 3) and phi["c02"] == pytest.approx((1 + 2 + 3) / 3)
@@ -154,7 +166,7 @@ def test_shapley_beyond_the_standard_formula_limit_uses_the_equal_closed_form():
 
 def test_shapley_twenty_channels_is_exact_and_fast():
     players = [f"c{i:02d}" for i in range(SHAPLEY_MAX_CHANNELS)]
-    R = {frozenset(players[i:i + 3]): float(i + 1) for i in range(18)}
+    R = {frozenset(players[i : i + 3]): float(i + 1) for i in range(18)}
     phi = shapley_values(R, players)
     assert sum(phi.values()) == pytest.approx(sum(R.values()))
     assert phi["c00"] == pytest.approx(1 / 3)
@@ -168,7 +180,8 @@ def test_shapley_ignores_sets_outside_the_players():
 
 R_GAMES = st.dictionaries(
     st.frozensets(st.sampled_from("abcdef"), min_size=1, max_size=6),
-    st.floats(0, 1000, allow_nan=False), max_size=20,
+    st.floats(0, 1000, allow_nan=False),
+    max_size=20,
 )
 
 
@@ -240,8 +253,11 @@ def test_fit_window_conversion_rate_value():
 
 DAY_JOURNEYS = st.dictionaries(
     st.integers(0, 9),  # day offset
-    st.dictionaries(st.lists(st.sampled_from(["direct", "email", "search", "social"]), min_size=0, max_size=4).map(tuple),
-                    st.tuples(st.integers(0, 3), st.integers(0, 3)).filter(lambda cn: sum(cn) > 0), max_size=6),
+    st.dictionaries(
+        st.lists(st.sampled_from(["direct", "email", "search", "social"]), min_size=0, max_size=4).map(tuple),
+        st.tuples(st.integers(0, 3), st.integers(0, 3)).filter(lambda cn: sum(cn) > 0),
+        max_size=6,
+    ),
     max_size=10,
 )
 
@@ -260,7 +276,9 @@ def journeys_warehouse(tmp_path_factory):
 
 @settings(max_examples=40, deadline=None)
 @given(DAY_JOURNEYS, st.integers(1, 4))
-def test_the_daily_fit_from_clickhouse_sums_equals_the_reference_fit_of_each_window(journeys_warehouse, by_offset, fit_days):
+def test_the_daily_fit_from_clickhouse_sums_equals_the_reference_fit_of_each_window(
+    journeys_warehouse, by_offset, fit_days
+):
     """refit() reduces each day to sums in ClickHouse and slides a window over them; each day's rows must be
     exactly fit_window() over the window's journeys merged in Python."""
     from datetime import date, timedelta
@@ -271,14 +289,30 @@ def test_the_daily_fit_from_clickhouse_sums_equals_the_reference_fit_of_each_win
     s.command("TRUNCATE TABLE intermediate.int_attribution_journeys")
     s.command("DROP TABLE IF EXISTS intermediate.attribution_fit")
     day0 = date(2026, 3, 1)
-    rows = [(day0 + timedelta(days=k), list(p), c, n) for k, by_path in by_offset.items() for p, (c, n) in by_path.items()]
+    rows = [
+        (day0 + timedelta(days=k), list(p), c, n) for k, by_path in by_offset.items() for p, (c, n) in by_path.items()
+    ]
     if rows:
-        s.command("INSERT INTO intermediate.int_attribution_journeys VALUES " + ", ".join(
-            f"('{d}', [{', '.join(repr(x) for x in p)}], {c}, {n})" for d, p, c, n in rows))
+        s.command(
+            "INSERT INTO intermediate.int_attribution_journeys VALUES "
+            + ", ".join(f"('{d}', [{', '.join(repr(x) for x in p)}], {c}, {n})" for d, p, c, n in rows)
+        )
     config = AttributionConfig(fit_days=fit_days)
     first, end = day0 + timedelta(days=3), day0 + timedelta(days=10)
-    got = sorted((r["fit_date"], r["model"], r["scope"], tuple(r["channel_set"]), r["channel"], r["value"], r["attributed_conversions"],
-                  r["journeys"], r["converting_journeys"]) for r in refit(s, first, end, config))
+    got = sorted(
+        (
+            r["fit_date"],
+            r["model"],
+            r["scope"],
+            tuple(r["channel_set"]),
+            r["channel"],
+            r["value"],
+            r["attributed_conversions"],
+            r["journeys"],
+            r["converting_journeys"],
+        )
+        for r in refit(s, first, end, config)
+    )
     expected = []
     for k in range(3, 10):
         window: dict[tuple[str, ...], tuple[int, int]] = {}
@@ -293,6 +327,9 @@ def test_the_daily_fit_from_clickhouse_sums_equals_the_reference_fit_of_each_win
         conv, total = sum(c for c, _ in window.values()), sum(c + n for c, n in window.values())
         d = day0 + timedelta(days=k)
         expected += [(d, m, "channel", (), ch, v, a, total, conv) for m, ch, v, a in fit.channel_values]
-        expected += [(d, "shapley", "set", tuple(sorted(cs)), ch, v, 0.0, total, conv)
-                     for cs, values in fit.shapley_by_set.items() for ch, v in values.items()]
+        expected += [
+            (d, "shapley", "set", tuple(sorted(cs)), ch, v, 0.0, total, conv)
+            for cs, values in fit.shapley_by_set.items()
+            for ch, v in values.items()
+        ]
     assert got == sorted(expected)

@@ -1,5 +1,5 @@
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from tests.attribution_oracles.reference import (
 pytestmark = pytest.mark.unit
 
 SEEDS = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
-T0 = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 DAY = timedelta(days=1)
 
@@ -82,8 +82,9 @@ def test_all_zero_weights_fall_back_to_linear():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.floats(0, 1e6, allow_nan=False, allow_subnormal=False), min_size=1, max_size=40),
-       st.integers(0, 10**12))
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False, allow_subnormal=False), min_size=1, max_size=40), st.integers(0, 10**12)
+)
 def test_shares_and_cents_always_sum_exactly(weights, cents):
     units = allocate_shares(weights)
     assert sum(units) == SHARE_UNITS and all(u >= 0 for u in units)
@@ -166,7 +167,13 @@ def test_per_channel_override():
     assert ids(path_of(touches, config)) == ["search-20d", "email-14d", "affiliate-7d", "video-imp-3d", "email-imp-1d"]
     # without the seed every click looks back 30 days and every impression 1 day
     assert ids(path_of(touches)) == [
-        "search-20d", "email-beyond", "email-14d", "affiliate-beyond", "affiliate-7d", "email-imp-1d"]
+        "search-20d",
+        "email-beyond",
+        "email-14d",
+        "affiliate-beyond",
+        "affiliate-7d",
+        "email-imp-1d",
+    ]
 
 
 def test_other_users_and_later_touches_are_not_eligible():
@@ -223,25 +230,37 @@ def test_all_direct_paths_survive_direct_transforms():
 
 
 def event(event_id, kind, at, **extra):
-    return {"event_id": event_id, "event_type": kind, "occurred_at": at, "user_id": "u1", "channel": "email",
-            "campaign_id": "c", "creative_id": "cr", "asset_id": "as", **extra}
+    return {
+        "event_id": event_id,
+        "event_type": kind,
+        "occurred_at": at,
+        "user_id": "u1",
+        "channel": "email",
+        "campaign_id": "c",
+        "creative_id": "cr",
+        "asset_id": "as",
+        **extra,
+    }
 
 
 def test_from_events_dedups_and_converts_revenue():
     fx = load_fx_rates(SEEDS / "fx_rates.csv")
     assert fx[("EUR", date(2026, 10, 1))] == Decimal("1.1653000000")
-    touches, conversions = from_events([
-        event("t1", "click", "2026-10-31T10:00:00.000Z"),
-        event("t1", "click", "2026-10-31T10:00:00.000Z"),
-        event("c1", "conversion", "2026-10-31T23:59:59.999Z", order_id="o1", revenue="10.00", currency="EUR"),
-        event("c2", "conversion", "2026-11-01T00:00:00.000Z", order_id="o2", revenue="10.00", currency="EUR"),
-        event("c3", "conversion", "2026-11-01T00:00:00.000Z", order_id="o3", revenue="0.125", currency="USD"),
-        event("c4", "conversion", "2026-11-01T00:00:00.000Z", order_id="o4", revenue="0.135", currency="USD"),
-        event("c5", "conversion", "2026-11-01T00:00:00.000Z", order_id="o5", revenue="5.00", currency="JPY"),
-        event("c6", "conversion", "2026-11-01T00:00:00.000Z", order_id="o6", currency="USD"),
-    ], fx)
+    touches, conversions = from_events(
+        [
+            event("t1", "click", "2026-10-31T10:00:00.000Z"),
+            event("t1", "click", "2026-10-31T10:00:00.000Z"),
+            event("c1", "conversion", "2026-10-31T23:59:59.999Z", order_id="o1", revenue="10.00", currency="EUR"),
+            event("c2", "conversion", "2026-11-01T00:00:00.000Z", order_id="o2", revenue="10.00", currency="EUR"),
+            event("c3", "conversion", "2026-11-01T00:00:00.000Z", order_id="o3", revenue="0.125", currency="USD"),
+            event("c4", "conversion", "2026-11-01T00:00:00.000Z", order_id="o4", revenue="0.135", currency="USD"),
+            event("c5", "conversion", "2026-11-01T00:00:00.000Z", order_id="o5", revenue="5.00", currency="JPY"),
+            event("c6", "conversion", "2026-11-01T00:00:00.000Z", order_id="o6", currency="USD"),
+        ],
+        fx,
+    )
     assert [t.touch_id for t in touches] == ["t1"]
-    assert touches[0].touch_at == datetime(2026, 10, 31, 10, tzinfo=timezone.utc)
+    assert touches[0].touch_at == datetime(2026, 10, 31, 10, tzinfo=UTC)
     # 10 × 1.1653 = 11.653 (October), 10 × 1.1590 = 11.59 (November); half-to-even 0.125 -> 0.12, 0.135 -> 0.14
     assert [c.revenue_cents for c in conversions] == [1165, 1159, 12, 14, 0, 0]
 
@@ -261,14 +280,32 @@ def test_credit_rows():
     touches = [touch("t1", 3 * DAY, "a"), touch("t2", 2 * DAY, "direct"), touch("t3", DAY, "b")]
     rows = attribution_credits(touches, [conversion(cents=100)], AttributionConfig(), ["linear", "first_touch"])
     assert [(r["model"], r["touch_index"], r["channel"], r["revenue_credit"]) for r in rows] == [
-        ("linear", 1, "a", Decimal("0.34")), ("linear", 2, "direct", Decimal("0.33")),
-        ("linear", 3, "b", Decimal("0.33")), ("first_touch", 1, "a", Decimal("1.00")),
+        ("linear", 1, "a", Decimal("0.34")),
+        ("linear", 2, "direct", Decimal("0.33")),
+        ("linear", 3, "b", Decimal("0.33")),
+        ("first_touch", 1, "a", Decimal("1.00")),
     ]
     row = rows[0]
     assert set(row) == {
-        "conversion_id", "order_id", "user_id", "converted_at", "conversion_date", "model", "touch_index",
-        "touch_count", "touch_id", "touch_at", "touch_type", "channel", "campaign_id", "creative_id", "asset_id",
-        "credit_share", "revenue", "revenue_credit", "currency",
+        "conversion_id",
+        "order_id",
+        "user_id",
+        "converted_at",
+        "conversion_date",
+        "model",
+        "touch_index",
+        "touch_count",
+        "touch_id",
+        "touch_at",
+        "touch_type",
+        "channel",
+        "campaign_id",
+        "creative_id",
+        "asset_id",
+        "credit_share",
+        "revenue",
+        "revenue_credit",
+        "currency",
     }
     assert row["credit_share"] == Decimal("0.333333334") and row["touch_count"] == 3
     assert row["conversion_date"] == date(2026, 11, 15) and row["currency"] == "USD"
@@ -298,9 +335,12 @@ def test_journeys_by_date():
 def analyzecore_dataset(day_offset=timedelta(0)):
     """The analyzecore journeys (see test_attribution_datadriven) as events: C1>C2>C3 converts, C1 and C2>C3 don't."""
     touches = [
-        touch("1a", 3 * DAY, "C1", user="u1"), touch("1b", 2 * DAY, "C2", user="u1"), touch("1c", DAY, "C3", user="u1"),
+        touch("1a", 3 * DAY, "C1", user="u1"),
+        touch("1b", 2 * DAY, "C2", user="u1"),
+        touch("1c", DAY, "C3", user="u1"),
         touch("2a", 2 * DAY - day_offset, "C1", user="u2"),
-        touch("3a", 2 * DAY - day_offset, "C2", user="u3"), touch("3b", -day_offset, "C3", user="u3"),
+        touch("3a", 2 * DAY - day_offset, "C2", user="u3"),
+        touch("3b", -day_offset, "C3", user="u3"),
     ]
     return touches, [conversion(cents=1000, user="u1")]
 
@@ -345,8 +385,13 @@ def test_edge_case_dataset_contains_every_case():
         by_user[t.user_id].append(t)
     per_user = Counter(c.user_id for c in conversions)
     found["users with several conversions"] = sum(1 for n in per_user.values() if n > 1)
-    boundaries = {("default", "click", 30), ("default", "impression", 1), ("email", "click", 14),
-                  ("affiliate", "click", 7), ("video", "impression", 3)}
+    boundaries = {
+        ("default", "click", 30),
+        ("default", "impression", 1),
+        ("email", "click", 14),
+        ("affiliate", "click", 7),
+        ("video", "impression", 3),
+    }
     for c in conversions:
         user = sorted(by_user[c.user_id], key=lambda t: (t.touch_at, t.touch_id))
         path = conversion_path(c, user, config)
@@ -355,8 +400,11 @@ def test_edge_case_dataset_contains_every_case():
         for t in user:
             gap = epoch_ms(c.converted_at) - epoch_ms(t.touch_at)
             days = config.lookback_days(t.channel, t.touch_type)
-            key = (t.channel if (t.channel, t.touch_type) in config.lookback_overrides else "default",
-                   t.touch_type, days)
+            key = (
+                t.channel if (t.channel, t.touch_type) in config.lookback_overrides else "default",
+                t.touch_type,
+                days,
+            )
             if gap == 0:
                 found["touch at the conversion's millisecond"] += 1
                 assert t.touch_id not in in_path
@@ -374,19 +422,34 @@ def test_edge_case_dataset_contains_every_case():
         found["consecutive repeats"] += any(a == b for a, b in zip(channels, channels[1:]))
         found["non-consecutive repeats"] += any(
             channels[i] == channels[j] != channels[i + 1]
-            for i in range(len(channels)) for j in range(i + 2, len(channels)))
+            for i in range(len(channels))
+            for j in range(i + 2, len(channels))
+        )
         found["path spans two months"] += bool(path) and path[0].touch_at.month != c.converted_at.month
         found[f"{c.converted_at:%Y-%m} conversion"] += 1
-    boundary_months = {c.converted_at.month for c in conversions
-                       if abs(c.converted_at - datetime(2026, 11, 1, tzinfo=timezone.utc)) <= MS}
+    boundary_months = {
+        c.converted_at.month for c in conversions if abs(c.converted_at - datetime(2026, 11, 1, tzinfo=UTC)) <= MS
+    }
     assert boundary_months == {10, 11}
-    missing = [case for case in [
-        "duplicate deliveries", "users with several conversions", "touch at the conversion's millisecond",
-        *[f"{where} {key}" for key in boundaries for where in ("at", "1 ms beyond")],
-        "same-millisecond touches in a path", "empty path", "single-touch path", "all-direct path",
-        "consecutive repeats", "non-consecutive repeats", "path spans two months", "2026-10 conversion",
-        "2026-11 conversion",
-    ] if found[case] == 0]
+    missing = [
+        case
+        for case in [
+            "duplicate deliveries",
+            "users with several conversions",
+            "touch at the conversion's millisecond",
+            *[f"{where} {key}" for key in boundaries for where in ("at", "1 ms beyond")],
+            "same-millisecond touches in a path",
+            "empty path",
+            "single-touch path",
+            "all-direct path",
+            "consecutive repeats",
+            "non-consecutive repeats",
+            "path spans two months",
+            "2026-10 conversion",
+            "2026-11 conversion",
+        ]
+        if found[case] == 0
+    ]
     assert not missing, f"edge cases not in the dataset: {missing}"
 
     journeys = journeys_by_date(touches, conversions, config)

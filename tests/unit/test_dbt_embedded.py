@@ -24,15 +24,27 @@ def test_only_commands_that_touch_the_warehouse_take_its_lock(args, needs):
 
 def test_server_target_comes_from_the_one_clickhouse_url(tmp_path, monkeypatch):
     monkeypatch.delenv("MM_CLICKHOUSE_PASSWORD", raising=False)
-    env = _server_env(Settings.from_env({"MM_HOME": str(tmp_path), "MM_CLICKHOUSE_URL": "https://analyst:p%40ss@ch.example:8443"}))
+    env = _server_env(
+        Settings.from_env({"MM_HOME": str(tmp_path), "MM_CLICKHOUSE_URL": "https://analyst:p%40ss@ch.example:8443"})
+    )
     assert env == {
-        "MM_DBT_TARGET": "server", "MM_CLICKHOUSE_HOST": "ch.example", "MM_CLICKHOUSE_PORT": "8443",
-        "MM_CLICKHOUSE_USER": "analyst", "MM_CLICKHOUSE_PASSWORD": "p@ss", "MM_CLICKHOUSE_SECURE": "true",
+        "MM_DBT_TARGET": "server",
+        "MM_CLICKHOUSE_HOST": "ch.example",
+        "MM_CLICKHOUSE_PORT": "8443",
+        "MM_CLICKHOUSE_USER": "analyst",
+        "MM_CLICKHOUSE_PASSWORD": "p@ss",
+        "MM_CLICKHOUSE_SECURE": "true",
     }
     # The password is a setting like the URL, read from the same environment.
-    env = _server_env(Settings.from_env(
-        {"MM_HOME": str(tmp_path), "MM_CLICKHOUSE_URL": "http://ch:8123", "MM_CLICKHOUSE_PASSWORD": "from-secret-store"}
-    ))
+    env = _server_env(
+        Settings.from_env(
+            {
+                "MM_HOME": str(tmp_path),
+                "MM_CLICKHOUSE_URL": "http://ch:8123",
+                "MM_CLICKHOUSE_PASSWORD": "from-secret-store",
+            }
+        )
+    )
     assert env["MM_CLICKHOUSE_PASSWORD"] == "from-secret-store" and env["MM_CLICKHOUSE_SECURE"] == "false"
 
 

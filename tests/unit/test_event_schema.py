@@ -12,11 +12,24 @@ from mm_pipelines.events.generator import generate_events
 pytestmark = pytest.mark.unit
 
 TOUCH = {
-    "event_id": "e1", "event_type": "click", "occurred_at": "2026-10-01T10:00:00Z", "user_id": "u-1",
-    "channel": "paid_search", "campaign_id": "c1", "creative_id": "cr1", "asset_id": "a1", "schema_version": 1,
+    "event_id": "e1",
+    "event_type": "click",
+    "occurred_at": "2026-10-01T10:00:00Z",
+    "user_id": "u-1",
+    "channel": "paid_search",
+    "campaign_id": "c1",
+    "creative_id": "cr1",
+    "asset_id": "a1",
+    "schema_version": 1,
 }
 CONVERSION = {
-    **TOUCH, "event_id": "e2", "event_type": "conversion", "order_id": "o1", "revenue": "12.34", "currency": "EUR", "sku": "s1",
+    **TOUCH,
+    "event_id": "e2",
+    "event_type": "conversion",
+    "order_id": "o1",
+    "revenue": "12.34",
+    "currency": "EUR",
+    "sku": "s1",
 }
 
 
@@ -24,7 +37,9 @@ SOURCE = "(SELECT 0 AS partition, 0 AS offset, arrayJoin({m:Array(String)}) AS r
 
 
 def errors(session, messages: list[bytes]) -> list[str]:
-    rows = session.query_rows(f"SELECT error FROM ({validated_sql(SOURCE)})", {"m": [m.decode("utf-8", "replace") for m in messages]})
+    rows = session.query_rows(
+        f"SELECT error FROM ({validated_sql(SOURCE)})", {"m": [m.decode("utf-8", "replace") for m in messages]}
+    )
     return [r[0] for r in rows]
 
 
@@ -49,7 +64,10 @@ CASES = [
     ({k: v for k, v in TOUCH.items() if k != "user_id"}, "missing required field user_id"),
     ({**TOUCH, "user_id": None}, "missing required field user_id"),
     ({**TOUCH, "event_type": "view"}, "event_type view is not one of impression, click, conversion"),
-    ({**TOUCH, "occurred_at": "2026-10-01 10:00"}, "occurred_at 2026-10-01 10:00 is not an RFC 3339 timestamp with a time zone"),
+    (
+        {**TOUCH, "occurred_at": "2026-10-01 10:00"},
+        "occurred_at 2026-10-01 10:00 is not an RFC 3339 timestamp with a time zone",
+    ),
     ({**TOUCH, "occurred_at": "yesterday"}, "occurred_at yesterday is not an RFC 3339 timestamp with a time zone"),
     ({**TOUCH, "occurred_at": "2099-01-01T00:00:00Z"}, "occurred_at 2099-01-01T00:00:00Z is in the future"),
     ({k: v for k, v in TOUCH.items() if k != "creative_id"}, "missing required field creative_id for a touch event"),
@@ -120,7 +138,9 @@ def test_digit_runs_inside_ids_are_not_card_numbers(session):
 
 def with_revenue(literal: str) -> bytes:
     """A conversion whose revenue is written exactly as `literal` (a JSON string or number)."""
-    return (json.dumps({k: v for k, v in CONVERSION.items() if k != "revenue"})[:-1] + f', "revenue": {literal}}}').encode()
+    return (
+        json.dumps({k: v for k, v in CONVERSION.items() if k != "revenue"})[:-1] + f', "revenue": {literal}}}'
+    ).encode()
 
 
 TOO_PRECISE = [
@@ -151,7 +171,10 @@ def test_an_exponent_no_integer_holds_is_refused(session):
 @pytest.mark.parametrize(
     "literal, stored",
     [
-        ("1234567890123456789012345678.1234567891", "1234567890123456789012345678.1234567891"),  # the most Decimal(38, 10) holds
+        (
+            "1234567890123456789012345678.1234567891",
+            "1234567890123456789012345678.1234567891",
+        ),  # the most Decimal(38, 10) holds
         ('"1234567890123456789012345678.1234567891"', "1234567890123456789012345678.1234567891"),
         ("12.50000000000000000000000", "12.5"),  # trailing zeros lose nothing
         ('"12.50000000000000000000000"', "12.5"),
@@ -169,27 +192,45 @@ def test_a_revenue_that_fits_is_kept_exactly(session, literal, stored):
 
 def test_an_oversized_message_is_refused_before_it_is_parsed(session):
     big = json.dumps({**TOUCH, "padding": "x" * MAX_MESSAGE_BYTES}).encode()
-    assert errors(session, [big]) == [f"the message is {len(big)} bytes, more than the 1048576 (1 MiB) an event may have"]
+    assert errors(session, [big]) == [
+        f"the message is {len(big)} bytes, more than the 1048576 (1 MiB) an event may have"
+    ]
     fits = json.dumps({**TOUCH, "padding": "x" * (MAX_MESSAGE_BYTES - 400)}).encode()
     assert len(fits) <= MAX_MESSAGE_BYTES and errors(session, [fits]) == [""]
 
 
 def test_what_the_bus_found_wrong_is_the_reason_unless_there_is_pii(session):
     source = "(SELECT 0 AS partition, 0 AS offset, arrayJoin({m:Array(String)}) AS raw, 'the message key is empty' AS problem)"
-    rows = session.query_rows(f"SELECT error FROM ({validated_sql(source)})", {"m": [j(TOUCH).decode(), j({**TOUCH, "user_id": "a@b.io"}).decode()]})
+    rows = session.query_rows(
+        f"SELECT error FROM ({validated_sql(source)})",
+        {"m": [j(TOUCH).decode(), j({**TOUCH, "user_id": "a@b.io"}).decode()]},
+    )
     assert rows == [("the message key is empty",), ("PII: an e-mail address appears in field user_id",)]
 
 
 PII_MESSAGES = [
     # (message, personal data in it, reason)
-    (j({**TOUCH, "user_id": "jane.doe@example.com"}), ["jane.doe@example.com"], "PII: an e-mail address appears in field user_id"),
-    (j({**TOUCH, "phone": "+44 20 7946 0958", "alt": "call (555) 123-4567 or +1 415 555 2671"}),
-     ["+44 20 7946 0958", "(555) 123-4567", "+1 415 555 2671", "7946 0958", "555-4567"], "PII: a phone number appears in field phone"),
-    (j({**TOUCH, "payment": {"card": "4111 1111 1111 1111", "backup": "4012-8888-8888-1881"}}),
-     ["4111 1111 1111 1111", "4012-8888-8888-1881", "1111 1111", "8888-1881"], "PII: a payment card number appears in field payment"),
+    (
+        j({**TOUCH, "user_id": "jane.doe@example.com"}),
+        ["jane.doe@example.com"],
+        "PII: an e-mail address appears in field user_id",
+    ),
+    (
+        j({**TOUCH, "phone": "+44 20 7946 0958", "alt": "call (555) 123-4567 or +1 415 555 2671"}),
+        ["+44 20 7946 0958", "(555) 123-4567", "+1 415 555 2671", "7946 0958", "555-4567"],
+        "PII: a phone number appears in field phone",
+    ),
+    (
+        j({**TOUCH, "payment": {"card": "4111 1111 1111 1111", "backup": "4012-8888-8888-1881"}}),
+        ["4111 1111 1111 1111", "4012-8888-8888-1881", "1111 1111", "8888-1881"],
+        "PII: a payment card number appears in field payment",
+    ),
     # Every kind is redacted, whichever was found first; so is PII in a field name or in text that is not JSON.
-    (j({**TOUCH, "note": "jo@corp.example, +44 20 7946 0958, 4111111111111111"}),
-     ["jo@corp.example", "+44 20 7946 0958", "4111111111111111"], "PII: an e-mail address appears in field note"),
+    (
+        j({**TOUCH, "note": "jo@corp.example, +44 20 7946 0958, 4111111111111111"}),
+        ["jo@corp.example", "+44 20 7946 0958", "4111111111111111"],
+        "PII: an e-mail address appears in field note",
+    ),
     (j({**TOUCH, "jo@corp.example": "x"}), ["jo@corp.example"], "PII: an e-mail address appears in a field name"),
     (b'{"user_id": "jo@corp.example", broken', ["jo@corp.example"], "PII: an e-mail address appears in the message"),
 ]
@@ -209,5 +250,7 @@ def test_a_pii_dead_letter_is_stored_redacted_and_says_which_field(session, mess
 
 def test_dead_letters_without_pii_are_stored_as_they_came(session):
     messages = [b"{not json", j({**TOUCH, "event_type": "view", "order_ref": "4111111111111112"})]
-    rows = session.query_rows(f"SELECT {stored_raw_sql()} FROM ({validated_sql(SOURCE)})", {"m": [m.decode() for m in messages]})
+    rows = session.query_rows(
+        f"SELECT {stored_raw_sql()} FROM ({validated_sql(SOURCE)})", {"m": [m.decode() for m in messages]}
+    )
     assert [r[0].encode() for r in rows] == messages

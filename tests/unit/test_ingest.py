@@ -6,7 +6,6 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from mm_pipelines.stores.bus import Batch, LocalEventLog
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.events.ingest import (
     ensure_raw_tables,
@@ -17,6 +16,7 @@ from mm_pipelines.events.ingest import (
     unreadable,
     validate_lines,
 )
+from mm_pipelines.stores.bus import Batch, LocalEventLog
 from mm_pipelines.stores.objects import LocalObjectStore
 
 pytestmark = pytest.mark.unit
@@ -49,8 +49,15 @@ def test_a_retried_batch_is_inserted_once(warehouse):
 
 
 def test_money_and_unknown_fields_survive_exactly(warehouse):
-    event = {**generate_events(events=50, seed=2)[-1], "event_type": "conversion", "order_id": "o", "revenue": "1234567.0123456789",
-             "currency": "JPY", "sku": "s", "campaign_meta": {"a": [1, 2]}}
+    event = {
+        **generate_events(events=50, seed=2)[-1],
+        "event_type": "conversion",
+        "order_id": "o",
+        "revenue": "1234567.0123456789",
+        "currency": "JPY",
+        "sku": "s",
+        "campaign_meta": {"a": [1, 2]},
+    }
     with warehouse.session() as s:
         ensure_raw_tables(s)
         ingest_batch(s, batch_of([event]))
@@ -60,11 +67,19 @@ def test_money_and_unknown_fields_survive_exactly(warehouse):
 
 
 def test_a_revenue_sent_as_a_json_number_keeps_every_digit(warehouse):
-    base = {**generate_events(events=50, seed=2)[-1], "event_type": "conversion", "order_id": "o", "currency": "EUR", "sku": "s"}
+    base = {
+        **generate_events(events=50, seed=2)[-1],
+        "event_type": "conversion",
+        "order_id": "o",
+        "currency": "EUR",
+        "sku": "s",
+    }
     body = json.dumps({k: v for k, v in base.items() if k != "revenue"})[:-1]
     exact = (body + ', "revenue": 12345678901234567890.1234567891}').encode()  # a float keeps 17 digits of these 30
     # The nested field of the same name comes first, so the number's digits cannot be told apart: refused, not rounded.
-    nested = (body.replace('"event_id": "', '"event_id": "n-') + ', "meta": {"revenue": 1}, "revenue": 0.30000000000000001}').encode()
+    nested = (
+        body.replace('"event_id": "', '"event_id": "n-') + ', "meta": {"revenue": 1}, "revenue": 0.30000000000000001}'
+    ).encode()
     with warehouse.session() as s:
         ensure_raw_tables(s)
         ingest_batch(s, batch_of([], extra=[exact, nested]))
@@ -77,7 +92,11 @@ def test_a_revenue_sent_as_a_json_number_keeps_every_digit(warehouse):
 def test_a_batch_spanning_hundreds_of_days_lands(warehouse):
     base = generate_events(events=50, seed=3)[0]
     events = [
-        {**base, "event_id": f"late-{d}", "occurred_at": f"{2016 + d // 365:04d}-{1 + (d // 30) % 12:02d}-{1 + d % 28:02d}T00:00:00Z"}
+        {
+            **base,
+            "event_id": f"late-{d}",
+            "occurred_at": f"{2016 + d // 365:04d}-{1 + (d // 30) % 12:02d}-{1 + d % 28:02d}T00:00:00Z",
+        }
         for d in range(0, 3600, 9)
     ]
     with warehouse.session() as s:
@@ -96,7 +115,11 @@ BINARY_KEY = "the message key is binary, not UTF-8 text: events are keyed by the
 
 def test_unreadable_names_each_message_the_pipeline_cannot_read():
     batch = Batch(
-        "t", 0, 0, 7, list(range(7)),
+        "t",
+        0,
+        0,
+        7,
+        list(range(7)),
         values=[b"{}", None, b"{}", b"{}", b"{}", b"{}", None],
         keys=[b"u-1", b"u-2", None, b"", b"\xff\xfe", "ünï".encode(), None],
         headers={4: ["traceparent"], 5: ["traceparent", "x-schema", "content-type"], 0: ["tracestate"]},
@@ -119,7 +142,12 @@ def test_keys_whose_bytes_only_join_into_utf8_are_still_binary():
 
 def test_unreadable_messages_are_dead_letters_and_the_range_completes(warehouse, tmp_path):
     good = [{**EVENT, "event_id": f"ok-{i}"} for i in range(3)]
-    values = [json.dumps(e).encode() for e in good] + [None, json.dumps(EVENT).encode(), json.dumps(EVENT).encode(), json.dumps(EVENT).encode()]
+    values = [json.dumps(e).encode() for e in good] + [
+        None,
+        json.dumps(EVENT).encode(),
+        json.dumps(EVENT).encode(),
+        json.dumps(EVENT).encode(),
+    ]
     keys = [b"u"] * 3 + [b"u", None, b"\x80", b"u"]
     batch = Batch("t", 2, 10, 17, list(range(10, 17)), values, keys, headers={6: ["x-legacy"]})
     archive = LocalObjectStore(f"file://{tmp_path}/objects")
@@ -135,8 +163,12 @@ def test_unreadable_messages_are_dead_letters_and_the_range_completes(warehouse,
             (15, json.dumps(EVENT), BINARY_KEY),
             (16, json.dumps(EVENT), "unexpected headers x-legacy: events carry no headers but traceparent, tracestate"),
         ]
-        assert s.query_rows("SELECT partition, start_offset, end_offset, events, dead_letters FROM raw.ingested_ranges") == [(2, 10, 17, 3, 4)]
-    archived = pq.read_table(io.BytesIO(archive.get_bytes("raw/dead_letters/t-p2-00000000000000000010-00000000000000000017.parquet")))
+        assert s.query_rows(
+            "SELECT partition, start_offset, end_offset, events, dead_letters FROM raw.ingested_ranges"
+        ) == [(2, 10, 17, 3, 4)]
+    archived = pq.read_table(
+        io.BytesIO(archive.get_bytes("raw/dead_letters/t-p2-00000000000000000010-00000000000000000017.parquet"))
+    )
     assert archived.column("offset").to_pylist() == [13, 14, 15, 16]
 
 
@@ -145,7 +177,11 @@ def test_empty_and_binary_keys_on_the_embedded_log_are_dead_letters(warehouse, t
     log.ensure_topic("t", 2)
     events = generate_events(events=300, seed=5)
     lines = [line.rstrip(b"\n") for line in to_jsonl(events)]
-    log.produce("t", [(e["user_id"].encode(), line) for e, line in zip(events, lines)] + [(b"", lines[0]), (b"\xff\x00\xfe", lines[1])])
+    log.produce(
+        "t",
+        [(e["user_id"].encode(), line) for e, line in zip(events, lines)]
+        + [(b"", lines[0]), (b"\xff\x00\xfe", lines[1])],
+    )
     run = ingest_pending(warehouse, log, "t", max_batch=100)
     assert (run.events, run.dead_letters) == (len(events), 2)
     with warehouse.session() as s:
@@ -211,7 +247,12 @@ def test_file_dead_letters_are_stored_redacted(warehouse):
         checked = validate_lines(s, "file:x", lines)
         record_file_dead_letters(s, "events.jsonl", "file:x", checked)
         dead = s.query_rows("SELECT line, raw, error FROM raw.dead_letters ORDER BY line")
-    assert checked.valid_lines == [5] and checked.invalid == [(1, PII_REASONS[0]), (2, PII_REASONS[1]), (3, PII_REASONS[2]), (4, "malformed JSON: the message is not a JSON document")]
+    assert checked.valid_lines == [5] and checked.invalid == [
+        (1, PII_REASONS[0]),
+        (2, PII_REASONS[1]),
+        (3, PII_REASONS[2]),
+        (4, "malformed JSON: the message is not a JSON document"),
+    ]
     assert [(n, e) for n, _, e in dead] == checked.invalid
     assert dead[3][1] == "{not json"
     for _, raw, _ in dead[:3]:
@@ -230,7 +271,11 @@ def test_a_file_line_too_large_for_the_bus_is_quarantined(warehouse):
 
 
 def test_a_file_line_that_is_not_utf8_is_quarantined_as_it_came(warehouse):
-    lines = [json.dumps(EVENT).encode(), b'{"event_type": "\xff\xfe"}', json.dumps({**EVENT, "event_type": "cl\xc3ick"}).encode("latin-1")]
+    lines = [
+        json.dumps(EVENT).encode(),
+        b'{"event_type": "\xff\xfe"}',
+        json.dumps({**EVENT, "event_type": "cl\xc3ick"}).encode("latin-1"),
+    ]
     with warehouse.session() as s:
         ensure_raw_tables(s)
         checked = validate_lines(s, "file:bytes", lines)

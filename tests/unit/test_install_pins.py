@@ -2,8 +2,8 @@
 
 import importlib.util
 import re
-import sysconfig
 import subprocess
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -28,9 +28,10 @@ def test_setup_py_requires_packages_by_name_only():
 
 
 def test_the_wheel_pin_that_broke_fresh_machines_is_refused():
-    before = subprocess.run(
-        ["git", "show", "c9311a2:constraints.txt"], cwd=ROOT, capture_output=True, text=True
-    ).stdout or "confluent-kafka @ file:///tmp/dlck/confluent_kafka-2.16.1-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=24f6\n"
+    before = (
+        subprocess.run(["git", "show", "c9311a2:constraints.txt"], cwd=ROOT, capture_output=True, text=True).stdout
+        or "confluent-kafka @ file:///tmp/dlck/confluent_kafka-2.16.1-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=24f6\n"
+    )
     problems = pins.constraint_problems(before)
     assert len(problems) == 1 and "confluent-kafka" in problems[0] and "names a file or URL" in problems[0]
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from mm_pipelines.events.ingest import ingest_pending
 from mm_pipelines.stores import bus as bus_module
 from mm_pipelines.stores.bus import EventBusUnavailable, KafkaEventBus
-from mm_pipelines.events.ingest import ingest_pending
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,9 @@ def silent_broker():
 def test_nothing_listening_fails_at_once_naming_kafka_and_the_address(warehouse):
     bus = KafkaEventBus("kafka://127.0.0.1:1")
     started = time.monotonic()
-    with pytest.raises(EventBusUnavailable, match=r"^Kafka at 127\.0\.0\.1:1 is unreachable \(Connection refused\).*MM_EVENT_BUS"):
+    with pytest.raises(
+        EventBusUnavailable, match=r"^Kafka at 127\.0\.0\.1:1 is unreachable \(Connection refused\).*MM_EVENT_BUS"
+    ):
         ingest_pending(warehouse, bus, "mm.events.v1", max_batch=1000)
     assert time.monotonic() - started < 5
     for call in (lambda: bus.ensure_topic("t", 1), lambda: bus.produce("t", [(b"k", b"{}")])):
@@ -65,5 +67,7 @@ def test_a_broker_that_never_answers_fails_within_the_broker_timeout(silent_brok
 
 
 def test_an_unresolvable_host_says_so():
-    with pytest.raises(EventBusUnavailable, match=r"^Kafka at no-such-host\.invalid:9092 is unreachable \(.*(resolve|known|name)"):
+    with pytest.raises(
+        EventBusUnavailable, match=r"^Kafka at no-such-host\.invalid:9092 is unreachable \(.*(resolve|known|name)"
+    ):
         KafkaEventBus("kafka://no-such-host.invalid:9092").partitions("t")

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.unit
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 DEBTOR = Debtor(name="Media Mill GmbH", iban="DE02120300000000202051", bic="BYLADEM1001")
 EXECUTION = date(2026, 11, 2)
-CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
+CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 
 
 def line(payee: str, amount: str, iban: str = "DE89370400440532013000", **changes) -> PayoutLine:
@@ -69,7 +69,7 @@ def line(payee: str, amount: str, iban: str = "DE89370400440532013000", **change
 LINES = [
     line("payee-7", "1234.56"),
     line("payee-2", "0.01", iban="FR1420041010050500013M02606", bic="BNPAFRPPXXX"),
-    line("payee-13", "99.90", iban="NL91ABNA0417164300", name="Åsa Öberg, \"Studio\""),
+    line("payee-13", "99.90", iban="NL91ABNA0417164300", name='Åsa Öberg, "Studio"'),
 ]
 BATCH = batch_id("2026-10", "EUR", LINES)
 
@@ -131,7 +131,9 @@ def test_a_schema_violation_is_a_payout_error_with_the_validators_reason():
 
 
 def test_long_ids_are_shortened_to_35_characters_deterministically_and_still_unique():
-    lines = [line(f"payee-{n}", "1.00", line_id=f"2026-10-supplementary-run:payee-with-a-long-id-{n}") for n in range(2)]
+    lines = [
+        line(f"payee-{n}", "1.00", line_id=f"2026-10-supplementary-run:payee-with-a-long-id-{n}") for n in range(2)
+    ]
     batch = batch_id("2026-10-supplementary-run", "EUR", lines)
     xml = pain001_xml(batch, DEBTOR, lines, EXECUTION, CREATED)
     try_valid_xml(xml, "pain.001.001.03")
@@ -154,7 +156,13 @@ def test_pain001_refuses_a_non_euro_batch_and_a_bad_debtor():
 
 @pytest.mark.parametrize(
     "iban",
-    ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606", "BE68539007547034", "NO9386011117947"],
+    [
+        "DE89370400440532013000",
+        "GB82WEST12345698765432",
+        "FR1420041010050500013M02606",
+        "BE68539007547034",
+        "NO9386011117947",
+    ],
 )
 def test_valid_ibans_pass(iban):
     validate_lines([line("payee-1", "1.00", iban=iban)])
@@ -200,7 +208,11 @@ def test_batch_level_errors():
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000000.00"), places=2)
 
 
-@given(st.lists(amounts, min_size=1, max_size=8).flatmap(lambda xs: st.tuples(st.just(xs), st.permutations(range(len(xs))))))
+@given(
+    st.lists(amounts, min_size=1, max_size=8).flatmap(
+        lambda xs: st.tuples(st.just(xs), st.permutations(range(len(xs))))
+    )
+)
 def test_batch_id_is_stable_under_reordering(case):
     values, order = case
     lines = [line(f"payee-{n}", str(value)) for n, value in enumerate(values)]
@@ -220,8 +232,15 @@ def test_batch_id_changes_when_any_amount_changes(values, data):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("line_id", "x"), ("payee_id", "x"), ("name", "x"), ("iban", "GB82WEST12345698765432"), ("bic", "DEUTDEFF"),
-     ("currency", "GBP"), ("reference", "x")],
+    [
+        ("line_id", "x"),
+        ("payee_id", "x"),
+        ("name", "x"),
+        ("iban", "GB82WEST12345698765432"),
+        ("bic", "DEUTDEFF"),
+        ("currency", "GBP"),
+        ("reference", "x"),
+    ],
 )
 def test_batch_id_changes_when_any_other_field_changes(field, value):
     changed = [dataclasses.replace(LINES[0], **{field: value}), *LINES[1:]]
@@ -236,12 +255,26 @@ def test_csv_round_trips_through_dictreader():
     data = payouts_csv(BATCH, LINES)
     assert b"\r" not in data and data.endswith(b"\n")
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
-    assert list(rows[0]) == ["batch_id", "line_id", "payee_id", "name", "iban", "bic", "amount", "currency", "reference"]
+    assert list(rows[0]) == [
+        "batch_id",
+        "line_id",
+        "payee_id",
+        "name",
+        "iban",
+        "bic",
+        "amount",
+        "currency",
+        "reference",
+    ]
     assert [row["line_id"] for row in rows] == sorted(item.line_id for item in LINES)
     by_id = {item.line_id: item for item in LINES}
     for row in rows:
         expected = by_id[row["line_id"]]
-        assert row["batch_id"] == BATCH and Decimal(row["amount"]) == expected.amount and row["amount"] == f"{expected.amount:f}"
+        assert (
+            row["batch_id"] == BATCH
+            and Decimal(row["amount"]) == expected.amount
+            and row["amount"] == f"{expected.amount:f}"
+        )
         assert (row["name"], row["iban"], row["bic"] or None) == (expected.name, expected.iban, expected.bic)
     assert payouts_csv(BATCH, list(reversed(LINES))) == data
 
@@ -253,10 +286,19 @@ def test_manifest_is_canonical_json_of_the_files():
     files = export_files()
     data = manifest(BATCH, files, {"period": "2026-10", "currency": "EUR"})
     document = json.loads(data)
-    assert data.endswith(b"}\n") and data == json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-    assert document["batch_id"] == BATCH and document["format"] == "mm-payout-manifest/1" and document["algorithm"] == "Ed25519"
+    assert (
+        data.endswith(b"}\n") and data == json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    )
+    assert (
+        document["batch_id"] == BATCH
+        and document["format"] == "mm-payout-manifest/1"
+        and document["algorithm"] == "Ed25519"
+    )
     assert document["files"][CSV_NAME]["bytes"] == len(files[CSV_NAME])
-    assert set(document["files"]) == {CSV_NAME, PAIN001_NAME} and document["meta"] == {"period": "2026-10", "currency": "EUR"}
+    assert set(document["files"]) == {CSV_NAME, PAIN001_NAME} and document["meta"] == {
+        "period": "2026-10",
+        "currency": "EUR",
+    }
     with pytest.raises(PayoutError, match="cannot list itself"):
         manifest(BATCH, {**files, MANIFEST_NAME: b"{}"}, {})
 
@@ -270,7 +312,9 @@ def signed():
     return files, manifest_bytes, signature, load_verify_key(public)
 
 
-BAD_SIGNATURE = f"{SIGNATURE_NAME}: the signature does not match {MANIFEST_NAME} for this key (changed manifest, or another key)"
+BAD_SIGNATURE = (
+    f"{SIGNATURE_NAME}: the signature does not match {MANIFEST_NAME} for this key (changed manifest, or another key)"
+)
 
 
 def flip(data: bytes, at: int = 10) -> bytes:
@@ -296,7 +340,9 @@ def test_a_resized_file_is_named(signed):
     files, manifest_bytes, signature, key = signed
     files[CSV_NAME] += b"x"
     size = len(files[CSV_NAME])
-    assert verify_export(files, manifest_bytes, signature, key) == [f"{CSV_NAME}: size is {size} bytes, {MANIFEST_NAME} says {size - 1}"]
+    assert verify_export(files, manifest_bytes, signature, key) == [
+        f"{CSV_NAME}: size is {size} bytes, {MANIFEST_NAME} says {size - 1}"
+    ]
 
 
 def test_a_changed_manifest_fails_the_signature(signed):
@@ -319,9 +365,13 @@ def test_a_changed_signature_fails(signed):
 def test_an_extra_file_and_a_missing_file_are_named(signed):
     files, manifest_bytes, signature, key = signed
     extra = {**files, "notes.txt": b"pay me too"}
-    assert verify_export(extra, manifest_bytes, signature, key) == [f"notes.txt: present but not listed in {MANIFEST_NAME}"]
+    assert verify_export(extra, manifest_bytes, signature, key) == [
+        f"notes.txt: present but not listed in {MANIFEST_NAME}"
+    ]
     del files[CSV_NAME]
-    assert verify_export(files, manifest_bytes, signature, key) == [f"{CSV_NAME}: listed in {MANIFEST_NAME} but missing"]
+    assert verify_export(files, manifest_bytes, signature, key) == [
+        f"{CSV_NAME}: listed in {MANIFEST_NAME} but missing"
+    ]
 
 
 def test_another_key_does_not_verify(signed):
@@ -334,8 +384,14 @@ def test_pem_and_base64_keys_load_to_the_same_key():
     key = Ed25519PrivateKey.generate()
     no_password = serialization.NoEncryption()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, no_password).decode()
-    private_raw = base64.b64encode(key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, no_password)).decode()
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private_raw = base64.b64encode(
+        key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, no_password)
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     public_raw = public_key_text(key)
     manifest_bytes = manifest(BATCH, {"a": b"a"}, {})
     for private in (private_pem, private_raw + "\n"):
@@ -366,14 +422,18 @@ SECRET_LOOKING = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="  # base64, but of 21 bytes
     ids=["short-base64", "text", "broken-pem", "ec-key", "encrypted-pem"],
 )
 def test_an_unusable_signing_key_is_explained_without_echoing_it(value):
-    with pytest.raises(PayoutError, match="expected a PEM 'PRIVATE KEY' block or the base64 of the raw 32-byte") as caught:
+    with pytest.raises(
+        PayoutError, match="expected a PEM 'PRIVATE KEY' block or the base64 of the raw 32-byte"
+    ) as caught:
         load_signing_key(value)
     message = str(caught.value)
     assert "hunter2" not in message and SECRET_LOOKING not in message and "BEGIN PRIVATE" not in message
     assert caught.value.__cause__ is None and (caught.value.__context__ is None or caught.value.__suppress_context__)
 
 
-@pytest.mark.parametrize("value", ["hunter2", "-----BEGIN PUBLIC KEY-----\nhunter2\n-----END PUBLIC KEY-----\n", SECRET_LOOKING])
+@pytest.mark.parametrize(
+    "value", ["hunter2", "-----BEGIN PUBLIC KEY-----\nhunter2\n-----END PUBLIC KEY-----\n", SECRET_LOOKING]
+)
 def test_an_unusable_verify_key_is_explained_without_echoing_it(value):
     with pytest.raises(PayoutError, match="expected a PEM 'PUBLIC KEY' block") as caught:
         load_verify_key(value)
@@ -388,7 +448,7 @@ HEADER = "batch_id,line_id,status,paid_on,reason\n"
 def test_a_good_confirmation_file_parses():
     data = (
         "\ufeff" + HEADER + f"{BATCH},2026-10:payee-7,paid,2026-11-03,\n\n"
-        f"{BATCH},2026-10:payee-2,failed,,\"AC04, account closed\"\n"
+        f'{BATCH},2026-10:payee-2,failed,,"AC04, account closed"\n'
     ).encode()
     assert parse_confirmation("confirm.csv", data) == (
         BATCH,
@@ -403,13 +463,25 @@ def test_a_good_confirmation_file_parses():
     "row, message",
     [
         ("PB-x,2026-10:payee-9,pending,,", "confirm.csv line 4, field status: 'pending' is not paid or failed"),
-        ("PB-x,2026-10:payee-1,paid,2026-11-03,", "confirm.csv line 4, field line_id: '2026-10:payee-1' is already confirmed on line 2"),
-        ("PB-y,2026-10:payee-9,paid,2026-11-03,", "confirm.csv line 4, field batch_id: 'PB-y' differs from 'PB-x' on line 2"),
+        (
+            "PB-x,2026-10:payee-1,paid,2026-11-03,",
+            "confirm.csv line 4, field line_id: '2026-10:payee-1' is already confirmed on line 2",
+        ),
+        (
+            "PB-y,2026-10:payee-9,paid,2026-11-03,",
+            "confirm.csv line 4, field batch_id: 'PB-y' differs from 'PB-x' on line 2",
+        ),
         ("PB-x,2026-10:payee-9,paid,,", "confirm.csv line 4, field paid_on: is empty; a paid line needs the date"),
         ("PB-x,2026-10:payee-9,paid,03.11.2026,", "confirm.csv line 4, field paid_on: '03.11.2026' is not a date"),
         ("PB-x,2026-10:payee-9,paid,2026-02-30,", "confirm.csv line 4, field paid_on: '2026-02-30' is not a date"),
-        ("PB-x,2026-10:payee-9,failed,,", "confirm.csv line 4, field reason: is empty; a failed line needs the bank's reason"),
-        ("PB-x,2026-10:payee-9,failed,2026-11-03,AC04", "confirm.csv line 4, field paid_on: '2026-11-03' is set on a failed"),
+        (
+            "PB-x,2026-10:payee-9,failed,,",
+            "confirm.csv line 4, field reason: is empty; a failed line needs the bank's reason",
+        ),
+        (
+            "PB-x,2026-10:payee-9,failed,2026-11-03,AC04",
+            "confirm.csv line 4, field paid_on: '2026-11-03' is set on a failed",
+        ),
         ("PB-x,,paid,2026-11-03,", "confirm.csv line 4, field line_id: is empty"),
         (",2026-10:payee-9,paid,2026-11-03,", "confirm.csv line 4, field batch_id: is empty"),
         ("PB-x,2026-10:payee-9,paid", "confirm.csv line 4: has 3 fields, expected 5"),
@@ -438,33 +510,58 @@ def test_confirmation_file_level_errors(data, message):
 # --- execution date and the paying account ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("year, easter", [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5)),
-                                          (2027, date(2027, 3, 28)), (2038, date(2038, 4, 25)), (2285, date(2285, 3, 22))])
+@pytest.mark.parametrize(
+    "year, easter",
+    [
+        (2024, date(2024, 3, 31)),
+        (2025, date(2025, 4, 20)),
+        (2026, date(2026, 4, 5)),
+        (2027, date(2027, 3, 28)),
+        (2038, date(2038, 4, 25)),
+        (2285, date(2285, 3, 22)),
+    ],
+)
 def test_easter_sunday_including_its_earliest_and_latest_dates(year, easter):
     assert payouts.easter_sunday(year) == easter
 
 
-@pytest.mark.parametrize("day, open_", [
-    (date(2026, 12, 1), True), (date(2026, 12, 5), False),  # Tuesday; Saturday
-    (date(2026, 1, 1), False), (date(2026, 4, 3), False), (date(2026, 4, 6), False),  # New Year, Good Friday, Easter Monday
-    (date(2026, 5, 1), False), (date(2026, 12, 25), False), (date(2029, 12, 26), False),  # 1 May, Christmas, 26 Dec
-    (date(2026, 12, 24), True), (date(2026, 12, 31), True), (date(2026, 4, 2), True), (date(2026, 4, 7), True),
-])
+@pytest.mark.parametrize(
+    "day, open_",
+    [
+        (date(2026, 12, 1), True),
+        (date(2026, 12, 5), False),  # Tuesday; Saturday
+        (date(2026, 1, 1), False),
+        (date(2026, 4, 3), False),
+        (date(2026, 4, 6), False),  # New Year, Good Friday, Easter Monday
+        (date(2026, 5, 1), False),
+        (date(2026, 12, 25), False),
+        (date(2029, 12, 26), False),  # 1 May, Christmas, 26 Dec
+        (date(2026, 12, 24), True),
+        (date(2026, 12, 31), True),
+        (date(2026, 4, 2), True),
+        (date(2026, 4, 7), True),
+    ],
+)
 def test_target2_business_days(day, open_):
     assert payouts.is_target2_business_day(day) is open_
 
 
-@pytest.mark.parametrize("period, day, today, expected", [
-    ("2026-10", 5, date(2026, 12, 1), date(2026, 12, 1)),  # exported late: today, never 5 November
-    ("2026-10", 5, date(2026, 10, 20), date(2026, 11, 5)),  # on time: the configured day (a Thursday)
-    ("2026-11", 5, date(2026, 11, 20), date(2026, 12, 7)),  # 5 December is a Saturday
-    ("2026-11", 25, date(2026, 12, 1), date(2026, 12, 28)),  # Christmas, 26 Dec, a weekend
-    ("2026-12", 1, date(2026, 12, 31), date(2027, 1, 4)),  # New Year's Day, then a weekend
-    ("2026-03", 3, date(2026, 3, 20), date(2026, 4, 7)),  # Good Friday, the weekend, Easter Monday
-    ("2026-04", 1, date(2026, 4, 30), date(2026, 5, 4)),  # 1 May, then a weekend
-    ("2026-10", 5, date(2026, 12, 25), date(2026, 12, 28)),  # today is a closing day
-])
-def test_the_execution_date_is_the_next_business_day_on_or_after_the_configured_day_and_today(period, day, today, expected):
+@pytest.mark.parametrize(
+    "period, day, today, expected",
+    [
+        ("2026-10", 5, date(2026, 12, 1), date(2026, 12, 1)),  # exported late: today, never 5 November
+        ("2026-10", 5, date(2026, 10, 20), date(2026, 11, 5)),  # on time: the configured day (a Thursday)
+        ("2026-11", 5, date(2026, 11, 20), date(2026, 12, 7)),  # 5 December is a Saturday
+        ("2026-11", 25, date(2026, 12, 1), date(2026, 12, 28)),  # Christmas, 26 Dec, a weekend
+        ("2026-12", 1, date(2026, 12, 31), date(2027, 1, 4)),  # New Year's Day, then a weekend
+        ("2026-03", 3, date(2026, 3, 20), date(2026, 4, 7)),  # Good Friday, the weekend, Easter Monday
+        ("2026-04", 1, date(2026, 4, 30), date(2026, 5, 4)),  # 1 May, then a weekend
+        ("2026-10", 5, date(2026, 12, 25), date(2026, 12, 28)),  # today is a closing day
+    ],
+)
+def test_the_execution_date_is_the_next_business_day_on_or_after_the_configured_day_and_today(
+    period, day, today, expected
+):
     assert payouts.execution_date(period, day, today) == expected
 
 
@@ -480,7 +577,14 @@ def test_the_execution_date_is_the_first_business_day_not_before_either_bound(mo
 
 
 def eur_batch(**changes) -> dict:
-    return {"batch_id": BATCH, "period": "2026-10", "currency": "EUR", "created_at": CREATED, "execution_date": date(2026, 12, 1), **changes}
+    return {
+        "batch_id": BATCH,
+        "period": "2026-10",
+        "currency": "EUR",
+        "created_at": CREATED,
+        "execution_date": date(2026, 12, 1),
+        **changes,
+    }
 
 
 def test_a_sepa_export_without_the_debtor_iban_is_refused_naming_the_setting():
@@ -489,18 +593,27 @@ def test_a_sepa_export_without_the_debtor_iban_is_refused_naming_the_setting():
     settings = PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_NAME": "Market and Media Ltd"})
     with pytest.raises(BatchError) as info:
         export_files(eur_batch(), LINES, settings)
-    assert str(info.value).startswith("MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from")
+    assert str(info.value).startswith(
+        "MM_PAYOUT_DEBTOR_IBAN is not set: set it to the IBAN of the account payouts are paid from"
+    )
     assert "\n" not in str(info.value)
     usd = [line("payee-1", "10.00", currency="USD")]  # paid by hand from the CSV: no paying account in the file
-    assert list(export_files(eur_batch(currency="USD", batch_id=batch_id("2026-10", "USD", usd)), usd, settings)) == [CSV_NAME]
-    with pytest.raises(BatchError, match=r"^MM_PAYOUT_DEBTOR_IBAN: 'DE00120300000000202051' fails the mod-97 check \(a typo\?\); set it to the IBAN of the account payouts are paid from$"):
+    assert list(export_files(eur_batch(currency="USD", batch_id=batch_id("2026-10", "USD", usd)), usd, settings)) == [
+        CSV_NAME
+    ]
+    with pytest.raises(
+        BatchError,
+        match=r"^MM_PAYOUT_DEBTOR_IBAN: 'DE00120300000000202051' fails the mod-97 check \(a typo\?\); set it to the IBAN of the account payouts are paid from$",
+    ):
         export_files(eur_batch(), LINES, PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_IBAN": "DE00120300000000202051"}))
 
 
 def test_a_sepa_export_asks_for_the_batch_execution_date_from_the_paying_account():
     from mm_pipelines.royalties.batches import PayoutSettings, export_files
 
-    settings = PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_IBAN": "de02 1203 0000 0000 2020 51", "MM_PAYOUT_DEBTOR_NAME": "Media Mill GmbH"})
+    settings = PayoutSettings.from_env(
+        {"MM_PAYOUT_DEBTOR_IBAN": "de02 1203 0000 0000 2020 51", "MM_PAYOUT_DEBTOR_NAME": "Media Mill GmbH"}
+    )
     root = ET.fromstring(export_files(eur_batch(), LINES, settings)[PAIN001_NAME])
     info = root.find("p:CstmrCdtTrfInitn/p:PmtInf", NS)
     assert info.findtext("p:ReqdExctnDt", namespaces=NS) == "2026-12-01"

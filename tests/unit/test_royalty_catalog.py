@@ -9,7 +9,7 @@ import re
 import string
 import textwrap
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -77,7 +77,9 @@ def rejected(text: str, field: str, line: int, *fix: str) -> str:
 
 def add_contract(block: str, text: str = TEXT) -> str:
     """A further contract appended to the example's contracts list."""
-    return edit("\n\nlicenses:", "\n" + textwrap.indent(textwrap.dedent(block).strip("\n"), "  ") + "\n\nlicenses:", text)
+    return edit(
+        "\n\nlicenses:", "\n" + textwrap.indent(textwrap.dedent(block).strip("\n"), "  ") + "\n\nlicenses:", text
+    )
 
 
 def add_payee(block: str, text: str = TEXT) -> str:
@@ -122,16 +124,34 @@ def walk(value):
         yield value
 
 
-def make_contract(reference="CT-1", start=date(2026, 1, 1), end=date(2026, 12, 31), rules=None, creator="cr-1",
-                  cross_collateralized=False, reserve=D("0")) -> Contract:
+def make_contract(
+    reference="CT-1",
+    start=date(2026, 1, 1),
+    end=date(2026, 12, 31),
+    rules=None,
+    creator="cr-1",
+    cross_collateralized=False,
+    reserve=D("0"),
+) -> Contract:
     rules = rules or (rule("r1", "sku", "SKU-1", {"pe-a": "1"}),)
-    return Contract(reference, creator, "EUR", start, end, ("WW",), cross_collateralized, (), (), reserve, 1, 1, tuple(rules))
+    return Contract(
+        reference, creator, "EUR", start, end, ("WW",), cross_collateralized, (), (), reserve, 1, 1, tuple(rules)
+    )
 
 
 def rule(rule_id: str, kind: str, target: str, splits: dict[str, str], rate: str = "0.1") -> Rule:
     base = "net_sales" if kind == "sku" else "attributed_revenue"
-    return Rule(rule_id, kind, target, base, "" if kind == "sku" else "linear", "flat", (Tier(D(0), D(rate)),), D(0),
-                tuple(Split(p, D(s)) for p, s in sorted(splits.items())))
+    return Rule(
+        rule_id,
+        kind,
+        target,
+        base,
+        "" if kind == "sku" else "linear",
+        "flat",
+        (Tier(D(0), D(rate)),),
+        D(0),
+        tuple(Split(p, D(s)) for p, s in sorted(splits.items())),
+    )
 
 
 # --- 1. the example catalog ---------------------------------------------------------------------------------
@@ -140,17 +160,28 @@ def rule(rule_id: str, kind: str, target: str, splits: dict[str, str], rate: str
 def test_example_catalog_counts_and_licenses():
     catalog = parse()
     assert [c.creator_id for c in catalog.creators] == ["cr-ada", "cr-cy"]
-    assert [(p.payee_id, p.creator_id) for p in catalog.payees] == [("pe-ada", "cr-ada"), ("pe-bob", "cr-ada"), ("pe-cy", "cr-cy")]
+    assert [(p.payee_id, p.creator_id) for p in catalog.payees] == [
+        ("pe-ada", "cr-ada"),
+        ("pe-bob", "cr-ada"),
+        ("pe-cy", "cr-cy"),
+    ]
     assert [c.reference for c in catalog.contracts] == ["CT-ADA-2026", "CT-CY-2026"]
     assert [[r.rule_id for r in c.rules] for c in catalog.contracts] == [["book", "video"], ["album"]]
     assert [(lic.asset_id, lic.expires_on, lic.on_expiry) for lic in catalog.licenses] == [
-        ("asset-0037", date(2026, 12, 10), "renew"), ("asset-002", date(2027, 3, 1), "takedown")]
+        ("asset-0037", date(2026, 12, 10), "renew"),
+        ("asset-002", date(2027, 3, 1), "takedown"),
+    ]
 
 
 def test_example_payees_keep_money_and_percentages_as_decimal_fractions():
     ada, bob, cy = parse().payees
     assert (ada.kyc_status, ada.kyc_evidence) == ("verified", "kyc://vendor/cases/ada-0001")
-    assert (ada.payout_method, ada.currency, ada.iban, ada.bic) == ("sepa", "EUR", "DE89370400440532013000", "COBADEFFXXX")
+    assert (ada.payout_method, ada.currency, ada.iban, ada.bic) == (
+        "sepa",
+        "EUR",
+        "DE89370400440532013000",
+        "COBADEFFXXX",
+    )
     assert (bob.kyc_status, bob.bic, cy.iban) == ("pending", "", "GB29NWBK60161331926819")
     assert (ada.threshold, bob.threshold, cy.threshold) == (D("25.00"), D("10.00"), D("50.00"))
     assert str(bob.threshold) == "10.00"  # as written, never through a float
@@ -160,7 +191,12 @@ def test_example_payees_keep_money_and_percentages_as_decimal_fractions():
 
 def test_example_contracts_terms():
     ada, cy = parse().contracts
-    assert (ada.creator_id, ada.currency, ada.effective_from, ada.effective_to) == ("cr-ada", "USD", date(2026, 1, 1), date(2027, 12, 31))
+    assert (ada.creator_id, ada.currency, ada.effective_from, ada.effective_to) == (
+        "cr-ada",
+        "USD",
+        date(2026, 1, 1),
+        date(2027, 12, 31),
+    )
     assert ada.territories == ("WW",)
     assert cy.territories == ("DE", "FR", "GB")  # sorted
     assert ada.advances == (Advance("pe-ada", D("500.00"), date(2026, 10, 5)),)
@@ -174,11 +210,23 @@ def test_example_contracts_terms():
 def test_example_rules_tiers_and_splits():
     ada, cy = parse().contracts
     book, video = ada.rules
-    assert (book.target_kind, book.target_id, book.base, book.attribution_model, book.rate_basis) == ("sku", "SKU-BOOK-1", "net_sales", "", "units")
+    assert (book.target_kind, book.target_id, book.base, book.attribution_model, book.rate_basis) == (
+        "sku",
+        "SKU-BOOK-1",
+        "net_sales",
+        "",
+        "units",
+    )
     assert book.tiers == (Tier(D(0), D("0.1")), Tier(D(100), D("0.125")))
     assert [str(t.rate) for t in book.tiers] == ["0.1", "0.125"]
     assert book.deduction_per_unit == D("0.50")
-    assert (video.target_kind, video.target_id, video.base, video.attribution_model, video.rate_basis) == ("asset", "asset-0037", "attributed_revenue", "linear", "flat")
+    assert (video.target_kind, video.target_id, video.base, video.attribution_model, video.rate_basis) == (
+        "asset",
+        "asset-0037",
+        "attributed_revenue",
+        "linear",
+        "flat",
+    )
     assert video.tiers == (Tier(D(0), D("0.05")),)
     assert video.deduction_per_unit == 0
     # no payees on the rules: both take the contract's split, as fractions
@@ -199,7 +247,10 @@ def test_no_float_anywhere_and_percent_converted_exactly():
 
 
 def test_rule_payees_override_contract_split():
-    text = edit("        rate_percent: 5\n", "        rate_percent: 5\n        payees:\n          - {payee: pe-bob, share: 25.5}\n          - {payee: pe-ada, share: 74.5}\n")
+    text = edit(
+        "        rate_percent: 5\n",
+        "        rate_percent: 5\n        payees:\n          - {payee: pe-bob, share: 25.5}\n          - {payee: pe-ada, share: 74.5}\n",
+    )
     book, video = parse(text).contracts[0].rules
     assert video.splits == (Split("pe-ada", D("0.745")), Split("pe-bob", D("0.255")))
     assert book.splits == (Split("pe-ada", D("0.8")), Split("pe-bob", D("0.2")))
@@ -227,14 +278,22 @@ def test_shares_must_sum_to_100():
     text = edit("{payee: pe-ada, share: 80}", "{payee: pe-ada, share: 60}")
     text = edit("{payee: pe-bob, share: 20}", "{payee: pe-bob, share: 30}", text)
     lines = text.splitlines()
-    line = lines.index("    payees:", lines.index("  - reference: CT-ADA-2026")) + 1  # the contract's split, not the creator's payees
+    line = (
+        lines.index("    payees:", lines.index("  - reference: CT-ADA-2026")) + 1
+    )  # the contract's split, not the creator's payees
     rejected(text, "payees", line, "shares sum to 90%", "exactly 100%")
 
 
 def test_shares_over_100_in_a_rule_split():
-    text = edit("        rate_percent: 15\n", "        rate_percent: 15\n        payees:\n          - {payee: pe-cy, share: 110}\n")
+    text = edit(
+        "        rate_percent: 15\n",
+        "        rate_percent: 15\n        payees:\n          - {payee: pe-cy, share: 110}\n",
+    )
     rejected(text, "share", line_of(text, "share: 110"), "110", "0–100")
-    text = edit("        rate_percent: 15\n", "        rate_percent: 15\n        payees:\n          - {payee: pe-cy, share: 60.5}\n          - {payee: pe-cy, share: 50}\n")
+    text = edit(
+        "        rate_percent: 15\n",
+        "        rate_percent: 15\n        payees:\n          - {payee: pe-cy, share: 60.5}\n          - {payee: pe-cy, share: 50}\n",
+    )
     rejected(text, "payees", line_of(text, "payees:", after="id: album"), "110.5%", "exactly 100%")
 
 
@@ -252,8 +311,15 @@ def test_zero_share_rejected():
 def test_overlapping_contracts_same_sku_and_payee_rejected():
     # the second contract starts on the last day of the first: one day of overlap
     text = add_contract(cy_contract("CT-CY-2027", "2026-12-31", "2027-12-31"))
-    message = rejected(text, "effective_from", line_of(text, "effective_from:", after="CT-CY-2027"),
-                       "'CT-CY-2027' overlaps 'CT-CY-2026'", "sku SKU-ALBUM-1", "'pe-cy'", "one contract per asset and payee at a time")
+    message = rejected(
+        text,
+        "effective_from",
+        line_of(text, "effective_from:", after="CT-CY-2027"),
+        "'CT-CY-2027' overlaps 'CT-CY-2026'",
+        "sku SKU-ALBUM-1",
+        "'pe-cy'",
+        "one contract per asset and payee at a time",
+    )
     assert str(PATH) in message
 
 
@@ -271,8 +337,14 @@ def test_overlap_through_a_rule_level_split_on_an_asset():
               payees:
                 - {payee: pe-bob, share: 100}
         """)
-    rejected(text, "effective_from", line_of(text, "effective_from:", after="CT-BOB-VIDEO"),
-             "'CT-BOB-VIDEO' overlaps 'CT-ADA-2026'", "asset asset-0037", "'pe-bob'")
+    rejected(
+        text,
+        "effective_from",
+        line_of(text, "effective_from:", after="CT-BOB-VIDEO"),
+        "'CT-BOB-VIDEO' overlaps 'CT-ADA-2026'",
+        "asset asset-0037",
+        "'pe-bob'",
+    )
 
 
 def test_contracts_that_touch_do_not_overlap():
@@ -320,9 +392,15 @@ def test_tier_step_rate_outside_range():
     rejected(text, "rate_percent", line_of(text, "112.5"), "112.5 is outside 0–100")
 
 
-@pytest.mark.parametrize("field, bad", [
-    ("effective_from", "2026-02-30"), ("effective_from", "2026/06/01"), ("expires_on", "31.12.2026"), ("expires_on", "soon"),
-])
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("effective_from", "2026-02-30"),
+        ("effective_from", "2026/06/01"),
+        ("expires_on", "31.12.2026"),
+        ("expires_on", "soon"),
+    ],
+)
 def test_bad_date(field, bad):
     old = {"effective_from": "    effective_from: 2026-06-01\n", "expires_on": "    expires_on: 2026-12-31\n"}[field]
     text = edit(old, f"    {field}: {bad}\n")
@@ -336,7 +414,9 @@ def test_bad_advance_date_points_at_the_advance():
 
 def test_expiry_before_start():
     text = edit("    expires_on: 2026-12-31\n", "    expires_on: 2026-05-31\n")
-    rejected(text, "expires_on", line_of(text, "expires_on: 2026-05-31"), "2026-05-31 is before effective_from 2026-06-01")
+    rejected(
+        text, "expires_on", line_of(text, "expires_on: 2026-05-31"), "2026-05-31 is before effective_from 2026-06-01"
+    )
     same_day = edit("    expires_on: 2026-12-31\n", "    expires_on: 2026-06-01\n")
     assert parse(same_day).contracts[1].effective_to == date(2026, 6, 1)  # a one-day contract is fine
 
@@ -352,10 +432,18 @@ def test_rule_with_neither_sku_nor_asset():
 
 
 def test_attributed_revenue_with_unit_tiers():
-    text = edit("        rate_percent: 5\n", "        tiers:\n          by: units\n          steps:\n            - {from: 0, rate_percent: 5}\n")
-    rejected(text, "tiers", line_of(text, "tiers:", after="id: video"), "attributed revenue has no units", "revenue tiers")
-    revenue = edit("          by: units\n          steps:\n            - {from: 0, rate_percent: 5}",
-                   "          by: revenue\n          steps:\n            - {from: 0, rate_percent: 5}", text)
+    text = edit(
+        "        rate_percent: 5\n",
+        "        tiers:\n          by: units\n          steps:\n            - {from: 0, rate_percent: 5}\n",
+    )
+    rejected(
+        text, "tiers", line_of(text, "tiers:", after="id: video"), "attributed revenue has no units", "revenue tiers"
+    )
+    revenue = edit(
+        "          by: units\n          steps:\n            - {from: 0, rate_percent: 5}",
+        "          by: revenue\n          steps:\n            - {from: 0, rate_percent: 5}",
+        text,
+    )
     assert parse(revenue).contracts[0].rules[1].rate_basis == "revenue"
 
 
@@ -388,8 +476,10 @@ def test_tiers_must_increase(second):
 
 
 def test_tiers_decreasing_after_the_second_step():
-    text = edit("            - {from: 100, rate_percent: 12.5}\n",
-                "            - {from: 100, rate_percent: 12.5}\n            - {from: 50, rate_percent: 15}\n")
+    text = edit(
+        "            - {from: 100, rate_percent: 12.5}\n",
+        "            - {from: 100, rate_percent: 12.5}\n            - {from: 50, rate_percent: 15}\n",
+    )
     rejected(text, "steps", line_of(text, "steps:"), "strictly increasing")
 
 
@@ -399,12 +489,17 @@ def test_tiers_must_start_at_0():
 
 
 def test_date_tiers_may_start_on_any_day():
-    text = edit("        rate_percent: 15\n", "        tiers:\n          by: date\n          steps:\n"
-                "            - {from: 2026-06-01, rate_percent: 15}\n            - {from: 2026-09-01, rate_percent: 10}\n")
+    text = edit(
+        "        rate_percent: 15\n",
+        "        tiers:\n          by: date\n          steps:\n"
+        "            - {from: 2026-06-01, rate_percent: 15}\n            - {from: 2026-09-01, rate_percent: 10}\n",
+    )
     (album,) = parse(text).contracts[1].rules
     assert album.rate_basis == "date"
-    assert album.tiers == (Tier(D((date(2026, 6, 1) - date(1970, 1, 1)).days), D("0.15")),
-                           Tier(D((date(2026, 9, 1) - date(1970, 1, 1)).days), D("0.1")))
+    assert album.tiers == (
+        Tier(D((date(2026, 6, 1) - date(1970, 1, 1)).days), D("0.15")),
+        Tier(D((date(2026, 9, 1) - date(1970, 1, 1)).days), D("0.1")),
+    )
 
 
 @pytest.mark.parametrize("bad", ["DE89370400440532013001", "DE8937040044053201300", "XX89370400440532013000"])
@@ -416,9 +511,15 @@ def test_invalid_iban_for_sepa_payee(bad):
 def test_iban_with_spaces_and_lower_case_is_normalised_and_manual_payee_needs_none():
     text = edit("iban: DE89370400440532013000", 'iban: "de89 3704 0044 0532 0130 00"')
     assert parse(text).payees[0].iban == "DE89370400440532013000"
-    manual = edit("payout: {method: sepa, currency: EUR, iban: FR1420041010050500013M02606}", "payout: {method: manual, currency: EUR}")
+    manual = edit(
+        "payout: {method: sepa, currency: EUR, iban: FR1420041010050500013M02606}",
+        "payout: {method: manual, currency: EUR}",
+    )
     assert parse(manual).payees[1].payout_method == "manual"
-    missing = edit("payout: {method: sepa, currency: EUR, iban: FR1420041010050500013M02606}", "payout: {method: sepa, currency: EUR}")
+    missing = edit(
+        "payout: {method: sepa, currency: EUR, iban: FR1420041010050500013M02606}",
+        "payout: {method: sepa, currency: EUR}",
+    )
     rejected(missing, "iban", line_of(missing, "payout: {method: sepa, currency: EUR}"), "IBAN")
 
 
@@ -433,7 +534,10 @@ def test_unknown_payee_in_the_contract_split():
 
 
 def test_unknown_payee_in_a_rule_split():
-    text = edit("        rate_percent: 5\n", "        rate_percent: 5\n        payees:\n          - {payee: pe-ada, share: 50}\n          - {payee: pe-zed, share: 50}\n")
+    text = edit(
+        "        rate_percent: 5\n",
+        "        rate_percent: 5\n        payees:\n          - {payee: pe-ada, share: 50}\n          - {payee: pe-zed, share: 50}\n",
+    )
     rejected(text, "payees", line_of(text, "payees:", after="CT-ADA-2026"), "unknown payee 'pe-zed'", "rule 'video'")
 
 
@@ -449,7 +553,12 @@ def test_unknown_payee_in_a_contract_split_that_every_rule_overrides():
 
 def test_advance_and_guarantee_must_name_a_contract_payee():
     text = edit("{payee: pe-ada, amount:", "{payee: pe-cy, amount:")
-    rejected(text, "payee", line_of(text, "{payee: pe-cy, amount:"), "'pe-cy' is not one of the contract's payees (pe-ada, pe-bob)")
+    rejected(
+        text,
+        "payee",
+        line_of(text, "{payee: pe-cy, amount:"),
+        "'pe-cy' is not one of the contract's payees (pe-ada, pe-bob)",
+    )
     text = edit("{payee: pe-cy, amount_per_period:", "{payee: pe-ada, amount_per_period:")
     rejected(text, "payee", line_of(text, "amount_per_period"), "not one of the contract's payees (pe-cy)")
 
@@ -457,7 +566,9 @@ def test_advance_and_guarantee_must_name_a_contract_payee():
 @pytest.mark.parametrize("bad", ["approved", "VERIFIED", "''"])
 def test_bad_kyc_status(bad):
     text = edit("kyc: {status: pending,", f"kyc: {{status: {bad},")
-    rejected(text, "status", line_of(text, f"status: {bad}"), "verified, pending, rejected" if bad != "''" else "required")
+    rejected(
+        text, "status", line_of(text, f"status: {bad}"), "verified, pending, rejected" if bad != "''" else "required"
+    )
 
 
 def test_invalid_yaml():
@@ -484,7 +595,10 @@ def test_duplicate_ids():
     text = edit("  - id: cr-cy\n", "  - id: cr-ada\n")
     with pytest.raises(CatalogError, match=r"creator id 'cr-ada' appears more than once"):
         parse(text)
-    text = edit("    rules:\n      - id: album\n", "    rules:\n      - id: album\n        sku: SKU-X\n        rate_percent: 1\n      - id: album\n")
+    text = edit(
+        "    rules:\n      - id: album\n",
+        "    rules:\n      - id: album\n        sku: SKU-X\n        rate_percent: 1\n      - id: album\n",
+    )
     rejected(text, "id", line_of(text, "- id: album", after="SKU-X"), "rule 'album' appears twice")
 
 
@@ -494,7 +608,9 @@ def test_bad_territories(territories):
     rejected(text, "territories", line_of(text, f"territories: {territories}"), "ISO 3166", "WW")
 
 
-@pytest.mark.parametrize("field, bad", [("release_after", "0"), ("installments", "-1"), ("installments", "1.5"), ("release_after", "²")])
+@pytest.mark.parametrize(
+    "field, bad", [("release_after", "0"), ("installments", "-1"), ("installments", "1.5"), ("release_after", "²")]
+)
 def test_bad_reserve_whole_numbers(field, bad):
     old = {"release_after": "release_after: 2", "installments": "installments: 2"}[field]
     text = edit(old, f"{field}: {bad}")
@@ -509,28 +625,82 @@ def test_reserve_percent_out_of_range():
 # --- unknown keys: a typo in an optional key would silently take its default --------------------------------
 
 
-@pytest.mark.parametrize("old, new, where, hint", [
-    ("withholding_percent: 15", "withholding_percnt: 15", "payee pe-bob", "did you mean 'withholding_percent'?"),
-    ('threshold: "25.00"', 'treshold: "25.00"', "payee pe-ada", "did you mean 'threshold'?"),
-    ('evidence: "kyc://vendor/cases/ada-0001"', 'evidense: "kyc://vendor/cases/ada-0001"', "kyc of payee pe-ada", "did you mean 'evidence'?"),
-    ("bic: COBADEFFXXX", "swift: COBADEFFXXX", "payout of payee pe-ada", "valid keys are method, currency, iban, bic"),
-    ("    name: Ada Studio\n", "    name: Ada Studio\n    nmae: Ada\n", "creator cr-ada", "did you mean 'name'?"),
-    ("    territories: [WW]\n", "    territories: [WW]\n    cross_collateralised: true\n", "contract CT-ADA-2026",
-     "did you mean 'cross_collateralized'?"),
-    ("{payee: pe-bob, share: 20}", "{payee: pe-bob, shares: 20}", "split 2 of contract CT-ADA-2026", "did you mean 'share'?"),
-    ('paid_on: 2026-10-05}', 'paid_at: 2026-10-05}', "advance 1 of contract CT-ADA-2026", "did you mean 'paid_on'?"),
-    ('amount_per_period: "100.00"', 'amount_per_month: "100.00"', "minimum guarantee 1 of contract CT-CY-2026",
-     "did you mean 'amount_per_period'?"),
-    ("release_after: 2,", "release_afer: 2,", "reserve of contract CT-ADA-2026", "did you mean 'release_after'?"),
-    ('deduction_per_unit: "0.50"', 'deductions_per_unit: "0.50"', "rule book of contract CT-ADA-2026", "did you mean 'deduction_per_unit'?"),
-    ("        rate_percent: 5\n", "        rate_precent: 5\n", "rule video of contract CT-ADA-2026", "did you mean 'rate_percent'?"),
-    ("          by: units\n", "          by: units\n          cap: 10\n", "tiers of rule book of contract CT-ADA-2026", "valid keys are by, steps"),
-    ("{from: 100, rate_percent: 12.5}", "{from: 100, rate_pct: 12.5}", "step 2 of rule book of contract CT-ADA-2026",
-     "did you mean 'rate_percent'?"),
-    ("licensor: Archive Films, expires_on: 2027-03-01, on_expiry: takedown}", "licensor: Archive Films, expires_on: 2027-03-01, on_expire: takedown}",
-     "license 2 (asset-002)", "did you mean 'on_expiry'?"),
-    ("\nlicenses:\n", "\nlicences:\n", "the catalog", "did you mean 'licenses'?"),
-])
+@pytest.mark.parametrize(
+    "old, new, where, hint",
+    [
+        ("withholding_percent: 15", "withholding_percnt: 15", "payee pe-bob", "did you mean 'withholding_percent'?"),
+        ('threshold: "25.00"', 'treshold: "25.00"', "payee pe-ada", "did you mean 'threshold'?"),
+        (
+            'evidence: "kyc://vendor/cases/ada-0001"',
+            'evidense: "kyc://vendor/cases/ada-0001"',
+            "kyc of payee pe-ada",
+            "did you mean 'evidence'?",
+        ),
+        (
+            "bic: COBADEFFXXX",
+            "swift: COBADEFFXXX",
+            "payout of payee pe-ada",
+            "valid keys are method, currency, iban, bic",
+        ),
+        ("    name: Ada Studio\n", "    name: Ada Studio\n    nmae: Ada\n", "creator cr-ada", "did you mean 'name'?"),
+        (
+            "    territories: [WW]\n",
+            "    territories: [WW]\n    cross_collateralised: true\n",
+            "contract CT-ADA-2026",
+            "did you mean 'cross_collateralized'?",
+        ),
+        (
+            "{payee: pe-bob, share: 20}",
+            "{payee: pe-bob, shares: 20}",
+            "split 2 of contract CT-ADA-2026",
+            "did you mean 'share'?",
+        ),
+        (
+            "paid_on: 2026-10-05}",
+            "paid_at: 2026-10-05}",
+            "advance 1 of contract CT-ADA-2026",
+            "did you mean 'paid_on'?",
+        ),
+        (
+            'amount_per_period: "100.00"',
+            'amount_per_month: "100.00"',
+            "minimum guarantee 1 of contract CT-CY-2026",
+            "did you mean 'amount_per_period'?",
+        ),
+        ("release_after: 2,", "release_afer: 2,", "reserve of contract CT-ADA-2026", "did you mean 'release_after'?"),
+        (
+            'deduction_per_unit: "0.50"',
+            'deductions_per_unit: "0.50"',
+            "rule book of contract CT-ADA-2026",
+            "did you mean 'deduction_per_unit'?",
+        ),
+        (
+            "        rate_percent: 5\n",
+            "        rate_precent: 5\n",
+            "rule video of contract CT-ADA-2026",
+            "did you mean 'rate_percent'?",
+        ),
+        (
+            "          by: units\n",
+            "          by: units\n          cap: 10\n",
+            "tiers of rule book of contract CT-ADA-2026",
+            "valid keys are by, steps",
+        ),
+        (
+            "{from: 100, rate_percent: 12.5}",
+            "{from: 100, rate_pct: 12.5}",
+            "step 2 of rule book of contract CT-ADA-2026",
+            "did you mean 'rate_percent'?",
+        ),
+        (
+            "licensor: Archive Films, expires_on: 2027-03-01, on_expiry: takedown}",
+            "licensor: Archive Films, expires_on: 2027-03-01, on_expire: takedown}",
+            "license 2 (asset-002)",
+            "did you mean 'on_expiry'?",
+        ),
+        ("\nlicenses:\n", "\nlicences:\n", "the catalog", "did you mean 'licenses'?"),
+    ],
+)
 def test_an_unknown_key_is_an_error_naming_its_line_and_the_nearest_valid_key(old, new, where, hint):
     text = edit(old, new)
     key = next(k for k in re.findall(r"(\w+):", new) if k not in re.findall(r"(\w+):", old))
@@ -541,9 +711,14 @@ def test_an_unknown_key_is_an_error_naming_its_line_and_the_nearest_valid_key(ol
 
 def test_a_rule_level_split_and_a_key_repeated_in_one_mapping_are_checked_too():
     text = edit("        rate_percent: 15\n", "        rate_percent: 15\n        payees: [{payee: pe-cy, shar: 100}]\n")
-    with pytest.raises(CatalogError, match=r":\d+: unknown key 'shar' in split 1 of rule album of contract CT-CY-2026: did you mean 'share'\?$"):
+    with pytest.raises(
+        CatalogError,
+        match=r":\d+: unknown key 'shar' in split 1 of rule album of contract CT-CY-2026: did you mean 'share'\?$",
+    ):
         parse(text)
-    text = edit("        withholding_percent: 15\n", "        withholding_percent: 15\n        withholding_percent: 7\n")
+    text = edit(
+        "        withholding_percent: 15\n", "        withholding_percent: 15\n        withholding_percent: 7\n"
+    )
     message = rejected(text, "withholding_percent", line_of(text, "withholding_percent: 7"), "appears twice")
     assert f"line {line_of(text, 'withholding_percent: 15')}" in message
 
@@ -558,7 +733,12 @@ def test_versions_stable_for_identical_content():
     assert all(re.fullmatch(r"[0-9a-f]{12}", c.version) for c in a)
     assert a[0].version != a[1].version
     # a comment or formatting change is not a change of terms
-    assert parse("# reviewed by Finance\n" + TEXT.replace("{from: 0, rate_percent: 10}", "{from: 0,   rate_percent: 10}")).contracts[0].version == a[0].version
+    assert (
+        parse("# reviewed by Finance\n" + TEXT.replace("{from: 0, rate_percent: 10}", "{from: 0,   rate_percent: 10}"))
+        .contracts[0]
+        .version
+        == a[0].version
+    )
 
 
 def test_reserve_change_changes_version_but_not_rule_versions():
@@ -577,15 +757,22 @@ def test_rate_change_changes_that_rules_version_only():
     assert after.rule_version(after.rules[0]) == before.rule_version(before.rules[0])
 
 
-@pytest.mark.parametrize("old, new, rules_change", [
-    ("    currency: USD\n", "    currency: EUR\n", True),
-    ("    expires_on: 2027-12-31\n", "    expires_on: 2027-06-30\n", True),
-    ("    territories: [WW]\n", "    territories: [US]\n", True),
-    ('{payee: pe-ada, amount: "500.00"', '{payee: pe-ada, amount: "600.00"', False),
-    ("  - reference: CT-ADA-2026\n", "  - reference: CT-ADA-2026\n    cross_collateralized: true\n", False),
-    ('deduction_per_unit: "0.50"', 'deduction_per_unit: "0.60"', None),
-    ("{payee: pe-ada, share: 80}\n      - {payee: pe-bob, share: 20}", "{payee: pe-ada, share: 70}\n      - {payee: pe-bob, share: 30}", True),
-])
+@pytest.mark.parametrize(
+    "old, new, rules_change",
+    [
+        ("    currency: USD\n", "    currency: EUR\n", True),
+        ("    expires_on: 2027-12-31\n", "    expires_on: 2027-06-30\n", True),
+        ("    territories: [WW]\n", "    territories: [US]\n", True),
+        ('{payee: pe-ada, amount: "500.00"', '{payee: pe-ada, amount: "600.00"', False),
+        ("  - reference: CT-ADA-2026\n", "  - reference: CT-ADA-2026\n    cross_collateralized: true\n", False),
+        ('deduction_per_unit: "0.50"', 'deduction_per_unit: "0.60"', None),
+        (
+            "{payee: pe-ada, share: 80}\n      - {payee: pe-bob, share: 20}",
+            "{payee: pe-ada, share: 70}\n      - {payee: pe-bob, share: 30}",
+            True,
+        ),
+    ],
+)
 def test_any_change_of_terms_changes_the_version(old, new, rules_change):
     before = parse().contracts[0]
     after = parse(edit(old, new)).contracts[0]
@@ -604,16 +791,34 @@ decimals = st.decimals(allow_nan=False, allow_infinity=False)
 small_dates = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
 tiers = st.lists(st.builds(Tier, decimals, decimals), min_size=1, max_size=3).map(tuple)
 splits = st.lists(st.builds(Split, ids, decimals), min_size=1, max_size=3).map(tuple)
-rules = st.builds(Rule, ids, st.sampled_from(["sku", "asset"]), ids, st.sampled_from(BASES), st.sampled_from(["", "linear", "shapley"]),
-                  st.sampled_from(RATE_BASES), tiers, decimals, splits)
+rules = st.builds(
+    Rule,
+    ids,
+    st.sampled_from(["sku", "asset"]),
+    ids,
+    st.sampled_from(BASES),
+    st.sampled_from(["", "linear", "shapley"]),
+    st.sampled_from(RATE_BASES),
+    tiers,
+    decimals,
+    splits,
+)
 contracts = st.builds(
     Contract,
-    reference=ids, creator_id=ids, currency=st.sampled_from(sorted(CURRENCIES)), effective_from=small_dates, effective_to=small_dates,
-    territories=st.lists(st.sampled_from(["WW", "GB", "DE", "US"]), min_size=1, max_size=3, unique=True).map(lambda t: tuple(sorted(t))),
+    reference=ids,
+    creator_id=ids,
+    currency=st.sampled_from(sorted(CURRENCIES)),
+    effective_from=small_dates,
+    effective_to=small_dates,
+    territories=st.lists(st.sampled_from(["WW", "GB", "DE", "US"]), min_size=1, max_size=3, unique=True).map(
+        lambda t: tuple(sorted(t))
+    ),
     cross_collateralized=st.booleans(),
     minimum_guarantees=st.lists(st.tuples(ids, decimals), max_size=2).map(tuple),
     advances=st.lists(st.builds(Advance, ids, decimals, small_dates), max_size=2).map(tuple),
-    reserve_rate=decimals, reserve_release_after=st.integers(1, 36), reserve_installments=st.integers(1, 12),
+    reserve_rate=decimals,
+    reserve_release_after=st.integers(1, 36),
+    reserve_installments=st.integers(1, 12),
     rules=st.lists(rules, min_size=1, max_size=3).map(tuple),
 )
 
@@ -656,8 +861,10 @@ def catalog_texts(draw):
     mg = draw(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False))
     steps = draw(st.lists(st.integers(1, 10_000), max_size=3, unique=True).map(sorted))
     payee_yaml = "".join(
-        f"      - id: {p}\n        name: Payee {p}\n        kyc: {{status: verified, evidence: \"kyc://{p}\"}}\n"
-        f"        payout: {{method: manual, currency: GBP}}\n" for p in payees)
+        f'      - id: {p}\n        name: Payee {p}\n        kyc: {{status: verified, evidence: "kyc://{p}"}}\n'
+        f"        payout: {{method: manual, currency: GBP}}\n"
+        for p in payees
+    )
     split_yaml = "".join(f"      - {{payee: {p}, share: {s}}}\n" for p, s in zip(payees, shares))
     step_yaml = "".join(f"            - {{from: {s}, rate_percent: {rate}}}\n" for s in steps)
     xc = draw(st.booleans())
@@ -666,7 +873,7 @@ def catalog_texts(draw):
         f"contracts:\n  - reference: CT-1\n    creator: cr-1\n    currency: {draw(st.sampled_from(['EUR', 'USD', 'JPY']))}\n"
         f"    effective_from: {start}\n    expires_on: {end}\n    cross_collateralized: {str(xc).lower()}\n"
         f"    payees:\n{split_yaml}"
-        f"    minimum_guarantees:\n      - {{payee: {payees[-1]}, amount_per_period: \"{mg}\"}}\n"
+        f'    minimum_guarantees:\n      - {{payee: {payees[-1]}, amount_per_period: "{mg}"}}\n'
         f"    reserve: {{percent: {reserve}, release_after: 3, installments: 2}}\n"
         f"    rules:\n      - id: flat\n        sku: SKU-1\n        rate_percent: {rate}\n"
         f"      - id: tiered\n        asset: asset-1\n        tiers:\n          by: revenue\n          steps:\n"
@@ -719,12 +926,16 @@ def test_overlapping_contracts_needs_same_target_and_payee():
     other_sku = make_contract("CT-C", rules=[rule("r", "sku", "SKU-2", {"pe-a": "1"})])
     same_id_as_asset = make_contract("CT-D", rules=[rule("r", "asset", "SKU-1", {"pe-a": "1"})])
     assert overlapping_contracts([a, other_payee, other_sku, same_id_as_asset]) is None
-    shared = make_contract("CT-E", date(2026, 12, 31), date(2027, 1, 31), rules=[rule("r", "sku", "SKU-1", {"pe-b": "1"})])
+    shared = make_contract(
+        "CT-E", date(2026, 12, 31), date(2027, 1, 31), rules=[rule("r", "sku", "SKU-1", {"pe-b": "1"})]
+    )
     assert overlapping_contracts([a, other_payee, shared]) == ("CT-A", "CT-E", "sku SKU-1", "pe-b")
 
 
 def test_a_contract_does_not_overlap_itself():
-    twice = make_contract("CT-A", rules=[rule("r1", "sku", "SKU-1", {"pe-a": "1"}), rule("r2", "sku", "SKU-1", {"pe-a": "1"})])
+    twice = make_contract(
+        "CT-A", rules=[rule("r1", "sku", "SKU-1", {"pe-a": "1"}), rule("r2", "sku", "SKU-1", {"pe-a": "1"})]
+    )
     assert overlapping_contracts([twice]) is None
     other = make_contract("CT-B", date(2026, 12, 31), date(2027, 12, 31))
     assert overlapping_contracts([twice, other]) == ("CT-A", "CT-B", "sku SKU-1", "pe-a")
@@ -736,8 +947,18 @@ def contract_sets(draw):
     for n in range(draw(st.integers(0, 5))):
         start = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 60)))
         end = start + timedelta(days=draw(st.integers(0, 30)))
-        keys = draw(st.lists(st.tuples(st.sampled_from(["SKU-1", "SKU-2"]), st.sampled_from(["pe-a", "pe-b"])), min_size=1, max_size=3))
-        out.append(make_contract(f"CT-{n}", start, end, rules=[rule(f"r{i}", "sku", sku, {p: "1"}) for i, (sku, p) in enumerate(keys)]))
+        keys = draw(
+            st.lists(
+                st.tuples(st.sampled_from(["SKU-1", "SKU-2"]), st.sampled_from(["pe-a", "pe-b"])),
+                min_size=1,
+                max_size=3,
+            )
+        )
+        out.append(
+            make_contract(
+                f"CT-{n}", start, end, rules=[rule(f"r{i}", "sku", sku, {p: "1"}) for i, (sku, p) in enumerate(keys)]
+            )
+        )
     return draw(st.permutations(out))
 
 
@@ -750,7 +971,7 @@ def test_overlapping_contracts_agrees_with_brute_force(cs):
     def overlap(a, b):
         return a.effective_from <= b.effective_to and b.effective_from <= a.effective_to
 
-    brute = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1:] if overlap(a, b) and covers(a) & covers(b)]
+    brute = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1 :] if overlap(a, b) and covers(a) & covers(b)]
     found = overlapping_contracts(cs)
     assert (found is None) == (not brute)
     if found:
@@ -768,16 +989,19 @@ def rows(period, contracts):
     return rule_rows(period, contracts).to_pylist()
 
 
-@pytest.mark.parametrize("period, expected", [
-    ("2025-12", []),
-    ("2026-01", ["CT-ADA-2026"]),
-    ("2026-05", ["CT-ADA-2026"]),
-    ("2026-06", ["CT-ADA-2026", "CT-CY-2026"]),
-    ("2026-12", ["CT-ADA-2026", "CT-CY-2026"]),
-    ("2027-01", ["CT-ADA-2026"]),
-    ("2027-12", ["CT-ADA-2026"]),
-    ("2028-01", []),
-])
+@pytest.mark.parametrize(
+    "period, expected",
+    [
+        ("2025-12", []),
+        ("2026-01", ["CT-ADA-2026"]),
+        ("2026-05", ["CT-ADA-2026"]),
+        ("2026-06", ["CT-ADA-2026", "CT-CY-2026"]),
+        ("2026-12", ["CT-ADA-2026", "CT-CY-2026"]),
+        ("2027-01", ["CT-ADA-2026"]),
+        ("2027-12", ["CT-ADA-2026"]),
+        ("2028-01", []),
+    ],
+)
 def test_rule_rows_only_contracts_in_force(period, expected):
     table = rule_rows(period, parse().contracts)
     assert sorted(set(table.column("contract_ref").to_pylist())) == expected
@@ -797,15 +1021,22 @@ def test_rule_rows_one_row_per_rule_and_payee():
     ada, cy = parse().contracts
     got = [(r["rule_id"], r["payee_id"], r["payee_rank"], r["share"]) for r in rows("2026-06", [ada, cy])]
     assert got == [
-        ("CT-ADA-2026/book", "pe-ada", 1, D("0.8")), ("CT-ADA-2026/book", "pe-bob", 2, D("0.2")),
-        ("CT-ADA-2026/video", "pe-ada", 1, D("0.8")), ("CT-ADA-2026/video", "pe-bob", 2, D("0.2")),
+        ("CT-ADA-2026/book", "pe-ada", 1, D("0.8")),
+        ("CT-ADA-2026/book", "pe-bob", 2, D("0.2")),
+        ("CT-ADA-2026/video", "pe-ada", 1, D("0.8")),
+        ("CT-ADA-2026/video", "pe-bob", 2, D("0.2")),
         ("CT-CY-2026/album", "pe-cy", 1, D(1)),
     ]
     first = rows("2026-06", [ada])[0]
     assert first["contract_version"] == ada.version
     assert first["rule_version"] == ada.rule_version(ada.rules[0])
     assert first["account_id"] == "pe-ada:CT-ADA-2026"
-    assert (first["target_kind"], first["target_id"], first["base"], first["rate_basis"]) == ("sku", "SKU-BOOK-1", "net_sales", "units")
+    assert (first["target_kind"], first["target_id"], first["base"], first["rate_basis"]) == (
+        "sku",
+        "SKU-BOOK-1",
+        "net_sales",
+        "units",
+    )
     assert first["tier_start"] == [D(0), D(100)] and first["tier_rate"] == [D("0.1"), D("0.125")]
     assert first["deduction_per_unit"] == D("0.5")
     assert (first["currency"], first["territories"]) == ("USD", ["WW"])
@@ -818,16 +1049,23 @@ def test_rule_rows_account_ids_for_cross_collateralised_contracts():
 
 
 def test_payee_rank_largest_share_first_ties_to_smaller_payee_id():
-    c = make_contract(rules=[
-        rule("tie", "sku", "SKU-1", {"pe-b": "0.5", "pe-a": "0.5"}),
-        rule("three", "sku", "SKU-2", {"pe-c": "0.3", "pe-a": "0.3", "pe-b": "0.4"}),
-        rule("ids", "sku", "SKU-3", {"pe-10": "0.25", "pe-9": "0.25", "pe-2": "0.5"}),
-    ])
+    c = make_contract(
+        rules=[
+            rule("tie", "sku", "SKU-1", {"pe-b": "0.5", "pe-a": "0.5"}),
+            rule("three", "sku", "SKU-2", {"pe-c": "0.3", "pe-a": "0.3", "pe-b": "0.4"}),
+            rule("ids", "sku", "SKU-3", {"pe-10": "0.25", "pe-9": "0.25", "pe-2": "0.5"}),
+        ]
+    )
     ranks = [(r["rule_id"], r["payee_id"], r["payee_rank"]) for r in rows("2026-01", [c])]
     assert ranks == [
-        ("CT-1/tie", "pe-a", 1), ("CT-1/tie", "pe-b", 2),
-        ("CT-1/three", "pe-b", 1), ("CT-1/three", "pe-a", 2), ("CT-1/three", "pe-c", 3),
-        ("CT-1/ids", "pe-2", 1), ("CT-1/ids", "pe-10", 2), ("CT-1/ids", "pe-9", 3),  # ids compare as text
+        ("CT-1/tie", "pe-a", 1),
+        ("CT-1/tie", "pe-b", 2),
+        ("CT-1/three", "pe-b", 1),
+        ("CT-1/three", "pe-a", 2),
+        ("CT-1/three", "pe-c", 3),
+        ("CT-1/ids", "pe-2", 1),
+        ("CT-1/ids", "pe-10", 2),
+        ("CT-1/ids", "pe-9", 3),  # ids compare as text
     ]
 
 
@@ -871,14 +1109,17 @@ def test_rule_rows_shares_sum_to_exactly_one_and_ranks_are_ordered(drawn):
         assert {r["account_id"] for r in rule_rows_} == {contract.account_id(p) for p in payees}
 
 
-@pytest.mark.parametrize("period, first, last", [
-    ("2026-01", date(2026, 1, 1), date(2026, 1, 31)),
-    ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
-    ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
-    ("2026-04", date(2026, 4, 1), date(2026, 4, 30)),
-    ("2026-11", date(2026, 11, 1), date(2026, 11, 30)),
-    ("2026-12", date(2026, 12, 1), date(2026, 12, 31)),
-])
+@pytest.mark.parametrize(
+    "period, first, last",
+    [
+        ("2026-01", date(2026, 1, 1), date(2026, 1, 31)),
+        ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
+        ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
+        ("2026-04", date(2026, 4, 1), date(2026, 4, 30)),
+        ("2026-11", date(2026, 11, 1), date(2026, 11, 30)),
+        ("2026-12", date(2026, 12, 1), date(2026, 12, 31)),
+    ],
+)
 def test_period_bounds(period, first, last):
     assert period_bounds(period) == (first, last)
 
@@ -893,8 +1134,16 @@ def test_period_bounds_rejects_non_months(bad):
 
 SALES = Path("reports") / "sales-2026-10.csv"
 HEADER = ",".join(SALES_COLUMNS)
-GOOD = {"sale_id": "s-1", "revision": "0", "sold_at": "2026-10-01T12:00:00Z", "sku": "SKU-BOOK-1", "territory": "GB",
-        "units": "2", "net_amount": "19.98", "currency": "EUR"}
+GOOD = {
+    "sale_id": "s-1",
+    "revision": "0",
+    "sold_at": "2026-10-01T12:00:00Z",
+    "sku": "SKU-BOOK-1",
+    "territory": "GB",
+    "units": "2",
+    "net_amount": "19.98",
+    "currency": "EUR",
+}
 
 
 def csv_line(**changes) -> str:
@@ -902,20 +1151,39 @@ def csv_line(**changes) -> str:
 
 
 def test_parse_sales_good_file_with_returns():
-    text = "\n".join([
-        HEADER,
-        csv_line(),
-        csv_line(sale_id="s-2", revision="3", sold_at="2026-10-02T09:30:00+02:00", territory="US", units="-1", net_amount="-9.99", currency="USD"),
-        csv_line(sale_id=" s-3 ", sku=" SKU-ALBUM-1 ", sold_at="2026-10-31T23:59:59.123Z", units="0", net_amount="0.00"),
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                HEADER,
+                csv_line(),
+                csv_line(
+                    sale_id="s-2",
+                    revision="3",
+                    sold_at="2026-10-02T09:30:00+02:00",
+                    territory="US",
+                    units="-1",
+                    net_amount="-9.99",
+                    currency="USD",
+                ),
+                csv_line(
+                    sale_id=" s-3 ",
+                    sku=" SKU-ALBUM-1 ",
+                    sold_at="2026-10-31T23:59:59.123Z",
+                    units="0",
+                    net_amount="0.00",
+                ),
+            ]
+        )
+        + "\n"
+    )
     sales = parse_sales_csv(SALES, text)
     assert [(s.sale_id, s.revision, s.sku, s.territory, s.units, s.net_amount, s.currency, s.line) for s in sales] == [
         ("s-1", 0, "SKU-BOOK-1", "GB", 2, D("19.98"), "EUR", 2),
         ("s-2", 3, "SKU-BOOK-1", "US", -1, D("-9.99"), "USD", 3),
         ("s-3", 0, "SKU-ALBUM-1", "GB", 0, D("0.00"), "EUR", 4),
     ]
-    assert sales[0].sold_at == datetime(2026, 10, 1, 12, tzinfo=timezone.utc)
-    assert sales[1].sold_at == datetime(2026, 10, 2, 7, 30, tzinfo=timezone.utc)  # converted to UTC
+    assert sales[0].sold_at == datetime(2026, 10, 1, 12, tzinfo=UTC)
+    assert sales[1].sold_at == datetime(2026, 10, 2, 7, 30, tzinfo=UTC)  # converted to UTC
     assert sales[1].sold_at.utcoffset() == timedelta(0)
     assert sales[2].sold_at.microsecond == 123_000
     assert all(type(s.net_amount) is Decimal and type(s.units) is int for s in sales)
@@ -938,37 +1206,40 @@ def test_parse_sales_missing_column(column):
     assert HEADER in message  # says what the header must be
 
 
-@pytest.mark.parametrize("field, bad, hint", [
-    ("sale_id", "", "must not be empty"),
-    ("sale_id", "   ", "must not be empty"),
-    ("revision", "one", "whole number >= 0"),
-    ("revision", "-1", "whole number >= 0"),
-    ("revision", "1.0", "whole number >= 0"),
-    ("revision", "²", "whole number >= 0"),
-    ("revision", "", "whole number >= 0"),
-    ("sold_at", "2026-10-01T12:00:00", "needs a time zone"),
-    ("sold_at", "2026-10-01", "needs a time zone"),
-    ("sold_at", "yesterday", "RFC 3339"),
-    ("sku", "", "must not be empty"),
-    ("territory", "WW", "ISO 3166"),
-    ("territory", "gb", "ISO 3166"),
-    ("territory", "Gb", "ISO 3166"),
-    ("territory", "GBR", "ISO 3166"),
-    ("territory", "G1", "ISO 3166"),
-    ("territory", "ÄB", "ISO 3166"),
-    ("territory", "", "ISO 3166"),
-    ("units", "1.5", "whole number"),
-    ("units", "two", "whole number"),
-    ("units", "", "whole number"),
-    ("net_amount", "abc", "decimal number"),
-    ("net_amount", "1,5", "decimal number"),
-    ("net_amount", "", "decimal number"),
-    ("net_amount", "NaN", "finite"),
-    ("net_amount", "Infinity", "finite"),
-    ("currency", "XYZ", "ISO 4217"),
-    ("currency", "eur", "ISO 4217"),
-    ("currency", "", "ISO 4217"),
-])
+@pytest.mark.parametrize(
+    "field, bad, hint",
+    [
+        ("sale_id", "", "must not be empty"),
+        ("sale_id", "   ", "must not be empty"),
+        ("revision", "one", "whole number >= 0"),
+        ("revision", "-1", "whole number >= 0"),
+        ("revision", "1.0", "whole number >= 0"),
+        ("revision", "²", "whole number >= 0"),
+        ("revision", "", "whole number >= 0"),
+        ("sold_at", "2026-10-01T12:00:00", "needs a time zone"),
+        ("sold_at", "2026-10-01", "needs a time zone"),
+        ("sold_at", "yesterday", "RFC 3339"),
+        ("sku", "", "must not be empty"),
+        ("territory", "WW", "ISO 3166"),
+        ("territory", "gb", "ISO 3166"),
+        ("territory", "Gb", "ISO 3166"),
+        ("territory", "GBR", "ISO 3166"),
+        ("territory", "G1", "ISO 3166"),
+        ("territory", "ÄB", "ISO 3166"),
+        ("territory", "", "ISO 3166"),
+        ("units", "1.5", "whole number"),
+        ("units", "two", "whole number"),
+        ("units", "", "whole number"),
+        ("net_amount", "abc", "decimal number"),
+        ("net_amount", "1,5", "decimal number"),
+        ("net_amount", "", "decimal number"),
+        ("net_amount", "NaN", "finite"),
+        ("net_amount", "Infinity", "finite"),
+        ("currency", "XYZ", "ISO 4217"),
+        ("currency", "eur", "ISO 4217"),
+        ("currency", "", "ISO 4217"),
+    ],
+)
 def test_parse_sales_bad_field_names_file_line_and_field(field, bad, hint):
     value = f'"{bad}"' if "," in bad else bad
     line = csv_line(**{field: value})
@@ -985,7 +1256,9 @@ def test_parse_sales_bad_field_names_file_line_and_field(field, bad, hint):
 
 def test_parse_sales_short_row_names_the_first_missing_field():
     text = HEADER + "\n" + csv_line() + "\ns-2,0,2026-10-01T12:00:00Z,SKU-1,GB,1\n"
-    with pytest.raises(SalesFileError, match=rf"^{re.escape(str(SALES))}:3: field 'net_amount' must be a decimal number"):
+    with pytest.raises(
+        SalesFileError, match=rf"^{re.escape(str(SALES))}:3: field 'net_amount' must be a decimal number"
+    ):
         parse_sales_csv(SALES, text)
 
 

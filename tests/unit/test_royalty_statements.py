@@ -38,9 +38,7 @@ def earned(amount, currency="USD"):
 
 def run(months, terms=(AccountTerms("a"),), who=None, rates=USD, start="2025-01", state=None):
     """One statement per month; `months` is a list of {account_id: AccountActivity} (or a bare activity for 'a')."""
-    activities = {
-        add_months(start, i): m if isinstance(m, dict) else {"a": m} for i, m in enumerate(months)
-    }
+    activities = {add_months(start, i): m if isinstance(m, dict) else {"a": m} for i, m in enumerate(months)}
     return run_periods(
         who or payee(), {t.account_id: t for t in terms}, activities, {p: rates for p in activities}, state
     )
@@ -202,41 +200,77 @@ PAYMENTS = AccountTerms("payments", already_withheld=True)
 
 def test_a_returned_payout_goes_back_on_the_balance_and_is_not_withheld_again():
     taxed = payee(withholding="0.15")
-    s = run([earned(80), {"a": earned(5), "payments": AccountActivity(returned=D("68.00"))}], terms=[AccountTerms("a"), PAYMENTS], who=taxed)
+    s = run(
+        [earned(80), {"a": earned(5), "payments": AccountActivity(returned=D("68.00"))}],
+        terms=[AccountTerms("a"), PAYMENTS],
+        who=taxed,
+    )
     assert [(x.paid, x.withheld) for x in s] == [(D(68), D(12)), (D("72.25"), D("0.75"))]  # 0.75 is 15% of 5, not of 73
     bounced = AccountActivity(returned=D("80.00"))
     held = period_statement("2025-02", payee(threshold="100"), [(PAYMENTS, AccountState(), bounced)], USD)
     assert (held.paid, held.carried_out, held.carried_reason) == (0, D(80), "below threshold")
-    later = period_statement("2025-03", replace(taxed, threshold=D(100)), [(PAYMENTS, next_state(held.lines[0]), AccountActivity()),
-                                                                         (AccountTerms("a"), AccountState(), earned(20))], USD)
+    later = period_statement(
+        "2025-03",
+        replace(taxed, threshold=D(100)),
+        [(PAYMENTS, next_state(held.lines[0]), AccountActivity()), (AccountTerms("a"), AccountState(), earned(20))],
+        USD,
+    )
     assert (later.paid, later.withheld) == (D(97), D(3))  # the carried 80 is still net: 15% of the 20 only
 
 
 def test_a_held_payout_shows_as_held_with_its_withholding_taken_once():
     kyc = "KYC pending: verify the payee's KYC before paying"
-    s = period_statement("2025-01", replace(payee(withholding="0.15"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD)
+    s = period_statement(
+        "2025-01", replace(payee(withholding="0.15"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD
+    )
     assert (s.paid, s.held, s.withheld, s.held_reason, s.carried_out) == (0, D(85), D(15), kyc, 0)
     assert (s.lines[0].paid, s.lines[0].held) == (0, D(85)) and conserves(s.lines[0])
-    below = period_statement("2025-01", replace(payee(threshold="500"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD)
+    below = period_statement(
+        "2025-01", replace(payee(threshold="500"), hold=kyc), [(AccountTerms("a"), AccountState(), earned(100))], USD
+    )
     assert (below.held, below.held_reason, below.carried_out) == (0, "", D(100))  # nothing payable, nothing held
 
 
-@pytest.mark.parametrize("terms, state, activity, message", [
-    (AccountTerms("a"), AccountState(), AccountActivity(returned=D(1)), "a: activity.returned is already net of withholding"),
-    (PAYMENTS, AccountState(), earned(1), "payments: activity.earnings must be empty on an already_withheld account"),
-    (PAYMENTS, AccountState(), AccountActivity(advances=D(1)), "payments: activity.advances must be empty"),
-    (replace(PAYMENTS, minimum_guarantee=D(1)), AccountState(), AccountActivity(), "payments: minimum_guarantee must be empty"),
-    (replace(PAYMENTS, reserve_rate=D("0.1")), AccountState(), AccountActivity(), "payments: reserve_rate must be empty"),
-    (PAYMENTS, AccountState(unrecouped=D(1)), AccountActivity(), "payments: state.unrecouped must be empty"),
-])
+@pytest.mark.parametrize(
+    "terms, state, activity, message",
+    [
+        (
+            AccountTerms("a"),
+            AccountState(),
+            AccountActivity(returned=D(1)),
+            "a: activity.returned is already net of withholding",
+        ),
+        (
+            PAYMENTS,
+            AccountState(),
+            earned(1),
+            "payments: activity.earnings must be empty on an already_withheld account",
+        ),
+        (PAYMENTS, AccountState(), AccountActivity(advances=D(1)), "payments: activity.advances must be empty"),
+        (
+            replace(PAYMENTS, minimum_guarantee=D(1)),
+            AccountState(),
+            AccountActivity(),
+            "payments: minimum_guarantee must be empty",
+        ),
+        (
+            replace(PAYMENTS, reserve_rate=D("0.1")),
+            AccountState(),
+            AccountActivity(),
+            "payments: reserve_rate must be empty",
+        ),
+        (PAYMENTS, AccountState(unrecouped=D(1)), AccountActivity(), "payments: state.unrecouped must be empty"),
+    ],
+)
 def test_returned_payouts_live_on_an_account_that_is_never_withheld_again(terms, state, activity, message):
     with pytest.raises(StatementError, match=message):
         period_statement("2025-01", payee(), [(terms, state, activity)], USD)
 
 
 def test_next_state_carries_the_line_forward():
-    line = run([AccountActivity(earnings={"USD": D(-5)}, advances=D(7))],
-               terms=[AccountTerms("a", reserve_rate=D(1))])[0].lines[0]
+    line = run([AccountActivity(earnings={"USD": D(-5)}, advances=D(7))], terms=[AccountTerms("a", reserve_rate=D(1))])[
+        0
+    ].lines[0]
     assert next_state(line) == AccountState(carried=D(-5), unrecouped=D(7), reserves=())
 
 
@@ -259,11 +293,16 @@ def test_next_state_carries_the_line_forward():
     ],
 )
 def test_bad_inputs_are_refused_naming_the_field(change, message):
-    args = {"period": "2025-01", "who": payee(), "terms": AccountTerms("a"), "state": AccountState(),
-            "activity": AccountActivity(), "rates": USD} | change
+    args = {
+        "period": "2025-01",
+        "who": payee(),
+        "terms": AccountTerms("a"),
+        "state": AccountState(),
+        "activity": AccountActivity(),
+        "rates": USD,
+    } | change
     with pytest.raises(StatementError, match=message):
-        period_statement(args["period"], args["who"], [(args["terms"], args["state"], args["activity"])],
-                         args["rates"])
+        period_statement(args["period"], args["who"], [(args["terms"], args["state"], args["activity"])], args["rates"])
 
 
 def test_account_ids_are_unique_and_run_periods_knows_every_account():
@@ -424,8 +463,12 @@ def test_published_cross_collateralised_versus_separate_albums():
     nothing and leaves $160,000 unrecouped."""
     advance = D(200000)
     separate = run(
-        [{"one": AccountActivity(earnings={"USD": D(20000)}, advances=advance),
-          "two": AccountActivity(earnings={"USD": D(220000)}, advances=advance)}],
+        [
+            {
+                "one": AccountActivity(earnings={"USD": D(20000)}, advances=advance),
+                "two": AccountActivity(earnings={"USD": D(220000)}, advances=advance),
+            }
+        ],
         terms=[AccountTerms("one"), AccountTerms("two")],
     )[0]
     assert [(x.paid, x.unrecouped_out) for x in separate.lines] == [(0, D(180000)), (D(20000), 0)]
@@ -487,8 +530,9 @@ CURRENCIES = ("USD", "EUR", "GBP")
 def scenarios(draw):
     """A payee with 1-3 accounts, random terms, opening states and 1-8 months of activity."""
     ids = [f"acct-{i}" for i in range(draw(st.integers(1, 3)))]
-    who = PayeeTerms("p", draw(st.sampled_from(CURRENCIES)), draw(st.sampled_from(amounts(0, 10, 50, 500))),
-                     draw(fractions_of_one))
+    who = PayeeTerms(
+        "p", draw(st.sampled_from(CURRENCIES)), draw(st.sampled_from(amounts(0, 10, 50, 500))), draw(fractions_of_one)
+    )
     terms = {
         a: AccountTerms(
             a,
@@ -572,7 +616,7 @@ def test_reserve_released_over_time_equals_reserve_held(earnings, rate, after, i
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.integers(-10**7, 10**7),
+    st.integers(-(10**7), 10**7),
     st.lists(st.integers(0, 10**6).map(lambda n: D(n).scaleb(-3)), min_size=1, max_size=8).filter(any),
     st.sampled_from(amounts("0.01", "0.05", 1)),
 )
@@ -594,7 +638,10 @@ def payout_histories(draw):
     """A payee with 1-2 contract accounts over 1-8 months; each month's payout is paid, held (KYC) or fails at the bank."""
     who = PayeeTerms("p", "USD", draw(st.sampled_from(amounts(0, 10, 50))), draw(fractions_of_one))
     ids = [f"acct-{i}" for i in range(draw(st.integers(1, 2)))]
-    month = st.tuples(st.dictionaries(st.sampled_from(ids), cents.map(lambda e: earned(e))), st.sampled_from(("paid", "held", "failed")))
+    month = st.tuples(
+        st.dictionaries(st.sampled_from(ids), cents.map(lambda e: earned(e))),
+        st.sampled_from(("paid", "held", "failed")),
+    )
     return who, ids, draw(st.lists(month, min_size=1, max_size=8))
 
 

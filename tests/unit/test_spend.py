@@ -49,5 +49,7 @@ def test_the_generated_report_is_deterministic_and_valid():
 
 def test_a_lone_carriage_return_names_the_line_instead_of_crashing():
     text = "date,channel,campaign_id,amount,currency\n2026-10-01,email,e-1,1,USD\n2026-10-02,email,e\r1,2,USD\n"
-    with pytest.raises(SpendFileError, match=r"^spend\.csv:3: new-line character seen in unquoted field .*quote a field"):
+    with pytest.raises(
+        SpendFileError, match=r"^spend\.csv:3: new-line character seen in unquoted field .*quote a field"
+    ):
         parse_spend_csv(F, text)
