@@ -121,8 +121,10 @@ def generation_sql(events: int, users: int, conversions: int, first: date, days:
            {_pick(CLICK_CHANNELS, "click_channel")}) AS channel,
         if(channel IN ({unpaid}), concat(channel, '-none'),
            concat(channel, '-cmp-', toString(sipHash64(number, 'campaign') % {CAMPAIGNS}))) AS campaign_id,
-        if(channel IN ({unpaid}), 'none', concat(campaign_id, '-cr-', toString(sipHash64(number, 'creative') % {CREATIVES}))) AS creative_id,
-        if(channel IN ({unpaid}), '', concat('asset-', leftPad(toString(cityHash64(creative_id) % {ASSETS}), 4, '0'))) AS asset_id,
+        if(channel IN ({unpaid}), 'none',
+           concat(campaign_id, '-cr-', toString(sipHash64(number, 'creative') % {CREATIVES}))) AS creative_id,
+        if(channel IN ({unpaid}), '',
+           concat('asset-', leftPad(toString(cityHash64(creative_id) % {ASSETS}), 4, '0'))) AS asset_id,
         if({conversion}, concat('ord-', lower(hex(sipHash64(number, 'order')))), NULL) AS order_id,
         if({conversion}, toDecimal128(499 + sipHash64(number, 'revenue') % 19500, 10) / 100, NULL) AS revenue,
         if({conversion}, {_pick(CURRENCIES, "currency")}, NULL) AS currency,
@@ -134,7 +136,8 @@ def generation_sql(events: int, users: int, conversions: int, first: date, days:
         number AS offset,
         addMilliseconds(occurred_at, 200 + sipHash64(number, 'lag') % 5000) AS ingested_at
     FROM (
-        SELECT number, toUInt64(pow(sipHash64(number, 'user') / 18446744073709551616., 1.5) * {users}) % {users} AS user_n
+        SELECT number,
+               toUInt64(pow(sipHash64(number, 'user') / 18446744073709551616., 1.5) * {users}) % {users} AS user_n
         FROM numbers({events})
     )"""
 
@@ -371,7 +374,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
     first = END - timedelta(days=args.days)
     if first < FX_FIRST:
         console.print(
-            f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: those conversions get revenue 0[/yellow]"
+            f"[yellow]--days {args.days} starts on {first}, before the fx_rates seed: "
+            "those conversions get revenue 0[/yellow]"
         )
     url = f"chdb://{home / 'warehouse'}"
     os.environ["MM_HOME"] = str(home)
@@ -422,12 +426,14 @@ def run(args: argparse.Namespace, home: Path) -> None:
     a, b, c, d = stages[1:5]
     with warehouse.session() as s:
         conversions, paths, journeys = s.query_rows(
-            "SELECT (SELECT count() FROM intermediate.int_conversions), (SELECT count() FROM intermediate.int_conversion_paths), "
+            "SELECT (SELECT count() FROM intermediate.int_conversions), "
+            "(SELECT count() FROM intermediate.int_conversion_paths), "
             "(SELECT count() FROM intermediate.int_attribution_journeys)"
         )[0]
         credits, rule_rows, models, unattributed, avg_touches = s.query_rows(
             f"SELECT count(), countIf(model IN {tuple(RULE_MODELS)}), uniqExact(model), "
-            "uniqExactIf(conversion_id, channel = 'unattributed'), avgIf(touch_count, model = 'linear' AND touch_index <= 1) "
+            "uniqExactIf(conversion_id, channel = 'unattributed'), "
+            "avgIf(touch_count, model = 'linear' AND touch_index <= 1) "
             "FROM marts.attribution_credits"
         )[0]
         daily = s.query_rows("SELECT count() FROM marts.attribution_daily")[0][0]
@@ -477,7 +483,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
             ("Spark (local, 2 cores)", "rule-based backfill, 6 models", spark[1].seconds, spark[1].seconds)
         )
         checks.append(
-            f"Spark credits rows {'=' if spark_rows == rule_rows else '≠'} dbt's rule-based rows ({spark_rows:,} vs {rule_rows:,})"
+            f"Spark credits rows {'=' if spark_rows == rule_rows else '≠'} dbt's rule-based rows "
+            f"({spark_rows:,} vs {rule_rows:,})"
         )
 
     if not args.skip_pandas:
@@ -522,7 +529,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
                 dbt_totals = {
                     (m, ch): float(v)
                     for m, ch, v in s.query_rows(
-                        f"SELECT model, channel, sum(credit_share) FROM marts.attribution_credits WHERE model IN {tuple(RULE_MODELS)} GROUP BY model, channel"
+                        "SELECT model, channel, sum(credit_share) FROM marts.attribution_credits "
+                        f"WHERE model IN {tuple(RULE_MODELS)} GROUP BY model, channel"
                     )
                 }
             pandas_totals = {(m, ch): v for m, ch, v, _ in result["totals"]}
@@ -531,7 +539,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
                 for k in dbt_totals.keys() | pandas_totals.keys()
             )
             checks.append(
-                f"pandas vs dbt: max |Δ conversions| per model × channel = {diff:.2e}; rows {result['rows']:,} vs {rule_rows:,}"
+                f"pandas vs dbt: max |Δ conversions| per model × channel = {diff:.2e}; "
+                f"rows {result['rows']:,} vs {rule_rows:,}"
             )
 
     print_tables(args, stages, comparison, dbt_total, dbt_daily, checks, dbt_nodes, load_before, totals)

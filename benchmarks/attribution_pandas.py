@@ -85,7 +85,7 @@ def rule_based_credits(
     i = by_conversion.cumcount() + 1
     n = by_conversion["touch_id"].transform("size")
     last_non_direct = i.where(paths["channel"] != "direct").groupby(paths["conversion_id"]).transform("max").fillna(n)
-    f, l = first_weight, last_weight
+    first, last = first_weight, last_weight
     weights = {
         "first_touch": (i == 1).astype(float),
         "last_touch": (i == n).astype(float),
@@ -94,8 +94,8 @@ def rule_based_credits(
         "position_based": pd.Series(
             np.select(
                 [n == 1, n == 2, i == 1, i == n],
-                [1.0, np.where(i == 1, f / (f + l), l / (f + l)), f, l],
-                (1 - f - l) / (n - 2).clip(lower=1),
+                [1.0, np.where(i == 1, first / (first + last), last / (first + last)), first, last],
+                (1 - first - last) / (n - 2).clip(lower=1),
             ),
             index=paths.index,
         ),

@@ -6,7 +6,8 @@
 Produces N realistic events to a fresh topic, then ingests them exactly as the raw/events asset
 does (offset ranges, validation in ClickHouse, dedup tokens, intents), with and without the Parquet
 archive, and prints sustained events/s with a breakdown: Kafka fetch, landing + validation, insert,
-archive. Fetching and archiving run beside validation, so the parts add up to more than the total. The embedded log path is measured by benchmarks/run.py.
+archive. Fetching and archiving run beside validation, so the parts add up to more than the total.
+The embedded log path is measured by benchmarks/run.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Conversion produced → its credits visible in marts.attribution_credits, with the sensors and automation
 running (`mm dev`: raw_events_sensor + warehouse_automation_sensor); prints p50/p95 against the 60 s objective,
-and where the time goes: the runs launched, by kind, with their median wait to start (queue and worker start-up) and run time.
+and where the time goes: the runs launched, by kind, with their median wait to start (queue and worker
+start-up) and run time.
 
     python benchmarks/latency_attribution.py [--seconds 180] [--rate 200] [--bootstrap 127.0.0.1:19092 | --embedded]
 
@@ -65,7 +66,8 @@ def main() -> None:
                 return
             try:
                 rows = warehouse.query_rows(
-                    "SELECT DISTINCT conversion_id FROM marts.attribution_credits WHERE conversion_id IN {ids:Array(String)}",
+                    "SELECT DISTINCT conversion_id FROM marts.attribution_credits "
+                    "WHERE conversion_id IN {ids:Array(String)}",
                     {"ids": pending},
                 )
             except Exception:  # the mart does not exist yet
@@ -104,8 +106,8 @@ def main() -> None:
             bus.close()
     lags = sorted(seen_at[c] - sent_at[c] for c in seen_at)
     table = Table(
-        title=f"Conversion produced → credited in marts.attribution_credits ({args.rate:,} events/s for {args.seconds}s, "
-        f"{'embedded log' if args.embedded else 'Kafka'})"
+        title="Conversion produced → credited in marts.attribution_credits "
+        f"({args.rate:,} events/s for {args.seconds}s, {'embedded log' if args.embedded else 'Kafka'})"
     )
     table.add_column("measure")
     table.add_column("value", justify="right")

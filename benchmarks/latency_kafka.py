@@ -71,9 +71,10 @@ def main() -> None:
                         pass
                     time.sleep(3)
             p50, p95, p99, worst, n, runs = warehouse.query_rows(
-                """SELECT quantilesExact(0.5)(l)[1], quantilesExact(0.95)(l)[1], quantilesExact(0.99)(l)[1], max(l), count(),
-                          (SELECT count() FROM raw.ingested_ranges)
-                   FROM (SELECT dateDiff('millisecond', fromUnixTimestamp64Milli(toInt64(extra['sent_at_ms']), 'UTC'), ingested_at) AS l
+                """SELECT quantilesExact(0.5)(l)[1], quantilesExact(0.95)(l)[1], quantilesExact(0.99)(l)[1], max(l),
+                          count(), (SELECT count() FROM raw.ingested_ranges)
+                   FROM (SELECT dateDiff('millisecond', fromUnixTimestamp64Milli(toInt64(extra['sent_at_ms']), 'UTC'),
+                                         ingested_at) AS l
                          FROM raw.events)"""
             )[0]
         finally:

@@ -245,11 +245,12 @@ def main() -> None:
     )
     console.print(tt)
     console.print(
-        f"ledger lines {ledger_lines:,}; statements {statements:,}; payout lines {lines:,} ({len(ids)} batches, total {paid:,.2f}); "
-        f"held {held:,}"
+        f"ledger lines {ledger_lines:,}; statements {statements:,}; "
+        f"payout lines {lines:,} ({len(ids)} batches, total {paid:,.2f}); held {held:,}"
     )
     console.print(
-        f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, largest child (dbt) {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB"
+        f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
+        f"largest child (dbt) {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB"
     )
 
 

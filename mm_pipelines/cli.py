@@ -99,7 +99,8 @@ def _load(file: Path, force: bool):
         platform.close()
     if report.already_loaded_at:
         err.print(
-            f"{file}: already loaded at {report.already_loaded_at:%Y-%m-%d %H:%M:%S %Z} (sha256 {report.sha256[:12]}…); nothing produced. Use --force to load it again."
+            f"{file}: already loaded at {report.already_loaded_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"(sha256 {report.sha256[:12]}…); nothing produced. Use --force to load it again."
         )
         return report
     table = Table(title=f"Loaded {file}")
@@ -123,7 +124,8 @@ def _load(file: Path, force: bool):
             )
         err.print(reasons)
         err.print(
-            f"Inspect them with: mm sql \"SELECT line, error, raw FROM raw.dead_letters WHERE file = '{report.file}' ORDER BY line\""
+            'Inspect them with: mm sql "SELECT line, error, raw FROM raw.dead_letters '
+            f"WHERE file = '{report.file}' ORDER BY line\""
         )
     return report
 
@@ -348,7 +350,8 @@ def materialize_cmd(
     from dagster import AssetKey, AssetSelection
 
     explicit = _date_range(from_, to) if (from_ or to) else None
-    # '*' means the platform; the Spark backfill runs only when asked for by name, royalty periods by `mm royalties run`.
+    # '*' means the platform; the Spark backfill runs only when asked for by name,
+    # royalty periods by `mm royalties run`.
     periods = AssetSelection.groups("royalty") - AssetSelection.assets(AssetKey(["marts", "royalty_statements"]))
     chosen, keys = select_assets(selection)
     if selection == "*":
@@ -529,9 +532,11 @@ def docs(
         )
 
 
-@app.command()
+@app.command(
+    help="Show every MM_* setting: its effective value (secrets as ***), whether it is set or the default, "
+    "and what it is for."
+)
 def config() -> None:
-    """Show every MM_* setting: its effective value (secrets as ***), whether it is set or the default, and what it is for."""
     from rich.table import Column
     from rich.text import Text  # values are shown as they are, never read as markup
 

@@ -104,13 +104,16 @@ def royalties_load(
     console.print(table)
 
 
-@sales_app.command("load")
+@sales_app.command(
+    "load",
+    help="Load a net sales report into raw.sales (returns are negative; a correction is the same sale_id, "
+    "higher revision).",
+)
 def sales_load(
     file: Annotated[
         Path, typer.Argument(help="CSV: sale_id,revision,sold_at,sku,territory,units,net_amount,currency.")
     ],
 ) -> None:
-    """Load a net sales report into raw.sales (returns are negative; a correction is the same sale_id, higher revision)."""
     from mm_pipelines.royalties.warehouse import SalesFileError, load_sales_file
 
     if not file.exists():
@@ -157,7 +160,8 @@ def _print_statements(period: str) -> None:
             (period,),
         ).fetchall()
         batches = conn.execute(
-            "SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id",
+            "SELECT batch_id, currency, total, line_count, status FROM payout_batches "
+            "WHERE period = %s ORDER BY batch_id",
             (period,),
         ).fetchall()
         holds = conn.execute(
@@ -210,7 +214,8 @@ def royalties_statement(
         lines = [
             dict(zip(columns, r))
             for r in s.query_rows(
-                f"SELECT {', '.join(columns)} FROM royalty.statement_lines WHERE period = {{p:String}} AND payee_id = {{payee:String}} ORDER BY account_id",
+                f"SELECT {', '.join(columns)} FROM royalty.statement_lines "
+                "WHERE period = {p:String} AND payee_id = {payee:String} ORDER BY account_id",
                 {"p": period, "payee": payee},
             )
         ]
@@ -262,16 +267,20 @@ def _statement_html(period: str, payee: str, lines: list[dict], ledger: list[tup
     )
     terms = "".join(f"<td>{e(', '.join(line['contract_versions']))}</td>" for line in lines)
     ledger_rows = "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in r) + "</tr>" for r in ledger)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Royalty statement {e(period)} {e(payee)}</title>
+    return (
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>Royalty statement {e(period)} {e(payee)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:4px 8px}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}"""
+        f"""</style></head><body>
 <h1>Royalty statement {e(period)}</h1><p>Payee <b>{e(payee)}</b>, amounts in {e(lines[0]["currency"])}.
 {e(lines[0]["carried_reason"] and "Carried forward: " + lines[0]["carried_reason"])}
 {e(lines[0]["held_reason"] and "Held, not paid (returns next period): " + lines[0]["held_reason"])}</p>
 <table><tr><th>line</th>{head}</tr>{body}<tr><td>terms (contract@version)</td>{terms}</tr></table>
-<h2>Ledger lines behind it</h2><table><tr><th>rule</th><th>version</th><th>basis</th><th>tier</th><th>rate</th><th>lines</th>
+<h2>Ledger lines behind it</h2><table><tr><th>rule</th><th>version</th><th>basis</th><th>tier</th>"""
+        f"""<th>rate</th><th>lines</th>
 <th>units</th><th>base</th><th>royalty</th><th>currency</th></tr>{ledger_rows}</table></body></html>
 """
+    )
 
 
 # --- payouts ----------------------------------------------------------------------------------------------
@@ -345,7 +354,8 @@ def payouts_holds(period: Annotated[str, typer.Argument(help="The period, YYYY-M
     period = _period(period)
     rows = _lifecycle(
         lambda conn: conn.execute(
-            "SELECT payee_id, currency, amount, reason, returned_period FROM payout_holds WHERE period = %s ORDER BY payee_id",
+            "SELECT payee_id, currency, amount, reason, returned_period FROM payout_holds "
+            "WHERE period = %s ORDER BY payee_id",
             (period,),
         ).fetchall()
     )
@@ -392,9 +402,12 @@ def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], 
         err.print(f"wrote {key}")
 
 
-@payouts_app.command("verify")
+@payouts_app.command(
+    "verify",
+    help="Check the export's Ed25519 signature and every file's SHA-256 "
+    "(MM_PAYOUT_VERIFY_KEY, or the signing key's public half).",
+)
 def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) -> None:
-    """Check the export's Ed25519 signature and every file's SHA-256 (MM_PAYOUT_VERIFY_KEY, or the signing key's public half)."""
     from mm_pipelines.royalties.batches import BatchError, signing_key, verify
     from mm_pipelines.royalties.payouts import PayoutError, public_key_text
 
@@ -414,21 +427,27 @@ def payouts_verify(batch: Annotated[str, typer.Argument(help="The batch id.")]) 
     console.print(f"[green]✓[/green] batch {batch}: signature and every file's SHA-256 verify")
 
 
-@payouts_app.command("keygen")
+@payouts_app.command(
+    "keygen",
+    help="Print a new Ed25519 key pair for MM_PAYOUT_SIGNING_KEY / MM_PAYOUT_VERIFY_KEY "
+    "(store the private key in Vault).",
+)
 def payouts_keygen() -> None:
-    """Print a new Ed25519 key pair for MM_PAYOUT_SIGNING_KEY / MM_PAYOUT_VERIFY_KEY (store the private key in Vault)."""
     from mm_pipelines.royalties.payouts import generate_key_pair
 
     private, public = generate_key_pair()
     console.print(f"MM_PAYOUT_SIGNING_KEY={private}\nMM_PAYOUT_VERIFY_KEY={public}")
 
 
-@payouts_app.command("confirm")
+@payouts_app.command(
+    "confirm",
+    help="Post Finance's confirmation file now, and keep it under finance/confirmations/ "
+    "(where the sensor would find it).",
+)
 def payouts_confirm(
     file: Annotated[Path, typer.Argument(help="Finance's confirmation CSV: batch_id,line_id,status,paid_on,reason.")],
     by: Actor = "",
 ) -> None:
-    """Post Finance's confirmation file now, and keep it under finance/confirmations/ (where the sensor would find it)."""
     from mm_pipelines.royalties.batches import CONFIRMATION_PREFIX, post_confirmation
     from mm_pipelines.royalties.payouts import PayoutError, parse_confirmation
 
@@ -447,7 +466,8 @@ def payouts_confirm(
         err.print(f"{key} was posted before: nothing changed")
     else:
         err.print(
-            f"{key}: {result['paid']} paid, {result['failed']} failed (back on the balance next period), {result['pending']} pending"
+            f"{key}: {result['paid']} paid, {result['failed']} failed (back on the balance next period), "
+            f"{result['pending']} pending"
         )
 
 

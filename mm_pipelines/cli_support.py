@@ -207,11 +207,15 @@ class RunProgress:
         if self.failures:
             parts.append(f"[red]{len(self.failures)} failed[/red]")
         done = int(self.progress.tasks[0].completed)
-        return f"{self.title}: {done} step{'s' if done != 1 else ''} in {time.monotonic() - self.started:.1f}s; {', '.join(parts)}"
+        return (
+            f"{self.title}: {done} step{'s' if done != 1 else ''} "
+            f"in {time.monotonic() - self.started:.1f}s; {', '.join(parts)}"
+        )
 
 
 def _assets_written(step: StepReport, shown: int = 4) -> str:
-    """The step's assets, the most rows first, e.g. 'staging/stg_events 6,012 rows, marts/campaign_performance_daily 645 rows, +6 more'."""
+    """The step's assets, the most rows first, e.g.
+    'staging/stg_events 6,012 rows, marts/campaign_performance_daily 645 rows, +6 more'."""
     keys = sorted(step.partitions, key=lambda k: -step.rows.get(k, -1))
     entries = []
     for key in keys[:shown]:

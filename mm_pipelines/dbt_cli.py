@@ -66,7 +66,8 @@ def _needs_warehouse(args: list[str]) -> bool:
 def print_version() -> None:
     """`mm-dbt --version` as dbt prints it, without importing dbt (~2 s): DbtCliResource asks it once per run."""
     print(
-        f"Core:\n  - installed: {metadata.version('dbt-core')}\n\nPlugins:\n  - clickhouse: {metadata.version('dbt-clickhouse')}"
+        f"Core:\n  - installed: {metadata.version('dbt-core')}\n\n"
+        f"Plugins:\n  - clickhouse: {metadata.version('dbt-clickhouse')}"
     )
 
 

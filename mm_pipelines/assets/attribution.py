@@ -45,17 +45,20 @@ def window_sums_by_day(
     where = "journey_date >= {lo:Date} AND journey_date < {end:Date} AND length(channels) > 0"
     source = f"intermediate.int_attribution_journeys WHERE {where}"
     transitions = session.query_rows(
-        f"""SELECT journey_date, if(i = 1, NULL, channels[i - 1]) AS src, channels[i] AS dst, sum(converting + non_converting)
+        f"""SELECT journey_date, if(i = 1, NULL, channels[i - 1]) AS src, channels[i] AS dst, """
+        f"""sum(converting + non_converting)
         FROM intermediate.int_attribution_journeys ARRAY JOIN arrayEnumerate(channels) AS i
         WHERE {where} GROUP BY journey_date, src, dst""",
         params,
     )
     terminals = session.query_rows(
-        f"SELECT journey_date, channels[-1] AS last, sum(converting), sum(non_converting) FROM {source} GROUP BY journey_date, last",
+        f"SELECT journey_date, channels[-1] AS last, sum(converting), sum(non_converting) "
+        f"FROM {source} GROUP BY journey_date, last",
         params,
     )
     sets = session.query_rows(
-        f"""SELECT journey_date, arraySort(arrayDistinct(channels)) AS s, sum(converting), sum(converting + non_converting)
+        f"""SELECT journey_date, arraySort(arrayDistinct(channels)) AS s, sum(converting), """
+        f"""sum(converting + non_converting)
         FROM {source} GROUP BY journey_date, s""",
         params,
     )
@@ -187,7 +190,10 @@ def refit(session: Session, first: date, end: date, config: AttributionConfig) -
     deps=[AssetDep(JOURNEYS_KEY, partition_mapping=TimeWindowPartitionMapping(start_offset=-27))],
     tags={"partitioning": "daily"},
     automation_condition=DAILY_AUTOMATION,
-    description="Markov removal effects (exact absorbing-chain solve) and Shapley values per day, over the trailing fit window of journeys.",
+    description=(
+        "Markov removal effects (exact absorbing-chain solve) and Shapley values per day, "
+        "over the trailing fit window of journeys."
+    ),
 )
 def attribution_fit(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> MaterializeResult:
     config = AttributionConfig.from_env()

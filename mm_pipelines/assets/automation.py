@@ -24,7 +24,10 @@ events_by_day = AssetSpec(
     partitions_def=DAILY_PARTITIONS,
     group_name="staging",
     kinds={"clickhouse"},
-    description="The days of staged events: materialized for each day that received events (late ones included) when staging is rebuilt.",
+    description=(
+        "The days of staged events: materialized for each day that received events (late ones included) "
+        "when staging is rebuilt."
+    ),
 )
 
 RAW_DAYS_LOOKBACK = TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)

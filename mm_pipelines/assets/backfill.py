@@ -63,7 +63,10 @@ def _stage_archive(store, first, last, lookback_days: int, scratch: Path) -> Pat
     kinds={"spark", "clickhouse"},
     partitions_def=DAILY_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
-    description="The six rule-based attribution models recomputed by Spark from the Parquet event archive (docs/attribution.md).",
+    description=(
+        "The six rule-based attribution models recomputed by Spark from the Parquet event archive "
+        "(docs/attribution.md)."
+    ),
 )
 def attribution_spark_backfill(
     context: AssetExecutionContext,

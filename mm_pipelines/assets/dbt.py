@@ -169,12 +169,15 @@ def dbt_build(
         raise error
 
 
-NEW_RANGES_SQL = """
+NEW_RANGES_SQL = (
+    """
 SELECT r.topic, r.partition, r.start_offset, r.end_offset
 FROM raw.ingested_ranges AS r FINAL
-LEFT JOIN (SELECT topic, partition, max(end_offset) AS end_offset FROM raw.staged_offsets GROUP BY topic, partition) AS w
+LEFT JOIN (SELECT topic, partition, max(end_offset) AS end_offset """
+    """FROM raw.staged_offsets GROUP BY topic, partition) AS w
     ON w.topic = r.topic AND w.partition = r.partition
 WHERE r.start_offset >= w.end_offset"""
+)
 
 
 def ranges_to_stage(warehouse) -> list[tuple]:
@@ -217,7 +220,8 @@ def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tup
     outside = [d for d in days if d not in known]
     if outside:
         context.log.warning(
-            f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): staged, not tracked for staleness"
+            f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): "
+            "staged, not tracked for staleness"
         )
 
 

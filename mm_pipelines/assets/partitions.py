@@ -29,7 +29,8 @@ MONTHLY_PARTITIONS = MonthlyPartitionsDefinition(start_date="2025-01-01", end_of
 
 
 def royalty_periods() -> tuple[str, str]:
-    """The first and last period ('YYYY-MM') a royalty run can post: the first monthly partition to the current month."""
+    """The first and last period ('YYYY-MM') a royalty run can post: the first monthly partition to the
+    current month."""
     return period_of(MONTHLY_PARTITIONS.get_first_partition_key()), period_of(
         MONTHLY_PARTITIONS.get_last_partition_key()
     )

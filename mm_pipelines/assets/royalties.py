@@ -46,7 +46,9 @@ class RoyaltyRunError(RuntimeError):
             RULES_KEY,
             group_name="royalty",
             kinds={"postgres", "clickhouse"},
-            description="The royalty rules × payees in force in the period, copied from Postgres with their contract versions.",
+            description=(
+                "The royalty rules × payees in force in the period, copied from Postgres with their contract versions."
+            ),
         ),
         AssetSpec(
             PERIODS_KEY,
@@ -84,7 +86,8 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
             sale_currencies = {
                 c
                 for (c,) in s.query_rows(
-                    "SELECT DISTINCT toString(currency) FROM raw.sales WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}",
+                    "SELECT DISTINCT toString(currency) FROM raw.sales "
+                    "WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}",
                     {"p": period},
                 )
             }
@@ -94,7 +97,8 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
         missing = sorted(needed - set(rates))
         if missing:
             raise RoyaltyRunError(
-                f"no FX rate recorded for {period} in {', '.join(missing)}: add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`"
+                f"no FX rate recorded for {period} in {', '.join(missing)}: "
+                "add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`"
             )
         with warehouse.session(context.log.info) as s:
             royalty_warehouse.write_snapshot(s, period, rules, periods, rates)
@@ -123,7 +127,10 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
     partitions_def=MONTHLY_PARTITIONS,
     backfill_policy=ONE_PERIOD_PER_RUN,
     deps=[LEDGER_KEY, AssetDep(STATEMENTS_KEY, partition_mapping=PREVIOUS_PERIOD)],
-    description="Per-payee statements for the period from the ledger, the contract terms and last period's balances (docs/royalty_statements.md).",
+    description=(
+        "Per-payee statements for the period from the ledger, the contract terms and last period's balances "
+        "(docs/royalty_statements.md)."
+    ),
 )
 def royalty_statements(
     context: AssetExecutionContext,
@@ -168,14 +175,17 @@ def _by_currency(statements, field: str) -> dict[str, str]:
     partitions_def=MONTHLY_PARTITIONS,
     backfill_policy=ONE_PERIOD_PER_RUN,
     deps=[STATEMENTS_KEY],
-    description="Draft payout batches (one per currency) for payees with verified KYC; others are held with the reason.",
+    description=(
+        "Draft payout batches (one per currency) for payees with verified KYC; others are held with the reason."
+    ),
 )
 def royalty_payout_batches(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
     period = period_of(context.partition_key)
     with postgres.get_db().connect() as conn:
         ids, holds = batches.create_batches(conn, period, actor=f"dagster:{context.run_id}")
         rows = conn.execute(
-            "SELECT batch_id, currency, total, line_count, status FROM payout_batches WHERE period = %s ORDER BY batch_id",
+            "SELECT batch_id, currency, total, line_count, status FROM payout_batches "
+            "WHERE period = %s ORDER BY batch_id",
             (period,),
         ).fetchall()
     return MaterializeResult(

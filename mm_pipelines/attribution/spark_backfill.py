@@ -59,7 +59,8 @@ TRANSFORM_SQL = {
     "drop_direct": f"IF(forall(path, t -> t.channel = '{DIRECT}'), path, filter(path, t -> t.channel <> '{DIRECT}'))",
     "drop_trailing_direct": (
         f"IF(array_position(reverse(transform(path, t -> t.channel <> '{DIRECT}')), true) = 0, path, "
-        f"slice(path, 1, size(path) - array_position(reverse(transform(path, t -> t.channel <> '{DIRECT}')), true) + 1))"
+        "slice(path, 1, size(path) - "
+        f"array_position(reverse(transform(path, t -> t.channel <> '{DIRECT}')), true) + 1))"
     ),
 }
 
@@ -204,16 +205,19 @@ def _paths(conversions: DataFrame, touches: DataFrame, config: AttributionConfig
 
 def _weights_sql(config: AttributionConfig) -> dict[str, str]:
     """Raw Float64 weights per model over `path` of `k` touches; `lnd` is the last non-direct index."""
-    f, l = config.position_first_weight, config.position_last_weight
-    f2, l2 = (f / (f + l), l / (f + l)) if f + l else (0.0, 0.0)  # f = l = 0: all-zero weights, i.e. linear
+    first, last = config.position_first_weight, config.position_last_weight
+    # first = last = 0: all-zero weights, i.e. linear
+    first2, last2 = (first / (first + last), last / (first + last)) if first + last else (0.0, 0.0)
     return {
         "first_touch": "transform(path, (t, i) -> IF(i = 0, 1D, 0D))",
         "last_touch": "transform(path, (t, i) -> IF(i = k - 1, 1D, 0D))",
         "last_non_direct": "transform(path, (t, i) -> IF(i = lnd, 1D, 0D))",
         "linear": "transform(path, t -> 1D)",
         "position_based": (
-            f"transform(path, (t, i) -> CASE WHEN k = 1 THEN 1D WHEN k = 2 THEN IF(i = 0, {_double(f2)}, {_double(l2)}) "
-            f"WHEN i = 0 THEN {_double(f)} WHEN i = k - 1 THEN {_double(l)} ELSE {_double(1 - f - l)} / (k - 2) END)"
+            "transform(path, (t, i) -> CASE WHEN k = 1 THEN 1D "
+            f"WHEN k = 2 THEN IF(i = 0, {_double(first2)}, {_double(last2)}) "
+            f"WHEN i = 0 THEN {_double(first)} WHEN i = k - 1 THEN {_double(last)} "
+            f"ELSE {_double(1 - first - last)} / (k - 2) END)"
         ),
         "time_decay": f"transform(path, t -> pow(2D, -(t.d_ms / 1000D) / {_double(config.half_life_days * 86400)}))",
     }

@@ -83,7 +83,8 @@ def campaign_performance_reconciles_check(clickhouse: ClickHouseResource) -> Ass
             "SELECT sum(impressions), sum(clicks), sum(conversions) FROM marts.campaign_performance_daily"
         )[0]
         stg = s.query_rows(
-            "SELECT countIf(event_type = 'impression'), countIf(event_type = 'click'), countIf(event_type = 'conversion') FROM staging.stg_events"
+            "SELECT countIf(event_type = 'impression'), countIf(event_type = 'click'), "
+            "countIf(event_type = 'conversion') FROM staging.stg_events"
         )[0]
     names = ("impressions", "clicks", "conversions")
     diffs = {n: int(m) - int(t) for n, m, t in zip(names, mart, stg) if int(m) != int(t)}

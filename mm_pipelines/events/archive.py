@@ -66,7 +66,8 @@ def archive_range(
 
 def archive_range_record(store: ObjectStore, record: dict) -> str:
     """The range's row of raw.ingested_ranges, so a disaster-recovery replay restores where ingestion stood."""
-    key = f"{RANGES_PREFIX}/{range_name(record['topic'], record['partition'], record['start_offset'], record['end_offset'])}.json"
+    name = range_name(record["topic"], record["partition"], record["start_offset"], record["end_offset"])
+    key = f"{RANGES_PREFIX}/{name}.json"
     as_text = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()}
     store.put_bytes(key, json.dumps(as_text, sort_keys=True).encode())
     return key

@@ -23,5 +23,6 @@ def csv_records(path: Path, text: str, columns: Sequence[str], error: type[Excep
         # DictReader.line_num is only updated after a good record: the inner reader's is the failing line.
         why = str(e).split(" - ")[0]
         raise error(
-            f"{path}:{reader.reader.line_num}: {why} (quote a field that holds a line break; save the file with \\n or \\r\\n line ends)"
+            f"{path}:{reader.reader.line_num}: {why} "
+            "(quote a field that holds a line break; save the file with \\n or \\r\\n line ends)"
         ) from None

@@ -121,7 +121,10 @@ _PII_HINT = r"@|\+\d|\(\d{3}\)|(?:\d[ -]?){12,18}\d"
 def _card_numbers_sql(text: str, tokens: bool) -> str:
     """The Luhn-valid 13–19 digit card numbers in `text` (as written, separators included): inside its
     JSON string tokens, or with `tokens` False anywhere in it."""
-    within = f"arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), extractAll({text}, {sql_string(_STRING_TOKENS)})))"
+    within = (
+        f"arrayFlatten(arrayMap(t -> extractAll(t, {sql_string(_CARD_CANDIDATES)}), "
+        f"extractAll({text}, {sql_string(_STRING_TOKENS)})))"
+    )
     candidates = within if tokens else f"extractAll({text}, {sql_string(_CARD_CANDIDATES)})"
     digits = "replaceRegexpAll(m, '[^0-9]', '')"
     return f"arrayFilter(m -> length({digits}) BETWEEN 13 AND 19 AND {_luhn_valid_sql(digits)}, {candidates})"
@@ -140,7 +143,10 @@ def _pii_reason_sql(kind: str, test) -> str:
     name that itself looks like personal data is not repeated; unparsed messages say "the message"."""
     quoted = "concat('\"', pk, '\"')"  # names are unquoted; the tests read JSON text
     field = f"arrayFirst((pk, pv) -> {test('pv')} OR {test(quoted)}, mapKeys(fields), mapValues(fields))"
-    where = f"multiIf({field} = '', 'the message', match({field}, {sql_string(_PII_HINT)}), 'a field name', concat('field ', {field}))"
+    where = (
+        f"multiIf({field} = '', 'the message', match({field}, {sql_string(_PII_HINT)}), 'a field name', "
+        f"concat('field ', {field}))"
+    )
     return f"concat({sql_string(f'PII: {kind} appears in ')}, {where})"
 
 
@@ -150,7 +156,10 @@ def stored_raw_sql(raw: str = "raw", error: str = "error") -> str:
     partition and offset, or file and line, find the original). Evaluated on dead letters only."""
     redacted = f"replaceRegexpAll({raw}, {sql_string(_EMAIL)}, '[redacted e-mail]')"
     redacted = f"replaceRegexpAll({redacted}, {sql_string(_PHONE_NUMBER)}, '[redacted phone]')"
-    redacted = f"arrayFold((acc, card) -> replaceAll(acc, card, '[redacted card]'), {_card_numbers_sql(redacted, tokens=False)}, {redacted})"
+    redacted = (
+        "arrayFold((acc, card) -> replaceAll(acc, card, '[redacted card]'), "
+        f"{_card_numbers_sql(redacted, tokens=False)}, {redacted})"
+    )
     return f"if(startsWith({error}, 'PII'), {redacted}, {raw})"
 
 
@@ -188,7 +197,8 @@ def error_sql(now: str = "now64(3, 'UTC')") -> str:
         ("problem != ''", "problem"),
         (
             f"length(raw) > {MAX_MESSAGE_BYTES}",
-            f"concat('the message is ', toString(length(raw)), ' bytes, more than the {MAX_MESSAGE_BYTES} (1 MiB) an event may have')",
+            "concat('the message is ', toString(length(raw)), "
+            f"' bytes, more than the {MAX_MESSAGE_BYTES} (1 MiB) an event may have')",
         ),
         ("NOT isValidJSON(raw)", "'malformed JSON: the message is not a JSON document'"),
         ("JSONType(raw) != 'Object'", "'malformed event: the message is JSON but not an object'"),

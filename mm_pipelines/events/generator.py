@@ -149,9 +149,11 @@ def _conversion(t, user, touches, catalog, rng) -> dict:
     sku, price = rng.choice(catalog.skus)
     quantity = rng.choice((1, 1, 1, 2, 3))
     r, acc = rng.random(), 0.0
-    for currency, share in CURRENCIES:
+    currency = CURRENCIES[-1][0]  # should the shares' float sum fall just short of r
+    for code, share in CURRENCIES:
         acc += share
         if r <= acc:
+            currency = code
             break
     revenue = (price * quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
     return {

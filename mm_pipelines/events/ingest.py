@@ -216,7 +216,8 @@ def load_batch(session: Session, batch: Batch, for_archive: bool = False) -> Ing
         _failpoint("events_inserted")
         session.command(
             f"""INSERT INTO raw.dead_letters
-            SELECT 'bus', topic, partition, offset, '', 0, {stored_raw_sql()}, error, ingested_at FROM {validated} WHERE error != ''""",
+            SELECT 'bus', topic, partition, offset, '', 0, {stored_raw_sql()}, error, ingested_at """
+            f"""FROM {validated} WHERE error != ''""",
             settings={**insert_settings, "insert_deduplication_token": f"{token}:dead_letters"},
         )
         seconds["validate_insert"] = time.perf_counter() - t0
@@ -280,7 +281,8 @@ def record_range(session: Session, result: IngestResult) -> None:
     token = batch_token(result.topic, result.partition, result.start, result.end)
     session.command(
         """INSERT INTO raw.ingested_ranges VALUES
-        ({topic:String}, {partition:UInt32}, {start_offset:UInt64}, {end_offset:UInt64}, {events:UInt64}, {dead_letters:UInt64},
+        ({topic:String}, {partition:UInt32}, {start_offset:UInt64}, {end_offset:UInt64}, """
+        """{events:UInt64}, {dead_letters:UInt64},
          {min_occurred_at:Nullable(DateTime64(3, 'UTC'))}, {max_occurred_at:Nullable(DateTime64(3, 'UTC'))},
          {ingested_at:DateTime64(3, 'UTC')})""",
         result.record,
@@ -309,7 +311,8 @@ def ingested_offsets(session: Session, topic: str) -> dict[int, int]:
 
 def record_intent(session: Session, topic: str, partition: int, start: int, end: int) -> None:
     session.command(
-        "INSERT INTO raw.ingest_intents VALUES ({topic:String}, {p:UInt32}, {start:UInt64}, {end:UInt64}, now64(3, 'UTC'))",
+        "INSERT INTO raw.ingest_intents "
+        "VALUES ({topic:String}, {p:UInt32}, {start:UInt64}, {end:UInt64}, now64(3, 'UTC'))",
         {"topic": topic, "p": partition, "start": start, "end": end},
         {"insert_deduplication_token": f"{batch_token(topic, partition, start, end)}:intent"},
     )
@@ -367,7 +370,8 @@ def validate_lines(session: Session, batch_id: str, lines: list[bytes]) -> FileV
         session, batch_id, "", 0, [n for n, _ in numbered], [line for _, line in numbered], now
     ) as validated:
         result = session.query_arrow(
-            f"SELECT offset AS line, error, user_id, if(error = '', '', {stored_raw_sql()}) AS stored FROM {validated} ORDER BY offset"
+            f"SELECT offset AS line, error, user_id, if(error = '', '', {stored_raw_sql()}) AS stored "
+            f"FROM {validated} ORDER BY offset"
         )
     # As bytes: a line need not be UTF-8, nor the reasons that quote it.
     text = {name: result.column(name).cast(pa.binary()).to_pylist() for name in ("error", "user_id", "stored")}
@@ -474,7 +478,8 @@ def ingest_pending(
             run.seconds[k] += v
         done[result.partition] = result.end
         log(
-            f"{topic}[{result.partition}] {result.start}-{result.end}: {result.events} events, {result.dead_letters} dead letters"
+            f"{topic}[{result.partition}] {result.start}-{result.end}: "
+            f"{result.events} events, {result.dead_letters} dead letters"
         )
 
     # Three stages overlap: the bus is read for the next range and the previous range is archived

@@ -65,7 +65,8 @@ def load_file(
         conn.execute(
             """INSERT INTO event_file_loads (sha256, file_name, topic, lines, produced, quarantined)
             VALUES (%s, %s, %s, %s, %s, %s)
-            ON CONFLICT (sha256) DO UPDATE SET loaded_at = now(), produced = event_file_loads.produced + EXCLUDED.produced""",
+            ON CONFLICT (sha256) DO UPDATE SET loaded_at = now(), """
+            """produced = event_file_loads.produced + EXCLUDED.produced""",
             (sha, path.name, topic, len(lines), total, len(checked.invalid)),
         )
     return LoadReport(str(path), sha, len(lines), total, checked.invalid)

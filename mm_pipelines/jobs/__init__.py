@@ -14,7 +14,10 @@ platform_job = define_asset_job(
     "platform_job",
     selection=PLATFORM_SELECTION,
     partitions_def=DAILY_PARTITIONS,
-    description="Ingest pending events, build the dbt models and attribution for the selected days, run the data-quality checks.",
+    description=(
+        "Ingest pending events, build the dbt models and attribution for the selected days, "
+        "run the data-quality checks."
+    ),
 )
 
 attribution_backfill_job = define_asset_job(
@@ -27,12 +30,17 @@ attribution_backfill_job = define_asset_job(
 ingest_job = define_asset_job(
     "ingest_job",
     selection=AssetSelection.assets(RAW_EVENTS_KEY),
-    description="Ingest what is pending on the events topic (or up to the configured offsets) into raw.events, and nothing else.",
+    description=(
+        "Ingest what is pending on the events topic (or up to the configured offsets) into raw.events, "
+        "and nothing else."
+    ),
 )
 
 royalties_job = define_asset_job(
     "royalties_job",
     selection=AssetSelection.groups("royalty"),
     partitions_def=MONTHLY_PARTITIONS,
-    description="Snapshot the contracts, post the period's royalty ledger, compute statements and draft payout batches.",
+    description=(
+        "Snapshot the contracts, post the period's royalty ledger, compute statements and draft payout batches."
+    ),
 )

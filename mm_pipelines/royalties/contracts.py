@@ -737,7 +737,8 @@ def _check_references(r: _Reader, root: _Node, catalog: Catalog) -> None:
         raise r.error(
             node,
             "effective_from",
-            f"contract {b!r} overlaps {a!r} for {target} and payee {payee!r}: one contract per asset and payee at a time",
+            f"contract {b!r} overlaps {a!r} for {target} and payee {payee!r}: "
+            "one contract per asset and payee at a time",
         )
 
 

@@ -131,7 +131,8 @@ def batch_id(period: str, currency: str, lines: Sequence[PayoutLine]) -> str:
 
 
 def easter_sunday(year: int) -> date:
-    """Gregorian Easter Sunday (the anonymous Meeus/Jones/Butcher algorithm): Good Friday and Easter Monday move with it."""
+    """Gregorian Easter Sunday (the anonymous Meeus/Jones/Butcher algorithm): Good Friday and Easter
+    Monday move with it."""
     a, b, c = year % 19, year // 100, year % 100
     d, e = divmod(b, 4)
     g = (8 * b + 13) // 25
@@ -144,7 +145,8 @@ def easter_sunday(year: int) -> date:
 
 
 def is_target2_business_day(day: date) -> bool:
-    """Mon–Fri except TARGET2's closing days (1 Jan, Good Friday, Easter Monday, 1 May, 25 and 26 Dec): SEPA settles on these only."""
+    """Mon–Fri except TARGET2's closing days (1 Jan, Good Friday, Easter Monday, 1 May, 25 and 26 Dec):
+    SEPA settles on these only."""
     easter = easter_sunday(day.year)
     closed = {
         date(day.year, 1, 1),
@@ -406,7 +408,8 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
 
 
 def generate_key_pair() -> tuple[str, str]:
-    """A fresh (private, public) pair as base64 raw keys: the private one for the secret store, the public one for Finance."""
+    """A fresh (private, public) pair as base64 raw keys: the private one for the secret store, the public
+    one for Finance."""
     key = Ed25519PrivateKey.generate()
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     return base64.b64encode(raw).decode("ascii"), public_key_text(key)
@@ -428,7 +431,8 @@ def verify_export(
         problems.append(f"{SIGNATURE_NAME}: is not a base64 signature; re-download the export")
     except InvalidSignature:
         problems.append(
-            f"{SIGNATURE_NAME}: the signature does not match {MANIFEST_NAME} for this key (changed manifest, or another key)"
+            f"{SIGNATURE_NAME}: the signature does not match {MANIFEST_NAME} for this key "
+            "(changed manifest, or another key)"
         )
     try:
         document = json.loads(manifest_bytes)

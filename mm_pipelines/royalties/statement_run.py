@@ -277,7 +277,8 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
             + "\n"
         )
     with conn.cursor().copy(
-        "COPY royalty_statement_totals (period, payee_id, currency, earnings, paid, held, withheld, carried_out, carried_reason, held_reason) FROM STDIN"
+        "COPY royalty_statement_totals (period, payee_id, currency, earnings, paid, held, withheld, carried_out, "
+        "carried_reason, held_reason) FROM STDIN"
     ) as copy:
         copy.write(buf.getvalue())
     return len(statements)

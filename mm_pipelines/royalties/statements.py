@@ -304,7 +304,8 @@ def _check_withheld_once(terms: AccountTerms, state: AccountState, activity: Acc
     name = terms.account_id
     if activity.returned and not terms.already_withheld:
         raise StatementError(
-            f"{name}: activity.returned is already net of withholding: return it on an account with already_withheld=True"
+            f"{name}: activity.returned is already net of withholding: "
+            "return it on an account with already_withheld=True"
         )
     if terms.already_withheld:
         for field_name, value in (
@@ -317,7 +318,8 @@ def _check_withheld_once(terms: AccountTerms, state: AccountState, activity: Acc
         ):
             if value:
                 raise StatementError(
-                    f"{name}: {field_name} must be empty on an already_withheld account (it holds returned payouts only)"
+                    f"{name}: {field_name} must be empty on an already_withheld account "
+                    "(it holds returned payouts only)"
                 )
 
 

@@ -83,7 +83,8 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
     if problem:
         a, b, target, payee = problem
         raise CatalogError(
-            f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: end one before the other starts"
+            f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: "
+            "end one before the other starts"
         )
     with conn.cursor() as cur:  # executemany pipelines the statements: a 100k-payee catalog loads in seconds
         cur.executemany(
@@ -93,7 +94,8 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
         cur.executemany(
             """INSERT INTO payees VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (payee_id) DO UPDATE SET creator_id = EXCLUDED.creator_id, name = EXCLUDED.name,
-               kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, payout_method = EXCLUDED.payout_method,
+               kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, """
+            """payout_method = EXCLUDED.payout_method,
                currency = EXCLUDED.currency, iban = EXCLUDED.iban, bic = EXCLUDED.bic, threshold = EXCLUDED.threshold,
                withholding_rate = EXCLUDED.withholding_rate""",
             [
@@ -181,7 +183,8 @@ def record_period_rates(conn: psycopg.Connection, period: str, rates: dict[str, 
     """Rates are recorded once per period and never change afterwards: a re-run reuses them."""
     for currency, rate in rates.items():
         conn.execute(
-            "INSERT INTO period_fx_rates (period, currency, rate_to_reporting) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO period_fx_rates (period, currency, rate_to_reporting) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
             (period, currency, rate),
         )
     return {
@@ -204,7 +207,8 @@ def record_license_workflow(
     conn: psycopg.Connection, asset_id: str, licensor: str, expires_on: date, action: str, run_id: str
 ) -> bool:
     started = conn.execute(
-        "INSERT INTO license_workflows (asset_id, licensor, expires_on, action, run_id) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        "INSERT INTO license_workflows (asset_id, licensor, expires_on, action, run_id) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (asset_id, licensor, expires_on, action, run_id),
     ).rowcount
     if started:

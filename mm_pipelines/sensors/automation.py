@@ -11,5 +11,8 @@ warehouse_automation_sensor = AutomationConditionSensorDefinition(
     target=AssetSelection.all() - AssetSelection.groups("backfill", "ingest"),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=10,
-    description="Rebuilds staging when events land and the daily attribution partitions whose data changed (late days included).",
+    description=(
+        "Rebuilds staging when events land and the daily attribution partitions whose data changed "
+        "(late days included)."
+    ),
 )

@@ -22,8 +22,9 @@ from .conftest import MM
 pytestmark = pytest.mark.e2e
 
 MART_FINGERPRINT = (
-    "SELECT count() AS n_rows, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(conversions) AS n_conversions, "
-    "toString(sum(revenue)) AS total_revenue, groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) AS checksum "
+    "SELECT count() AS n_rows, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, "
+    "sum(conversions) AS n_conversions, toString(sum(revenue)) AS total_revenue, "
+    "groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) AS checksum "
     "FROM marts.campaign_performance_daily"
 )
 
@@ -245,7 +246,8 @@ def test_dev_shows_the_asset_graph_with_materializations(mm, tmp_path):
                 "data"
             ]["runOrError"]["status"]
         assert status == "SUCCESS"
-        # SIGTERM to `mm dev` alone, as a service manager sends it, stops the webserver, the daemon and all they started.
+        # SIGTERM to `mm dev` alone, as a service manager sends it, stops the webserver, the daemon and all
+        # they started.
         assert_stops_everything(proc, signal.SIGTERM)
     finally:
         kill_tree(proc)
@@ -282,11 +284,14 @@ contracts:
 
 
 ROYALTY_CHECKSUM = (
-    "SELECT * FROM (SELECT 'ledger' AS t, count() AS n, toString(sum(royalty_amount)) AS total, groupBitXor(cityHash64(idempotency_key, royalty_amount)) AS h "
+    "SELECT * FROM (SELECT 'ledger' AS t, count() AS n, toString(sum(royalty_amount)) AS total, "
+    "groupBitXor(cityHash64(idempotency_key, royalty_amount)) AS h "
     "FROM marts.royalty_ledger UNION ALL "
-    "SELECT 'statements', count(), toString(sum(paid)), groupBitXor(cityHash64(period, payee_id, account_id, paid, carried_out)) "
+    "SELECT 'statements', count(), toString(sum(paid)), "
+    "groupBitXor(cityHash64(period, payee_id, account_id, paid, carried_out)) "
     "FROM marts.royalty_statements UNION ALL "
-    "SELECT 'sales', count(), toString(sum(net_amount)), groupBitXor(cityHash64(sale_id, revision)) FROM staging.stg_sales) ORDER BY t"
+    "SELECT 'sales', count(), toString(sum(net_amount)), groupBitXor(cityHash64(sale_id, revision)) "
+    "FROM staging.stg_sales) ORDER BY t"
 )
 
 
@@ -296,7 +301,8 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
     [top] = sql_json(
         mm,
         "SELECT asset_id, toString(sum(revenue_credit)) AS credit FROM marts.attribution_credits "
-        "WHERE model = 'linear' AND asset_id != '' AND conversion_date < '2026-11-01' GROUP BY asset_id ORDER BY sum(revenue_credit) DESC LIMIT 1",
+        "WHERE model = 'linear' AND asset_id != '' AND conversion_date < '2026-11-01' "
+        "GROUP BY asset_id ORDER BY sum(revenue_credit) DESC LIMIT 1",
     )
     catalog = tmp_path / "catalog.yml"
     catalog.write_text(ROYALTY_CATALOG.format(asset=top["asset_id"]))
@@ -340,7 +346,8 @@ def test_royalties_from_sales_and_attribution_to_a_confirmed_payout(mm, tmp_path
         mm("royalties", "run", "2026-11")
         [back] = sql_json(
             mm,
-            "SELECT toString(returned) AS returned FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'",
+            "SELECT toString(returned) AS returned FROM royalty.statement_lines "
+            "WHERE period = '2026-11' AND payee_id = 'pe-b'",
         )
         [paid_b] = sql_json(
             mm,
@@ -461,8 +468,9 @@ def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path
     from mm_pipelines.stores.clickhouse import Warehouse
 
     Warehouse(Settings.from_env().clickhouse_url).command(
-        "INSERT INTO raw.events (event_id, event_type, occurred_at, user_id, channel, campaign_id, creative_id, asset_id, "
-        "schema_version, topic, partition, offset, ingested_at) VALUES ('pii-1', 'click', '2026-10-05 10:00:00', "
+        "INSERT INTO raw.events (event_id, event_type, occurred_at, user_id, channel, campaign_id, creative_id, "
+        "asset_id, schema_version, topic, partition, offset, ingested_at) "
+        "VALUES ('pii-1', 'click', '2026-10-05 10:00:00', "
         "'ann@example.com', 'email', 'c', 'k', 'a', 1, 'manual', 0, 0, now())"
     )
     failed = mm("materialize", "staging/stg_events", check=False)

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 MM = str(Path(sys.executable).parent / "mm")
 MART_CHECKSUM = (
-    "SELECT count(), groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) "
+    "SELECT count(), "
+    "groupBitXor(cityHash64(event_date, channel, campaign_id, impressions, clicks, conversions, revenue)) "
     "FROM marts.campaign_performance_daily "
     "UNION ALL SELECT count(), groupBitXor(cityHash64(conversion_id, model, touch_id, credit_share, revenue_credit)) "
     "FROM marts.attribution_credits "

@@ -82,7 +82,8 @@ def ledger(platform) -> dict:
         raw, ids = s.query_rows("SELECT count(), uniqExact(event_id) FROM raw.events")[0]
         dead = s.scalar("SELECT count() FROM raw.dead_letters")
         ranges = s.query_rows(
-            "SELECT partition, start_offset, end_offset, events, dead_letters FROM raw.ingested_ranges FINAL ORDER BY partition, start_offset"
+            "SELECT partition, start_offset, end_offset, events, dead_letters "
+            "FROM raw.ingested_ranges FINAL ORDER BY partition, start_offset"
         )
     return {"raw": raw, "ids": ids, "dead": dead, "ranges": ranges}
 
@@ -253,7 +254,7 @@ def test_messages_the_pipeline_cannot_read_are_dead_letters_and_their_ranges_com
         ),
     ]
     produce_raw(kafka_platform, [m for m, _ in sent], max_bytes=4 * MAX_MESSAGE_BYTES)
-    for attempt in range(2):  # the second run finds nothing new: nothing is doubled
+    for _attempt in range(2):  # the second run finds nothing new: nothing is doubled
         done = subprocess.run([MM, "materialize", "raw/events"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     state = ledger(kafka_platform)

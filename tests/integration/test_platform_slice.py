@@ -38,7 +38,8 @@ def expected_mart(events) -> dict:
 
 def actual_mart(platform) -> dict:
     rows = platform.warehouse.query_rows(
-        "SELECT event_date, channel, campaign_id, impressions, clicks, conversions, revenue FROM marts.campaign_performance_daily"
+        "SELECT event_date, channel, campaign_id, impressions, clicks, conversions, revenue "
+        "FROM marts.campaign_performance_daily"
     )
     return {(d, ch, c): (i, k, v, r) for d, ch, c, i, k, v, r in rows}
 

@@ -59,9 +59,13 @@ def test_an_email_in_user_id_fails_the_check(warehouse):
 
 # --- Attribution checks judge the days of the run's partitions ---------------------------------------------
 
-PATHS_DDL = "CREATE TABLE intermediate.int_conversion_paths (conversion_id String, conversion_date Date) ENGINE = MergeTree ORDER BY tuple()"
+PATHS_DDL = (
+    "CREATE TABLE intermediate.int_conversion_paths (conversion_id String, conversion_date Date) "
+    "ENGINE = MergeTree ORDER BY tuple()"
+)
 CREDITS_DDL = """CREATE TABLE marts.attribution_credits (
-    conversion_id String, conversion_date Date, model String, credit_share Decimal(38, 10), revenue_credit Decimal(38, 10),
+    conversion_id String, conversion_date Date, model String, credit_share Decimal(38, 10),
+    revenue_credit Decimal(38, 10),
     revenue Decimal(38, 10), touch_at Nullable(DateTime64(3, 'UTC')), converted_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree ORDER BY tuple()"""
 DAY_D, DAY_E = date(2026, 10, 20), date(2026, 10, 10)

@@ -51,7 +51,8 @@ def test_dbt_waits_for_a_process_holding_the_warehouse(tmp_path):
         [
             sys.executable,
             "-c",
-            f"import sys\nfrom mm_pipelines.stores.clickhouse import Warehouse\nwith Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    sys.stdin.read()",
+            "import sys\nfrom mm_pipelines.stores.clickhouse import Warehouse\n"
+            f"with Warehouse('chdb://{wh}').session() as s:\n    print('held', flush=True)\n    sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -158,13 +158,15 @@ TOO_PRECISE = [
 def test_a_revenue_with_more_digits_than_stored_is_refused_not_cut(session, digits, as_string):
     [error] = errors(session, [with_revenue(json.dumps(digits) if as_string else digits)])
     assert error == (
-        f"revenue {digits} has more precision than supported: at most 28 digits before the decimal point and 10 after it"
+        f"revenue {digits} has more precision than supported: "
+        "at most 28 digits before the decimal point and 10 after it"
     )
 
 
 def test_an_exponent_no_integer_holds_is_refused(session):
     assert errors(session, [with_revenue('"1e99999999999"')]) == [
-        "revenue 1e99999999999 has more precision than supported: at most 28 digits before the decimal point and 10 after it"
+        "revenue 1e99999999999 has more precision than supported: "
+        "at most 28 digits before the decimal point and 10 after it"
     ]
 
 
@@ -200,7 +202,10 @@ def test_an_oversized_message_is_refused_before_it_is_parsed(session):
 
 
 def test_what_the_bus_found_wrong_is_the_reason_unless_there_is_pii(session):
-    source = "(SELECT 0 AS partition, 0 AS offset, arrayJoin({m:Array(String)}) AS raw, 'the message key is empty' AS problem)"
+    source = (
+        "(SELECT 0 AS partition, 0 AS offset, arrayJoin({m:Array(String)}) AS raw, "
+        "'the message key is empty' AS problem)"
+    )
     rows = session.query_rows(
         f"SELECT error FROM ({validated_sql(source)})",
         {"m": [j(TOUCH).decode(), j({**TOUCH, "user_id": "a@b.io"}).decode()]},

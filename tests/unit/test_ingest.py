@@ -30,7 +30,8 @@ def batch_of(events, start=0, partition=0, extra=(), keys=None):
 
 def counts(s):
     return s.query_rows(
-        "SELECT (SELECT count() FROM raw.events), (SELECT uniqExact(event_id) FROM raw.events), (SELECT count() FROM raw.dead_letters)"
+        "SELECT (SELECT count() FROM raw.events), (SELECT uniqExact(event_id) FROM raw.events), "
+        "(SELECT count() FROM raw.dead_letters)"
     )[0]
 
 

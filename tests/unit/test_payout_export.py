@@ -603,7 +603,8 @@ def test_a_sepa_export_without_the_debtor_iban_is_refused_naming_the_setting():
     ]
     with pytest.raises(
         BatchError,
-        match=r"^MM_PAYOUT_DEBTOR_IBAN: 'DE00120300000000202051' fails the mod-97 check \(a typo\?\); set it to the IBAN of the account payouts are paid from$",
+        match=r"^MM_PAYOUT_DEBTOR_IBAN: 'DE00120300000000202051' fails the mod-97 check \(a typo\?\); "
+        r"set it to the IBAN of the account payouts are paid from$",
     ):
         export_files(eur_batch(), LINES, PayoutSettings.from_env({"MM_PAYOUT_DEBTOR_IBAN": "DE00120300000000202051"}))
 

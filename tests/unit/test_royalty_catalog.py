@@ -249,7 +249,8 @@ def test_no_float_anywhere_and_percent_converted_exactly():
 def test_rule_payees_override_contract_split():
     text = edit(
         "        rate_percent: 5\n",
-        "        rate_percent: 5\n        payees:\n          - {payee: pe-bob, share: 25.5}\n          - {payee: pe-ada, share: 74.5}\n",
+        "        rate_percent: 5\n        payees:\n"
+        "          - {payee: pe-bob, share: 25.5}\n          - {payee: pe-ada, share: 74.5}\n",
     )
     book, video = parse(text).contracts[0].rules
     assert video.splits == (Split("pe-ada", D("0.745")), Split("pe-bob", D("0.255")))
@@ -292,7 +293,8 @@ def test_shares_over_100_in_a_rule_split():
     rejected(text, "share", line_of(text, "share: 110"), "110", "0–100")
     text = edit(
         "        rate_percent: 15\n",
-        "        rate_percent: 15\n        payees:\n          - {payee: pe-cy, share: 60.5}\n          - {payee: pe-cy, share: 50}\n",
+        "        rate_percent: 15\n        payees:\n"
+        "          - {payee: pe-cy, share: 60.5}\n          - {payee: pe-cy, share: 50}\n",
     )
     rejected(text, "payees", line_of(text, "payees:", after="id: album"), "110.5%", "exactly 100%")
 
@@ -536,7 +538,8 @@ def test_unknown_payee_in_the_contract_split():
 def test_unknown_payee_in_a_rule_split():
     text = edit(
         "        rate_percent: 5\n",
-        "        rate_percent: 5\n        payees:\n          - {payee: pe-ada, share: 50}\n          - {payee: pe-zed, share: 50}\n",
+        "        rate_percent: 5\n        payees:\n"
+        "          - {payee: pe-ada, share: 50}\n          - {payee: pe-zed, share: 50}\n",
     )
     rejected(text, "payees", line_of(text, "payees:", after="CT-ADA-2026"), "unknown payee 'pe-zed'", "rule 'video'")
 
@@ -870,7 +873,8 @@ def catalog_texts(draw):
     xc = draw(st.booleans())
     text = (
         f"creators:\n  - id: cr-1\n    name: One\n    payees:\n{payee_yaml}"
-        f"contracts:\n  - reference: CT-1\n    creator: cr-1\n    currency: {draw(st.sampled_from(['EUR', 'USD', 'JPY']))}\n"
+        "contracts:\n  - reference: CT-1\n    creator: cr-1\n"
+        f"    currency: {draw(st.sampled_from(['EUR', 'USD', 'JPY']))}\n"
         f"    effective_from: {start}\n    expires_on: {end}\n    cross_collateralized: {str(xc).lower()}\n"
         f"    payees:\n{split_yaml}"
         f'    minimum_guarantees:\n      - {{payee: {payees[-1]}, amount_per_period: "{mg}"}}\n'
@@ -1099,7 +1103,7 @@ def test_rule_rows_shares_sum_to_exactly_one_and_ranks_are_ordered(drawn):
     for row in table.to_pylist():
         by_rule[row["rule_id"]].append(row)
     assert set(by_rule) == {"CT-1/flat", "CT-1/tiered"}
-    for rule_id, rule_rows_ in by_rule.items():
+    for _rule_id, rule_rows_ in by_rule.items():
         assert len(rule_rows_) == len(payees)
         assert sum(r["share"] for r in rule_rows_) == 1
         assert all(type(r["share"]) is Decimal for r in rule_rows_)

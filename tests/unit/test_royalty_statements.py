@@ -635,7 +635,8 @@ HOLD = "KYC pending: verify the payee's KYC before paying"
 
 @st.composite
 def payout_histories(draw):
-    """A payee with 1-2 contract accounts over 1-8 months; each month's payout is paid, held (KYC) or fails at the bank."""
+    """A payee with 1-2 contract accounts over 1-8 months; each month's payout is paid, held (KYC) or fails at
+    the bank."""
     who = PayeeTerms("p", "USD", draw(st.sampled_from(amounts(0, 10, 50))), draw(fractions_of_one))
     ids = [f"acct-{i}" for i in range(draw(st.integers(1, 2)))]
     month = st.tuples(
