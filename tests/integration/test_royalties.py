@@ -66,8 +66,21 @@ def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
         ensure_raw_tables(s)
         ensure_fit_table(s)
     # What the ledger reads: the FX seed, stg_sales and the (empty) attribution credits.
-    subprocess.run([str(Path(sys.executable).parent / "mm-dbt"), "build", "--select", "+attribution_credits", "stg_sales", "royalty_ledger",
-                    "--exclude-resource-type", "test", "--quiet"], cwd=dbt_project_dir(), check=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mm-dbt"),
+            "build",
+            "--select",
+            "+attribution_credits",
+            "stg_sales",
+            "royalty_ledger",
+            "--exclude-resource-type",
+            "test",
+            "--quiet",
+        ],
+        cwd=dbt_project_dir(),
+        check=True,
+    )
     return platform
 
 
@@ -98,12 +111,18 @@ def run_period(period: str):
     from mm_pipelines.definitions import build_definitions
 
     with DagsterInstance.get() as instance:
-        result = build_definitions().resolve_job_def("royalties_job").execute_in_process(
-            instance=instance, partition_key=f"{period}-01", raise_on_error=False)
+        result = (
+            build_definitions()
+            .resolve_job_def("royalties_job")
+            .execute_in_process(instance=instance, partition_key=f"{period}-01", raise_on_error=False)
+        )
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
 
 
-LEDGER = "period, entry, sale_id, revision, tier_index, toString(rate_applied), units, toString(base_amount), toString(rule_royalty), payee_id, toString(royalty_amount), idempotency_key"
+LEDGER = (
+    "period, entry, sale_id, revision, tier_index, toString(rate_applied), units, toString(base_amount), "
+    "toString(rule_royalty), payee_id, toString(royalty_amount), idempotency_key"
+)
 
 
 def ledger(platform) -> list[tuple]:
@@ -113,11 +132,16 @@ def ledger(platform) -> list[tuple]:
 def test_the_ledger_posts_tiers_splits_corrections_and_late_sales_without_rewriting(royalty_env, tmp_path):
     platform = royalty_env
     load_catalog(platform, CATALOG)
-    load_sales(platform, tmp_path, "oct.csv", [
-        "s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD",
-        "s2,0,2026-10-03T10:00:00Z,SKU-1,DE,60,600.00,USD",  # crosses the 100-unit tier: 40 at 10%, 20 at 15%
-        "s3,0,2026-10-03T11:00:00Z,SKU-2,DE,5,50.00,USD",  # no rule for this SKU
-    ])
+    load_sales(
+        platform,
+        tmp_path,
+        "oct.csv",
+        [
+            "s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD",
+            "s2,0,2026-10-03T10:00:00Z,SKU-1,DE,60,600.00,USD",  # crosses the 100-unit tier: 40 at 10%, 20 at 15%
+            "s3,0,2026-10-03T11:00:00Z,SKU-2,DE,5,50.00,USD",  # no rule for this SKU
+        ],
+    )
     run_period("2026-10")
     october = ledger(platform)
     rows = {(r[2], r[4], r[9]): r for r in october}
@@ -139,10 +163,15 @@ def test_the_ledger_posts_tiers_splits_corrections_and_late_sales_without_rewrit
 
     with platform.metadata.connect() as conn:
         store.close_period(conn, "2026-10", "finance")
-    load_sales(platform, tmp_path, "late.csv", [
-        "s1,1,2026-10-02T10:00:00Z,SKU-1,US,50,500.00,USD",  # correction of a closed period's sale
-        "s4,0,2026-10-30T10:00:00Z,SKU-1,US,10,100.00,USD",  # late sale for the closed period
-    ])
+    load_sales(
+        platform,
+        tmp_path,
+        "late.csv",
+        [
+            "s1,1,2026-10-02T10:00:00Z,SKU-1,US,50,500.00,USD",  # correction of a closed period's sale
+            "s4,0,2026-10-30T10:00:00Z,SKU-1,US,10,100.00,USD",  # late sale for the closed period
+        ],
+    )
     run_period("2026-10")  # closed: nothing changes
     assert ledger(platform) == october
     run_period("2026-11")
@@ -150,8 +179,12 @@ def test_the_ledger_posts_tiers_splits_corrections_and_late_sales_without_rewrit
     assert set(october) <= set(after)  # nothing updated or deleted
     november = [r for r in after if r[0] == "2026-11"]
     reversal = [r for r in november if r[1] == "reversal"]
-    assert {(r[2], r[3], Decimal(r[10])) for r in reversal} == {("s1", 0, Decimal("-39.60198")), ("s1", 0, Decimal("-19.79802"))}
-    # After the reversal, 60 units are posted; the corrected s1 (50) then s4 (10) land on 110: s1 has 40 at 10%, 10 at 15%.
+    assert {(r[2], r[3], Decimal(r[10])) for r in reversal} == {
+        ("s1", 0, Decimal("-39.60198")),
+        ("s1", 0, Decimal("-19.79802")),
+    }
+    # After the reversal, 60 units are posted; the corrected s1 (50) then s4 (10) land on 110:
+    # s1 has 40 at 10%, 10 at 15%.
     s1 = {(r[4], r[9]): r for r in november if r[2] == "s1" and r[1] == "accrual"}
     assert (s1[(1, "pe-a")][6], s1[(2, "pe-a")][6]) == (40, 10)
     s4 = [r for r in november if r[2] == "s4" and r[9] == "pe-a"]
@@ -164,14 +197,23 @@ def test_the_ledger_posts_tiers_splits_corrections_and_late_sales_without_rewrit
 
 def make_batchable(platform, tmp_path):
     """Two periods of statements: a verified payee paid, one held for KYC, above the dual-approval limit."""
-    catalog = CATALOG.replace('kyc: {status: verified, evidence: "kyc://case/b"}', 'kyc: {status: pending, evidence: "kyc://case/b"}')
+    catalog = CATALOG.replace(
+        'kyc: {status: verified, evidence: "kyc://case/b"}', 'kyc: {status: pending, evidence: "kyc://case/b"}'
+    )
     catalog = catalog.replace("currency: USD, iban", "currency: EUR, iban")
     load_catalog(platform, catalog)
-    load_sales(platform, tmp_path, "oct.csv", [f"s{i},0,2026-10-0{1 + i % 9}T10:00:00Z,SKU-1,US,10,10000.00,USD" for i in range(12)])
+    load_sales(
+        platform,
+        tmp_path,
+        "oct.csv",
+        [f"s{i},0,2026-10-0{1 + i % 9}T10:00:00Z,SKU-1,US,10,10000.00,USD" for i in range(12)],
+    )
     run_period("2026-10")
 
 
-def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and_audit(royalty_env, tmp_path, monkeypatch, s3_store):
+def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and_audit(
+    royalty_env, tmp_path, monkeypatch, s3_store
+):
     platform = royalty_env
     private, public = payouts.generate_key_pair()
     monkeypatch.setenv("MM_PAYOUT_SIGNING_KEY", private)
@@ -198,7 +240,9 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
     with platform.metadata.connect() as conn:
         assert batches.approve(conn, batch_id, "fin-2", settings) == ("approved", 2, 2)
         keys = batches.export(conn, s3_store, batch_id, "fin-2", settings)
-    assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted([payouts.CSV_NAME, payouts.PAIN001_NAME, payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME])
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(
+        [payouts.CSV_NAME, payouts.PAIN001_NAME, payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME]
+    )
     first_export = {k: s3_store.get_bytes(k) for k in keys}
     with platform.metadata.connect() as conn:
         batches.export(conn, s3_store, batch_id, "fin-2", settings)  # re-export: byte-identical files
@@ -216,24 +260,41 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
     cursor = post_confirmations_via_sensor()
     assert post_confirmations_via_sensor(cursor) == cursor  # the file is not requested twice
     with platform.metadata.connect() as conn:  # and a re-delivered file posts nothing
-        assert batches.post_confirmation(conn, f"{batches.CONFIRMATION_PREFIX}/{batch_id}/c1.csv", confirmation, "finance")["already"]
+        assert batches.post_confirmation(
+            conn, f"{batches.CONFIRMATION_PREFIX}/{batch_id}/c1.csv", confirmation, "finance"
+        )["already"]
     with platform.metadata.connect() as conn:
         assert conn.execute("SELECT status FROM payout_batches").fetchone()[0] == "confirmed"
         assert conn.execute("SELECT status, returned_period FROM payout_lines").fetchone() == ("failed", "2026-11")
     run_period("2026-11")
-    statement = dict(platform.warehouse.query_rows(
-        "SELECT account_id, toString(returned) FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-a'"))
+    statement = dict(
+        platform.warehouse.query_rows(
+            "SELECT account_id, toString(returned) FROM royalty.statement_lines "
+            "WHERE period = '2026-11' AND payee_id = 'pe-a'"
+        )
+    )
     assert Decimal(statement["pe-a:payments"]) == paid_a
-    held = dict(platform.warehouse.query_rows(
-        "SELECT account_id, toString(returned) FROM royalty.statement_lines WHERE period = '2026-11' AND payee_id = 'pe-b'"))
+    held = dict(
+        platform.warehouse.query_rows(
+            "SELECT account_id, toString(returned) FROM royalty.statement_lines "
+            "WHERE period = '2026-11' AND payee_id = 'pe-b'"
+        )
+    )
     with platform.metadata.connect() as conn:
         held_amount = conn.execute("SELECT amount FROM payout_holds WHERE payee_id = 'pe-b'").fetchone()[0]
         assert Decimal(held["pe-b:payments"]) == held_amount > 0
         count, problems = store.verify_audit_chain(conn)
         actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
         assert problems == [] and count == len(actions)
-        for action in ("catalog.load", "payout.holds", "payout.batch_created", "payout.approval", "payout.batch_approved",
-                       "payout.export", "payout.confirmation"):
+        for action in (
+            "catalog.load",
+            "payout.holds",
+            "payout.batch_created",
+            "payout.approval",
+            "payout.batch_approved",
+            "payout.export",
+            "payout.confirmation",
+        ):
             assert action in actions
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'payout.approval'")
         assert store.verify_audit_chain(conn)[1]
@@ -247,7 +308,9 @@ def post_confirmations_via_sensor(cursor: str | None = None) -> str | None:
     defs = build_definitions()
     sensor = defs.resolve_sensor_def("payout_confirmation_sensor")
     with DagsterInstance.get() as instance:
-        context = build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": ObjectStoreResource()})
+        context = build_sensor_context(
+            instance=instance, cursor=cursor, resources={"object_store": ObjectStoreResource()}
+        )
         result = sensor.evaluate_tick(context)
         job = defs.resolve_job_def("payout_confirmation_job")
         for request in result.run_requests or []:
@@ -261,24 +324,34 @@ def test_expiring_licenses_start_their_workflow_once(royalty_env):
 
     platform = royalty_env
     soon = date.today().replace(day=1).isoformat()
-    load_catalog(platform, CATALOG + f"""
+    load_catalog(
+        platform,
+        CATALOG
+        + f"""
 licenses:
   - {{asset: asset-1, licensor: L1, expires_on: {soon}, on_expiry: takedown}}
   - {{asset: asset-2, licensor: L2, expires_on: 2099-01-01, on_expiry: renew}}
-""")
+""",
+    )
     defs = build_definitions()
     sensor = defs.resolve_sensor_def("license_expiry_sensor")
     with DagsterInstance.get() as instance:
-        requests = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"postgres": PostgresResource()})).run_requests
+        requests = sensor.evaluate_tick(
+            build_sensor_context(instance=instance, resources={"postgres": PostgresResource()})
+        ).run_requests
         assert [r.run_key for r in requests] == [f"license:asset-1:L1:{soon}"]
         job = defs.resolve_job_def("license_workflow_job")
         for _ in range(2):  # a retried run records the workflow once
             assert job.execute_in_process(instance=instance, run_config=requests[0].run_config).success
-        again = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"postgres": PostgresResource()}))
+        again = sensor.evaluate_tick(
+            build_sensor_context(instance=instance, resources={"postgres": PostgresResource()})
+        )
         assert not again.run_requests
     with platform.metadata.connect() as conn:
         assert conn.execute("SELECT asset_id, action FROM license_workflows").fetchall() == [("asset-1", "takedown")]
-        assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'license.takedown_requested'").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'license.takedown_requested'"
+        ).fetchone() == (1,)
 
 
 def test_catalog_errors_reach_the_user_and_store_nothing(royalty_env):
@@ -289,7 +362,9 @@ def test_catalog_errors_reach_the_user_and_store_nothing(royalty_env):
     with platform.metadata.connect() as conn:
         assert conn.execute("SELECT count(*) FROM contracts").fetchone() == (0,)
     load_catalog(platform, CATALOG)
-    overlapping = CATALOG.replace("reference: CT-1", "reference: CT-2").replace("effective_from: 2026-01-01", "effective_from: 2027-06-01")
+    overlapping = CATALOG.replace("reference: CT-1", "reference: CT-2").replace(
+        "effective_from: 2026-01-01", "effective_from: 2027-06-01"
+    )
     with pytest.raises(ValueError, match="overlaps stored contract 'CT-1' for sku SKU-1"):
         load_catalog(platform, overlapping)
 
@@ -306,8 +381,11 @@ def post_ledger(period: str):
     from mm_pipelines.definitions import build_definitions
 
     defs = build_definitions()
-    job = define_asset_job("ledger_only", selection=AssetSelection.assets(RULES_KEY, PERIODS_KEY, PERIOD_RATES_KEY, LEDGER_KEY),
-                           partitions_def=MONTHLY_PARTITIONS).resolve(asset_graph=defs.resolve_asset_graph())
+    job = define_asset_job(
+        "ledger_only",
+        selection=AssetSelection.assets(RULES_KEY, PERIODS_KEY, PERIOD_RATES_KEY, LEDGER_KEY),
+        partitions_def=MONTHLY_PARTITIONS,
+    ).resolve(asset_graph=defs.resolve_asset_graph())
     with DagsterInstance.get() as instance:
         assert job.execute_in_process(instance=instance, partition_key=f"{period}-01").success
 
@@ -315,12 +393,20 @@ def post_ledger(period: str):
 FULL_LEDGER = "SELECT * EXCEPT posted_at FROM marts.royalty_ledger ORDER BY idempotency_key"
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(october=st.lists(SALE, min_size=1, max_size=12), corrections=st.lists(st.tuples(st.integers(0, 11), st.integers(-3, 40)), max_size=3),
-       november=st.lists(SALE, max_size=6), close_october=st.booleans())
+@settings(
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    october=st.lists(SALE, min_size=1, max_size=12),
+    corrections=st.lists(st.tuples(st.integers(0, 11), st.integers(-3, 40)), max_size=3),
+    november=st.lists(SALE, max_size=6),
+    close_october=st.booleans(),
+)
 # Found by Hypothesis: a return posted first at the same sold_at took the cumulative units below the first tier.
 @example(october=[("SKU-1", -3, 1), ("SKU-1", 31, 1)], corrections=[], november=[], close_october=False)
-def test_property_the_ledger_is_append_only_idempotent_and_adds_up(royalty_env, tmp_path, october, corrections, november, close_october):
+def test_property_the_ledger_is_append_only_idempotent_and_adds_up(
+    royalty_env, tmp_path, october, corrections, november, close_october
+):
     """Hypothesis: whatever is loaded, corrected, closed and re-run, posted lines never change or disappear, a re-run
     posts nothing, every split adds up to its rule royalty, and the net units posted per rule equal the units of the
     latest revision of every sale it covers."""
@@ -365,10 +451,14 @@ def test_property_the_ledger_is_append_only_idempotent_and_adds_up(royalty_env, 
     if close_october:  # a closed period is never written again
         assert [r for r in history if r[0] == "2026-10"] == before_october
     splits = platform.warehouse.query_rows(
-        "SELECT sale_id, revision, tier_index, entry, sum(royalty_amount) = any(rule_royalty) FROM marts.royalty_ledger "
-        "GROUP BY sale_id, revision, tier_index, entry")
+        "SELECT sale_id, revision, tier_index, entry, sum(royalty_amount) = any(rule_royalty) "
+        "FROM marts.royalty_ledger "
+        "GROUP BY sale_id, revision, tier_index, entry"
+    )
     assert all(ok for *_, ok in splits)
-    posted_units = platform.warehouse.query_rows("SELECT sum(units) FROM marts.royalty_ledger WHERE payee_id = 'pe-a'")[0][0]
+    posted_units = platform.warehouse.query_rows("SELECT sum(units) FROM marts.royalty_ledger WHERE payee_id = 'pe-a'")[
+        0
+    ][0]
     assert posted_units == sum(units for _, sku, units, _, _ in sales.values() if sku == "SKU-1")
 
 
@@ -377,14 +467,25 @@ def line(sale_id: str, revision: int, sku: str, units: int, amount: int, day: st
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(amounts=st.lists(st.integers(1, 10**7), min_size=1, max_size=6), attempts=st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=6))
+@given(
+    amounts=st.lists(st.integers(1, 10**7), min_size=1, max_size=6),
+    attempts=st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=6),
+)
 def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts, attempts):
     """Hypothesis: however batch creation is retried, and even if statements change between retries, each payee's
     statement for a period is in at most one batch, and a batch pays exactly what the statements said when drafted."""
     import psycopg
 
     with psycopg.connect(postgres_dsn) as conn:
-        for table in ("payout_approvals", "payout_lines", "payout_holds", "payout_batches", "royalty_statement_totals", "payees", "creators"):
+        for table in (
+            "payout_approvals",
+            "payout_lines",
+            "payout_holds",
+            "payout_batches",
+            "royalty_statement_totals",
+            "payees",
+            "creators",
+        ):
             conn.execute(f"DELETE FROM {table}")
         seed_statements(conn, {f"p{i}": str(Decimal(cents) / 100) for i, cents in enumerate(amounts)})
         conn.commit()
@@ -409,10 +510,17 @@ def seed_statements(conn, amounts: dict[str, str]):
     """Payees with verified KYC and their statement totals for 2026-10, straight into Postgres."""
     conn.execute("INSERT INTO creators VALUES ('cr', 'Creator') ON CONFLICT DO NOTHING")
     for payee, amount in amounts.items():
-        conn.execute("INSERT INTO payees VALUES (%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)",
-                     (payee, payee.upper()))
-        conn.execute("INSERT INTO royalty_statement_totals (period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) "
-                     "VALUES ('2026-10', %s, 'EUR', %s, %s, 0, 0, '')", (payee, Decimal(amount), Decimal(amount)))
+        conn.execute(
+            "INSERT INTO payees VALUES "
+            "(%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)",
+            (payee, payee.upper()),
+        )
+        conn.execute(
+            "INSERT INTO royalty_statement_totals "
+            "(period, payee_id, currency, earnings, paid, withheld, carried_out, carried_reason) "
+            "VALUES ('2026-10', %s, 'EUR', %s, %s, 0, 0, '')",
+            (payee, Decimal(amount), Decimal(amount)),
+        )
 
 
 def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(postgres_dsn):
@@ -432,16 +540,25 @@ def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(
         assert second != first and second.startswith("PB-2026-10r2-EUR-")
         assert batches.create_batches(conn, "2026-10", "dagster")[0] == [second]  # and a retry finds it
         assert conn.execute("SELECT batch_id, status FROM payout_batches ORDER BY created_at, batch_id").fetchall() == [
-            (first, "cancelled"), (second, "draft")]
-        assert sorted(conn.execute("SELECT line_id, status FROM payout_lines WHERE batch_id = %s", (first,)).fetchall()) == [
-            ("2026-10:p1:EUR", "cancelled"), ("2026-10:p2:EUR", "cancelled")]
-        live = conn.execute("SELECT line_id, count(*) FROM payout_lines WHERE status <> 'cancelled' GROUP BY line_id").fetchall()
+            (first, "cancelled"),
+            (second, "draft"),
+        ]
+        assert sorted(
+            conn.execute("SELECT line_id, status FROM payout_lines WHERE batch_id = %s", (first,)).fetchall()
+        ) == [("2026-10:p1:EUR", "cancelled"), ("2026-10:p2:EUR", "cancelled")]
+        live = conn.execute(
+            "SELECT line_id, count(*) FROM payout_lines WHERE status <> 'cancelled' GROUP BY line_id"
+        ).fetchall()
         assert sorted(live) == [("2026-10:p1:EUR", 1), ("2026-10:p2:EUR", 1)]
-        conn.execute("INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by) "
-                     "VALUES ('PB-by-hand', '2026-10', 'EUR', 10, 1, 'draft', 'someone')")
+        conn.execute(
+            "INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by) "
+            "VALUES ('PB-by-hand', '2026-10', 'EUR', 10, 1, 'draft', 'someone')"
+        )
         with pytest.raises(psycopg.errors.UniqueViolation, match="payout_lines_live"), conn.transaction():
-            conn.execute("INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) "
-                         "VALUES ('2026-10:p1:EUR', 'PB-by-hand', 'p1', 10, 'EUR')")  # the database refuses a second live line
+            conn.execute(
+                "INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) "
+                "VALUES ('2026-10:p1:EUR', 'PB-by-hand', 'p1', 10, 'EUR')"
+            )  # the database refuses a second live line
         assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'payout.batch_cancelled'").fetchone() == (1,)
 
 
@@ -455,27 +572,55 @@ def test_a_held_payout_is_shown_as_held_withheld_once_and_paid_once_when_release
     """pe-b (15% withholding) is held for KYC in October and verified in November: October's statement shows the
     net as held, not paid; November pays it without withholding it again, so 15% of the earnings is withheld in all."""
     platform = royalty_env
-    load_catalog(platform, taxed(CATALOG.replace('status: verified, evidence: "kyc://case/b"', 'status: pending, evidence: "kyc://case/b"')))
+    load_catalog(
+        platform,
+        taxed(
+            CATALOG.replace('status: verified, evidence: "kyc://case/b"', 'status: pending, evidence: "kyc://case/b"')
+        ),
+    )
     load_sales(platform, tmp_path, "oct.csv", ["s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD"])
     run_period("2026-10")
     load_catalog(platform, taxed(CATALOG))  # KYC verified
     run_period("2026-11")
     with platform.metadata.connect() as conn:
-        totals = {period: (earnings, paid, withheld) for period, earnings, paid, withheld in conn.execute(
-            "SELECT period, earnings, paid, withheld FROM royalty_statement_totals WHERE payee_id = 'pe-b'")}
+        totals = {
+            period: (earnings, paid, withheld)
+            for period, earnings, paid, withheld in conn.execute(
+                "SELECT period, earnings, paid, withheld FROM royalty_statement_totals WHERE payee_id = 'pe-b'"
+            )
+        }
         # (600 − 60 × 0.10) × 10% × 33.33% = 19.79802 → 19.80 earned; 15% = 2.97 withheld once, never on the 16.83 again
-        assert sum(w for _, _, w in totals.values()) == Decimal("2.97") == round(Decimal("0.15") * totals["2026-10"][0], 2)
-        held = conn.execute("SELECT paid, held, held_reason FROM royalty_statement_totals WHERE period = '2026-10' AND payee_id = 'pe-b'").fetchone()
+        assert (
+            sum(w for _, _, w in totals.values()) == Decimal("2.97") == round(Decimal("0.15") * totals["2026-10"][0], 2)
+        )
+        held = conn.execute(
+            "SELECT paid, held, held_reason FROM royalty_statement_totals "
+            "WHERE period = '2026-10' AND payee_id = 'pe-b'"
+        ).fetchone()
         assert held == (0, Decimal("16.83"), "KYC pending: verify the payee's KYC before paying")
-        assert conn.execute("SELECT amount, returned_period FROM payout_holds WHERE payee_id = 'pe-b'").fetchall() == [(Decimal("16.83"), "2026-11")]
+        assert conn.execute("SELECT amount, returned_period FROM payout_holds WHERE payee_id = 'pe-b'").fetchall() == [
+            (Decimal("16.83"), "2026-11")
+        ]
         assert totals["2026-11"][1:] == (Decimal("16.83"), 0)  # released once, in full
-        lines = conn.execute("SELECT line_id, amount FROM payout_lines WHERE payee_id = 'pe-b' ORDER BY line_id").fetchall()
+        lines = conn.execute(
+            "SELECT line_id, amount FROM payout_lines WHERE payee_id = 'pe-b' ORDER BY line_id"
+        ).fetchall()
         assert lines == [("2026-11:pe-b:USD", Decimal("16.83"))]  # never in October's batch
     lines = platform.warehouse.query_rows(
-        "SELECT period, account_id, toString(paid), toString(held), toString(returned), toString(withheld), held_reason "
-        "FROM royalty.statement_lines WHERE payee_id = 'pe-b' ORDER BY period, account_id")
+        "SELECT period, account_id, toString(paid), toString(held), toString(returned), toString(withheld), "
+        "held_reason "
+        "FROM royalty.statement_lines WHERE payee_id = 'pe-b' ORDER BY period, account_id"
+    )
     assert [(p, a, *map(Decimal, amounts), why) for p, a, *amounts, why in lines] == [
-        ("2026-10", "pe-b:CT-1", 0, Decimal("16.83"), 0, Decimal("2.97"), "KYC pending: verify the payee's KYC before paying"),
+        (
+            "2026-10",
+            "pe-b:CT-1",
+            0,
+            Decimal("16.83"),
+            0,
+            Decimal("2.97"),
+            "KYC pending: verify the payee's KYC before paying",
+        ),
         ("2026-11", "pe-b:payments", Decimal("16.83"), 0, Decimal("16.83"), 0, ""),
     ]
 
@@ -487,14 +632,23 @@ def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postg
 
     with psycopg.connect(postgres_dsn) as conn:
         seed_statements(conn, {"p1": "10.00"})
-        conn.execute("UPDATE royalty_statement_totals SET paid = 0, held = 10, held_reason = 'KYC pending' WHERE payee_id = 'p1'")
-        assert batches.create_batches(conn, "2026-10", "dagster") == ([], [batches.Hold("p1", "EUR", Decimal("10.00"), "KYC pending")])
+        conn.execute(
+            "UPDATE royalty_statement_totals SET paid = 0, held = 10, held_reason = 'KYC pending' WHERE payee_id = 'p1'"
+        )
+        assert batches.create_batches(conn, "2026-10", "dagster") == (
+            [],
+            [batches.Hold("p1", "EUR", Decimal("10.00"), "KYC pending")],
+        )
         assert batches.returned_amounts(conn, "2026-11") == {("p1", "EUR"): Decimal(10)}
-        conn.execute("UPDATE royalty_statement_totals SET paid = 10, held = 0, held_reason = '' WHERE payee_id = 'p1'")  # recomputed
+        conn.execute(
+            "UPDATE royalty_statement_totals SET paid = 10, held = 0, held_reason = '' WHERE payee_id = 'p1'"
+        )  # recomputed
         [batch], holds = batches.create_batches(conn, "2026-10", "dagster")
         assert holds == [] and batches.returned_amounts(conn, "2026-11") == {}
         assert conn.execute("SELECT payee_id, amount FROM payout_lines").fetchall() == [("p1", Decimal("10.00"))]
-        released = conn.execute("SELECT details FROM audit_log WHERE action = 'payout.holds' ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        released = conn.execute(
+            "SELECT details FROM audit_log WHERE action = 'payout.holds' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()[0]
         assert released["released"] == ["p1"] and released["payees"] == {}
 
 
@@ -504,8 +658,11 @@ def test_a_statement_that_pays_a_payee_held_since_is_refused(postgres_dsn):
     with psycopg.connect(postgres_dsn) as conn:
         seed_statements(conn, {"p1": "10.00"})
         conn.execute("UPDATE payees SET kyc_status = 'rejected'")
-        with pytest.raises(batches.BatchError, match=r"^the 2026-10 statement pays p1, who is now held \(KYC rejected: .*\): "
-                                                      r"run `mm royalties run 2026-10` again so the statement holds the payout$"):
+        with pytest.raises(
+            batches.BatchError,
+            match=r"^the 2026-10 statement pays p1, who is now held \(KYC rejected: .*\): "
+            r"run `mm royalties run 2026-10` again so the statement holds the payout$",
+        ):
             batches.create_batches(conn, "2026-10", "dagster")
         conn.execute("UPDATE payees SET kyc_status = 'verified'")
         [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
@@ -517,9 +674,18 @@ def full_width(name: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) for c in name)
 
 
-@pytest.mark.parametrize("spell", [str.capitalize, lambda n: n.upper() + " ", lambda n: " " + n, full_width,
-                                   lambda n: full_width(n.capitalize()) + "\u3000", lambda n: n + "\u00a0"],
-                         ids=["Capital", "UPPER-trailing-space", "leading-space", "full-width", "full-width-ideographic-space", "nbsp"])
+@pytest.mark.parametrize(
+    "spell",
+    [
+        str.capitalize,
+        lambda n: n.upper() + " ",
+        lambda n: " " + n,
+        full_width,
+        lambda n: full_width(n.capitalize()) + "\u3000",
+        lambda n: n + "\u00a0",
+    ],
+    ids=["Capital", "UPPER-trailing-space", "leading-space", "full-width", "full-width-ideographic-space", "nbsp"],
+)
 def test_four_eyes_compares_normalised_identities(postgres_dsn, spell):
     """'carol' drafts: no spelling of carol approves it, and no spelling of dave is a second approver after dave."""
     import psycopg
@@ -536,8 +702,13 @@ def test_four_eyes_compares_normalised_identities(postgres_dsn, spell):
         assert batches.approve(conn, batch, "erin", settings_) == ("approved", 2, 2)
         assert conn.execute("SELECT created_by FROM payout_batches").fetchone() == ("carol",)
         assert sorted(a for (a,) in conn.execute("SELECT approver FROM payout_approvals")) == ["dave", "erin"]
-        actor, details = conn.execute("SELECT actor, details FROM audit_log WHERE action = 'payout.approval' ORDER BY seq LIMIT 1").fetchone()
-        assert (actor, details["actor_as_given"]) == ("dave", spell("dave"))  # recorded normalised, the spelling kept beside it
+        actor, details = conn.execute(
+            "SELECT actor, details FROM audit_log WHERE action = 'payout.approval' ORDER BY seq LIMIT 1"
+        ).fetchone()
+        assert (actor, details["actor_as_given"]) == (
+            "dave",
+            spell("dave"),
+        )  # recorded normalised, the spelling kept beside it
         with pytest.raises(batches.BatchError, match="^say who you are with --by NAME"):
             batches.cancel(conn, batch, " \u3000", "wrong account")
 
@@ -551,14 +722,18 @@ def test_the_execution_date_is_fixed_by_the_first_export(postgres_dsn, tmp_path)
 
     objects = LocalObjectStore(f"file://{tmp_path / 'objects'}")
     private, _ = payouts.generate_key_pair()
-    settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_SIGNING_KEY": private, "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051"})
+    settings_ = batches.PayoutSettings.from_env(
+        {"MM_PAYOUT_SIGNING_KEY": private, "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051"}
+    )
     with psycopg.connect(postgres_dsn) as conn:
         seed_statements(conn, {"p1": "10.00"})
         [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
         batches.approve(conn, batch, "fin-1", settings_)
         keys = batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 1))
         first = {k: objects.get_bytes(k) for k in keys}
-        assert b"<ReqdExctnDt>2026-12-01</ReqdExctnDt>" in first[f"{batches.EXPORT_PREFIX}/{batch}/{payouts.PAIN001_NAME}"]
+        assert (
+            b"<ReqdExctnDt>2026-12-01</ReqdExctnDt>" in first[f"{batches.EXPORT_PREFIX}/{batch}/{payouts.PAIN001_NAME}"]
+        )
         assert conn.execute("SELECT execution_date FROM payout_batches").fetchone() == (date(2026, 12, 1),)
         batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 9))
         assert {k: objects.get_bytes(k) for k in keys} == first
@@ -582,11 +757,17 @@ def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(p
         [second], _ = batches.create_batches(conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666")
     private, _ = payouts.generate_key_pair()
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
-        "MM_HOME": str(tmp_path / "mm"), "MM_POSTGRES_DSN": dsn_url(postgres_dsn), "MM_PAYOUT_SIGNING_KEY": private,
-        "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051", "MM_OBJECT_STORE": f"file://{tmp_path / 'objects'}"}
+        "MM_HOME": str(tmp_path / "mm"),
+        "MM_POSTGRES_DSN": dsn_url(postgres_dsn),
+        "MM_PAYOUT_SIGNING_KEY": private,
+        "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051",
+        "MM_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
+    }
 
     def mm(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(Path(sys.executable).parent / "mm"), *args], capture_output=True, text=True, env=env, timeout=120)
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "mm"), *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     listed = mm("payouts", "list")
     assert listed.returncode == 0, listed.stderr
@@ -596,4 +777,6 @@ def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(p
     approved = mm("payouts", "approve", pasted, "--by", "fin-1")
     assert approved.returncode == 0 and "1 of 1 approval(s), approved" in approved.stderr, approved.stderr
     exported = mm("payouts", "export", pasted, "--by", "fin-1")
-    assert exported.returncode == 0 and f"wrote finance/payouts/{second}/pain.001.xml" in exported.stderr, exported.stderr
+    assert exported.returncode == 0 and f"wrote finance/payouts/{second}/pain.001.xml" in exported.stderr, (
+        exported.stderr
+    )
