@@ -3,7 +3,7 @@
 The dbt templater opens a dbt connection to render models; the embedded profile has no server to reach, so
 this installs the same chDB connection hook `mm-dbt` uses before handing over to sqlfluff's own CLI.
 
-    python scripts/sqlfluff_dbt.py lint|fix [paths…]     (default: dbt_project/models dbt_project/macros)
+    python scripts/sqlfluff_dbt.py lint|fix [paths…]     (default: dbt_project/models)
 """
 
 import os
@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATHS = ["dbt_project/models", "dbt_project/macros"]
+# The dbt templater renders models and skips macro files, so only the models are linted.
+DEFAULT_PATHS = ["dbt_project/models"]
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ stop_services() {
 }
 trap stop_services EXIT
 
+# Lint and format first: seconds, and a failure there needs no services to explain it.
+scripts/lint.sh
+
 # First runs fetch Kafka from Maven Central and build the S3 server; meanwhile a throwaway virtualenv
 # with an empty pip cache proves constraints.txt installs on a machine that has nothing left over.
 scripts/services/kafka.sh install &

@@ -7,18 +7,32 @@ with conversions as (
     where {{ in_partition_range('conversion_date') }}
 ),
 
+conversion_times as (
+    select
+        conversion_id,
+        user_id,
+        converted_at
+    from conversions
+),
+
 -- Each conversion joined to its user's touches, then grouped per conversion: the grouped arrays hold only the
 -- eligible touches (1.1M of 4.1M at 10M events), and grouping wide tuples is what costs.
 eligible_touches as (
     select
         c.conversion_id,
-        arraySort(groupArray((t.touch_at, t.touch_id, t.touch_type, t.channel, t.campaign_id, t.creative_id, t.asset_id))) as eligible_path
+        arraySort(
+            groupArray((t.touch_at, t.touch_id, t.touch_type, t.channel, t.campaign_id, t.creative_id, t.asset_id))
+        ) as eligible_path
     from {{ ref('int_touchpoints') }} as t
-    inner join (select conversion_id, user_id, converted_at from conversions) as c on c.user_id = t.user_id
-    where t.user_id in (select user_id from conversions)
-        and t.touch_at >= (select min(converted_at) from conversions) - toIntervalDay(
-            (select greatest({{ run_var('attribution_click_lookback_days') }}, {{ run_var('attribution_impression_lookback_days') }},
-                max(lookback_days)) from {{ ref('attribution_lookback_windows') }}))
+    inner join conversion_times as c on t.user_id = c.user_id
+    where
+        t.user_id in (select conversions.user_id from conversions)
+        and t.touch_at >= (select min(conversions.converted_at) from conversions) - toIntervalDay(
+            (select greatest(
+                {{ run_var('attribution_click_lookback_days') }}, {{ run_var('attribution_impression_lookback_days') }},
+                max(w.lookback_days)
+            ) from {{ ref('attribution_lookback_windows') }} as w)
+        )
         and t.touch_at < c.converted_at
         and toUnixTimestamp64Milli(c.converted_at) - toUnixTimestamp64Milli(t.touch_at) <= t.lookback_ms
     group by c.conversion_id
@@ -26,9 +40,16 @@ eligible_touches as (
 
 -- A conversion without eligible touches gets the empty path (the join's default).
 eligible as (
-    select c.conversion_id, c.order_id, c.user_id, c.converted_at, c.conversion_date, c.revenue_cents, e.eligible_path
+    select
+        c.conversion_id,
+        c.order_id,
+        c.user_id,
+        c.converted_at,
+        c.conversion_date,
+        c.revenue_cents,
+        e.eligible_path
     from conversions as c
-    left join eligible_touches as e on e.conversion_id = c.conversion_id
+    left join eligible_touches as e on c.conversion_id = e.conversion_id
 ),
 
 {{ path_transform_ctes('eligible', 'eligible_path') }}

@@ -7,9 +7,13 @@ select
     e.occurred_at as converted_at,
     e.event_date as conversion_date,
     toInt64(
-        if(r.month = toDate(0), 0, roundBankers(toDecimal128(ifNull(e.revenue, 0) * r.rate_to_reporting, 10), 2) * 100)
+        if(
+            r.month = toDate(0),
+            0,
+            roundBankers(toDecimal128(coalesce(e.revenue, 0) * r.rate_to_reporting, 10), 2) * 100
+        )
     ) as revenue_cents
 from {{ ref('stg_events') }} as e
 left join {{ ref('fx_rates') }} as r
-    on r.currency = e.currency and r.month = toStartOfMonth(e.event_date)
+    on e.currency = r.currency and r.month = toStartOfMonth(e.event_date)
 where e.event_type = 'conversion'

@@ -13,10 +13,14 @@ select
     t.asset_id,
     toInt64(if(
         w.channel = '',
-        if(t.event_type = 'click', {{ run_var('attribution_click_lookback_days') }}, {{ run_var('attribution_impression_lookback_days') }}),
+        if(
+            t.event_type = 'click',
+            {{ run_var('attribution_click_lookback_days') }},
+            {{ run_var('attribution_impression_lookback_days') }}
+        ),
         w.lookback_days
     )) * 86400000 as lookback_ms
 from {{ ref('stg_events') }} as t
 left join {{ ref('attribution_lookback_windows') }} as w
-    on w.channel = t.channel and w.touch_type = t.event_type
+    on t.channel = w.channel and t.event_type = w.touch_type
 where t.event_type in ('impression', 'click')

@@ -2,17 +2,37 @@
 -- Per day, model, channel and campaign: attributed conversions and revenue beside ad spend, with CPA and
 -- ROAS. Spend appears under every model (it does not depend on the model), also where nothing converted.
 with credits as (
-    select conversion_date as date, model, channel, campaign_id,
-        sum(credit_share) as conversions, sum(revenue_credit) as revenue
+    select
+        conversion_date as date,
+        model,
+        channel,
+        campaign_id,
+        sum(credit_share) as conversions,
+        sum(revenue_credit) as revenue
     from {{ ref('attribution_credits') }}
     where {{ in_partition_range('conversion_date') }}
     group by date, model, channel, campaign_id
 ),
 
 spend as (
-    select spend_date as date, model, channel, campaign_id, sum(spend) as spend
+    select
+        spend_date as date,
+        model,
+        channel,
+        campaign_id,
+        sum(spend) as spend
     from {{ ref('stg_ad_spend') }}
-    array join ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay', 'markov', 'shapley'] as model
+    array join
+        [
+            'first_touch',
+            'last_touch',
+            'last_non_direct',
+            'linear',
+            'position_based',
+            'time_decay',
+            'markov',
+            'shapley'
+        ] as model
     where {{ in_partition_range('spend_date') }}
     group by date, model, channel, campaign_id
 )

@@ -6,7 +6,11 @@ with events as (
 ),
 
 rates as (
-    select currency, month, rate_to_reporting from {{ ref('fx_rates') }}
+    select
+        currency,
+        month,
+        rate_to_reporting
+    from {{ ref('fx_rates') }}
 ),
 
 converted as (
@@ -23,7 +27,7 @@ converted as (
         ) as revenue_reporting
     from events as e
     left join rates as r
-        on r.currency = e.currency and r.month = toStartOfMonth(e.event_date)
+        on e.currency = r.currency and r.month = toStartOfMonth(e.event_date)
 )
 
 select

@@ -17,8 +17,9 @@ select
     s.campaign_id,
     s.amount,
     s.currency,
-    toDecimal128(if(r.month = toDate(0), 0, roundBankers(toDecimal128(s.amount * r.rate_to_reporting, 10), 2)), 2) as spend,
+    toDecimal128(if(r.month = toDate(0), 0, roundBankers(toDecimal128(s.amount * r.rate_to_reporting, 10), 2)), 2)
+        as spend,
     r.month != toDate(0) as converted
 from latest as s
 left join {{ ref('fx_rates') }} as r
-    on r.currency = s.currency and r.month = toStartOfMonth(s.spend_date)
+    on s.currency = r.currency and r.month = toStartOfMonth(s.spend_date)
