@@ -384,8 +384,8 @@ def run(args: argparse.Namespace, home: Path) -> None:
     load_before = os.getloadavg()
 
     from mm_pipelines.attribution.config import RULE_MODELS, AttributionConfig
-    from mm_pipelines.events.ingest import ensure_raw_tables
     from mm_pipelines.stores.clickhouse import Warehouse
+    from mm_pipelines.stores.warehouse_tables import ensure_tables
 
     warehouse = Warehouse(url)
     config = AttributionConfig.from_env()
@@ -395,7 +395,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
         reset_peak()
         t0 = time.perf_counter()
         with warehouse.session() as s:
-            ensure_raw_tables(s)
+            ensure_tables(s)
             s.command(
                 generation_sql(args.events, args.users, args.conversions, first, args.days),
                 settings={"max_partitions_per_insert_block": 0},

@@ -146,21 +146,19 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
-    from mm_pipelines.assets.attribution import ensure_fit_table
     from mm_pipelines.config import dbt_project_dir
     from mm_pipelines.definitions import build_definitions
-    from mm_pipelines.events.ingest import ensure_raw_tables
     from mm_pipelines.platform import Platform
     from mm_pipelines.royalties import batches
     from mm_pipelines.royalties.store import save_catalog
+    from mm_pipelines.stores.warehouse_tables import ensure_tables
 
     setup: list[tuple[str, float]] = []
     timed: list[tuple[str, float]] = []
     platform = Platform.from_env()
     t = time.perf_counter()
     with platform.warehouse.session() as s:
-        ensure_raw_tables(s)
-        ensure_fit_table(s)
+        ensure_tables(s)
     subprocess.run(
         [str(Path(sys.executable).parent / "mm-dbt"), "build", "--exclude", "tag:royalty", "--quiet"],
         cwd=dbt_project_dir(),

@@ -32,9 +32,6 @@ from mm_pipelines.stores.warehouse_tables import ensure_tables
 ATTRIBUTION_FIT_KEY = ["intermediate", "attribution_fit"]
 JOURNEYS_KEY = ["intermediate", "int_attribution_journeys"]
 
-# The fit table is declared with the other Python-owned tables; tests and refit call it by this name.
-ensure_fit_table = ensure_tables
-
 
 def window_sums_by_day(
     session: Session, lo: date, end: date
@@ -167,7 +164,7 @@ def _fit_table(rows: list[dict]) -> pa.Table:
 
 def refit(session: Session, first: date, end: date, config: AttributionConfig) -> list[dict]:
     """Replace the fits of [first, end) with fresh ones; re-running gives the same rows."""
-    ensure_fit_table(session)
+    ensure_tables(session)
     by_day, needed = window_sums_by_day(session, first - timedelta(days=config.fit_days - 1), end)
     rows = fit_rows(by_day, needed, first, end, config)
     session.command(

@@ -6,9 +6,10 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_c
 
 from mm_pipelines.assets.ingest import raw_events
 from mm_pipelines.config import Settings
-from mm_pipelines.events.ingest import ensure_raw_tables, ingested_offsets
+from mm_pipelines.events.ingest import ingested_offsets
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
 from mm_pipelines.stores.bus import EventBusError
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 
 def freshness_verdict(
@@ -38,7 +39,7 @@ def raw_events_freshness_check(clickhouse: ClickHouseResource, event_bus: EventB
     finally:
         bus.close()
     with clickhouse.get_warehouse().session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         done = ingested_offsets(s, topic)
         last = s.scalar("SELECT max(ingested_at) FROM raw.ingested_ranges WHERE topic = {t:String}", {"t": topic})
     lag = {p: end - done.get(p, 0) for p, end in ends.items()}

@@ -32,9 +32,6 @@ from mm_pipelines.stores.warehouse_tables import ensure_tables
 # produce. Any other header belongs to a contract this pipeline does not know, so its message is a dead letter.
 EXPECTED_HEADERS = frozenset({"traceparent", "tracestate"})
 
-# Every table the Python code owns, in one cheap call (about 25 ms when they exist): ingestion's callers call it this.
-ensure_raw_tables = ensure_tables
-
 
 def _failpoint(name: str) -> None:
     """Fault injection for the crash tests: MM_FAILPOINT=<name> kills this process right here."""
@@ -442,7 +439,7 @@ def ingest_pending(
     of the listed partitions up to those offsets). The warehouse is held per batch only, never
     while waiting for the bus."""
     with warehouse.session(log) as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         done = ingested_offsets(s, topic)
         intents = open_intents(s, topic)
     run = IngestRun(topic)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from mm_pipelines.events.ingest import ensure_raw_tables, record_file_dead_letters, validate_lines
+from mm_pipelines.events.ingest import record_file_dead_letters, validate_lines
 from mm_pipelines.platform import Platform
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 PRODUCE_CHUNK = 50_000
 
@@ -52,7 +53,7 @@ def load_file(
     bus = platform.bus
     bus.ensure_topic(topic, platform.settings.events_partitions)
     with platform.warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         checked = validate_lines(s, f"file:{sha}", lines)
         record_file_dead_letters(s, str(path), f"file:{sha}", checked)
     total = len(checked.valid_lines)

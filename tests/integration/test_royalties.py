@@ -54,17 +54,15 @@ def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
     import subprocess
     import sys
 
-    from mm_pipelines.assets.attribution import ensure_fit_table
     from mm_pipelines.config import dbt_project_dir
-    from mm_pipelines.events.ingest import ensure_raw_tables
+    from mm_pipelines.stores.warehouse_tables import ensure_tables
 
     monkeypatch.setenv("MM_POSTGRES_DSN", dsn_url(postgres_dsn))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
     platform = Platform.from_env()
     with platform.warehouse.session() as s:
-        ensure_raw_tables(s)
-        ensure_fit_table(s)
+        ensure_tables(s)
     # What the ledger reads: the FX seed, stg_sales and the (empty) attribution credits.
     subprocess.run(
         [

@@ -8,7 +8,6 @@ import pytest
 
 from mm_pipelines.events.generator import generate_events, to_jsonl
 from mm_pipelines.events.ingest import (
-    ensure_raw_tables,
     ingest_batch,
     ingest_pending,
     ingested_offsets,
@@ -18,6 +17,7 @@ from mm_pipelines.events.ingest import (
 )
 from mm_pipelines.stores.bus import Batch, LocalEventLog
 from mm_pipelines.stores.objects import LocalObjectStore
+from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +38,7 @@ def counts(s):
 def test_a_retried_batch_is_inserted_once(warehouse):
     batch = batch_of(generate_events(events=500, seed=1), extra=[b"{oops"])
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         first = ingest_batch(s, batch)
         second = ingest_batch(s, batch)
         assert (first.events, first.dead_letters) == (second.events, second.dead_letters) == (len(batch) - 1, 1)
@@ -60,7 +60,7 @@ def test_money_and_unknown_fields_survive_exactly(warehouse):
         "campaign_meta": {"a": [1, 2]},
     }
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         ingest_batch(s, batch_of([event]))
         revenue, currency, extra = s.query_rows("SELECT toString(revenue), currency, extra FROM raw.events")[0]
     assert (revenue, currency) == ("1234567.0123456789", "JPY")
@@ -82,7 +82,7 @@ def test_a_revenue_sent_as_a_json_number_keeps_every_digit(warehouse):
         body.replace('"event_id": "', '"event_id": "n-') + ', "meta": {"revenue": 1}, "revenue": 0.30000000000000001}'
     ).encode()
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         ingest_batch(s, batch_of([], extra=[exact, nested]))
         assert s.query_rows("SELECT toString(revenue) FROM raw.events") == [("12345678901234567890.1234567891",)]
         assert s.query_rows("SELECT offset, error FROM raw.dead_letters") == [
@@ -101,7 +101,7 @@ def test_a_batch_spanning_hundreds_of_days_lands(warehouse):
         for d in range(0, 3600, 9)
     ]
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         result = ingest_batch(s, batch_of(events))
         assert result.events == len(events) and len(result.dates) == len({e["occurred_at"][:10] for e in events})
         assert s.scalar("SELECT uniqExact(toYYYYMM(occurred_at)) FROM raw.events") > 100
@@ -153,7 +153,7 @@ def test_unreadable_messages_are_dead_letters_and_the_range_completes(warehouse,
     batch = Batch("t", 2, 10, 17, list(range(10, 17)), values, keys, headers={6: ["x-legacy"]})
     archive = LocalObjectStore(f"file://{tmp_path}/objects")
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         result = ingest_batch(s, batch, archive)
         again = ingest_batch(s, batch, archive)  # a retry neither loses nor doubles
         assert (result.events, result.dead_letters) == (again.events, again.dead_letters) == (3, 4)
@@ -205,7 +205,7 @@ def test_a_revenue_too_precise_for_decimal_38_10_is_a_dead_letter_never_cut(ware
         (body + ', "revenue": "123456789012345678901234567890"}').encode(),  # 30 integer digits
     ]
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         result = ingest_batch(s, batch_of([], extra=messages))
         assert (result.events, result.dead_letters) == (0, 3)
         errors = [r[0] for r in s.query_rows("SELECT error FROM raw.dead_letters ORDER BY offset")]
@@ -229,7 +229,7 @@ PII_REASONS = [
 def test_pii_dead_letters_are_stored_and_archived_redacted(warehouse, tmp_path):
     archive = LocalObjectStore(f"file://{tmp_path}/objects")
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         ingest_batch(s, batch_of(PII_EVENTS), archive)
         dead = s.query_rows("SELECT offset, raw, error FROM raw.dead_letters ORDER BY offset")
     assert [(o, e) for o, _, e in dead] == list(enumerate(PII_REASONS))
@@ -244,7 +244,7 @@ def test_pii_dead_letters_are_stored_and_archived_redacted(warehouse, tmp_path):
 def test_file_dead_letters_are_stored_redacted(warehouse):
     lines = [json.dumps(e).encode() for e in PII_EVENTS] + [b"{not json", json.dumps(EVENT).encode()]
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         checked = validate_lines(s, "file:x", lines)
         record_file_dead_letters(s, "events.jsonl", "file:x", checked)
         dead = s.query_rows("SELECT line, raw, error FROM raw.dead_letters ORDER BY line")
@@ -265,7 +265,7 @@ def test_a_file_line_too_large_for_the_bus_is_quarantined(warehouse):
 
     big = json.dumps({**EVENT, "padding": "x" * MAX_MESSAGE_BYTES}).encode()
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         checked = validate_lines(s, "file:big", [json.dumps(EVENT).encode(), big])
     assert checked.valid_lines == [1]
     assert checked.invalid == [(2, f"the message is {len(big)} bytes, more than the 1048576 (1 MiB) an event may have")]
@@ -278,7 +278,7 @@ def test_a_file_line_that_is_not_utf8_is_quarantined_as_it_came(warehouse):
         json.dumps({**EVENT, "event_type": "cl\xc3ick"}).encode("latin-1"),
     ]
     with warehouse.session() as s:
-        ensure_raw_tables(s)
+        ensure_tables(s)
         checked = validate_lines(s, "file:bytes", lines)
         record_file_dead_letters(s, "bytes.jsonl", "file:bytes", checked)
         stored = s.query_rows("SELECT line, hex(raw) FROM raw.dead_letters ORDER BY line")
