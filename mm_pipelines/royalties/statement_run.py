@@ -34,6 +34,24 @@ from mm_pipelines.stores.clickhouse import Session
 from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 DEC = pa.decimal128(38, 10)
+# A statement line's amounts, in royalty.statement_lines' column order (each a Decimal attribute of the line).
+LINE_AMOUNTS = (
+    "opening",
+    "returned",
+    "earnings",
+    "reserve_held",
+    "reserve_released",
+    "advances",
+    "unrecouped_in",
+    "recouped",
+    "mg_topup",
+    "balance",
+    "paid",
+    "held",
+    "withheld",
+    "carried_out",
+    "unrecouped_out",
+)
 
 
 def payments_account(payee_id: str) -> str:
@@ -193,23 +211,7 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
     cols: dict[str, list] = defaultdict(list)
     for s in statements:
         for line in s.lines:
-            for name in (
-                "opening",
-                "returned",
-                "earnings",
-                "reserve_held",
-                "reserve_released",
-                "advances",
-                "unrecouped_in",
-                "recouped",
-                "mg_topup",
-                "balance",
-                "paid",
-                "held",
-                "withheld",
-                "carried_out",
-                "unrecouped_out",
-            ):
+            for name in LINE_AMOUNTS:
                 cols[name].append(getattr(line, name))
             cols["period"].append(period)
             cols["payee_id"].append(s.payee_id)
@@ -228,30 +230,9 @@ def write_period(conn: psycopg.Connection, session: Session, period: str, result
             "computed_at": pa.timestamp("ms", "UTC"),
         }
         order = [
-            "period",
-            "payee_id",
-            "currency",
-            "account_id",
-            "opening",
-            "returned",
-            "earnings",
-            "reserve_held",
-            "reserve_released",
-            "advances",
-            "unrecouped_in",
-            "recouped",
-            "mg_topup",
-            "balance",
-            "paid",
-            "held",
-            "withheld",
-            "carried_out",
-            "unrecouped_out",
-            "reserves_out",
-            "carried_reason",
-            "held_reason",
-            "contract_versions",
-            "computed_at",
+            *("period", "payee_id", "currency", "account_id"),
+            *LINE_AMOUNTS,
+            *("reserves_out", "carried_reason", "held_reason", "contract_versions", "computed_at"),
         ]
         text = ("period", "payee_id", "currency", "account_id", "carried_reason", "held_reason")
         table = pa.table({k: pa.array(cols[k], types.get(k, pa.string() if k in text else DEC)) for k in order})
