@@ -42,7 +42,7 @@ def produce(bus, topic: str, events: list[dict], partitions: int) -> float:
 
 def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
     """Per-event Python: json.loads, checks, typed columns, one Arrow insert per partition range."""
-    from mm_pipelines.events.event_schema import CURRENCIES, EVENT_TYPES
+    from mm_pipelines.events.event_schema import CURRENCIES, EVENT_COLUMNS, EVENT_TYPES
 
     with warehouse.session() as s:
         s.command("CREATE TABLE IF NOT EXISTS raw.events_baseline AS raw.events")
@@ -52,29 +52,7 @@ def python_baseline(bus, warehouse, topic: str, limit: int) -> dict:
     n = 0
     for p, end in ends.items():
         batch = bus.read_range(topic, p, 0, min(end, per_partition))
-        cols: dict[str, list] = {
-            k: []
-            for k in (
-                "event_id",
-                "event_type",
-                "occurred_at",
-                "user_id",
-                "channel",
-                "campaign_id",
-                "creative_id",
-                "asset_id",
-                "order_id",
-                "revenue",
-                "currency",
-                "sku",
-                "schema_version",
-                "extra",
-                "topic",
-                "partition",
-                "offset",
-                "ingested_at",
-            )
-        }
+        cols: dict[str, list] = {k: [] for k in (*EVENT_COLUMNS, "topic", "partition", "offset", "ingested_at")}
         now = datetime.now(UTC)
         for offset, raw in zip(batch.offsets, batch.values):
             e = json.loads(raw)
