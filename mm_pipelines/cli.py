@@ -691,10 +691,10 @@ def main() -> None:
     except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
     except UserError as e:
-        err.print(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""))
+        err.print(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""), soft_wrap=True)
         sys.exit(1)
     except ConfigError as e:
-        err.print(f"[red]configuration error:[/red] {e}")
+        err.print(f"[red]configuration error:[/red] {e}", soft_wrap=True)
         sys.exit(1)
     except (EventBusError, WarehouseLockTimeout, WarehouseUnavailable) as e:
         err.print(f"[red]error:[/red] {e}")

@@ -43,9 +43,11 @@ def db_upgrade() -> None:
     """Apply every migration this code has, under a lock, in one transaction (safe to run twice or at once)."""
     before, after = _on_db(open_platform().metadata.upgrade)
     if before == after:
-        console.print(f"metadata DB {_target()} is already at revision {after} (head)")
+        console.print(f"metadata DB {_target()} is already at revision {after} (head)", soft_wrap=True)
     else:
-        console.print(f"metadata DB {_target()} upgraded from revision {before or 'none'} to {after} (head)")
+        console.print(
+            f"metadata DB {_target()} upgraded from revision {before or 'none'} to {after} (head)", soft_wrap=True
+        )
 
 
 @db_app.command("current")
@@ -55,7 +57,10 @@ def db_current() -> None:
 
     current, head = _on_db(open_platform().metadata.revision), head_revision()
     state = "up to date" if current == head else "run `mm db upgrade`"
-    console.print(f"metadata DB {_target()}: revision {current or 'none'}, this code needs {head}: {state}")
+    # One line however long the DSN is: deploy scripts grep it.
+    console.print(
+        f"metadata DB {_target()}: revision {current or 'none'}, this code needs {head}: {state}", soft_wrap=True
+    )
 
 
 @db_app.command("history")
