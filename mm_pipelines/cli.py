@@ -30,6 +30,7 @@ from mm_pipelines.cli_support import (
     open_platform,
     progress_bar,
     run_job,
+    say,
     select_assets,
 )
 from mm_pipelines.config import ConfigError, Settings, repo_root
@@ -691,13 +692,13 @@ def main() -> None:
     except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
     except UserError as e:
-        err.print(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""), soft_wrap=True)
+        say(f"[red]error:[/red] {e}" + (f"\n  fix: {e.hint}" if e.hint else ""), to=err)
         sys.exit(1)
     except ConfigError as e:
-        err.print(f"[red]configuration error:[/red] {e}", soft_wrap=True)
+        say(f"[red]configuration error:[/red] {e}", to=err)
         sys.exit(1)
     except (EventBusError, WarehouseLockTimeout, WarehouseUnavailable) as e:
-        err.print(f"[red]error:[/red] {e}")
+        say(f"[red]error:[/red] {e}", to=err)
         sys.exit(1)
     except Exception as e:
         # A database error on user SQL is the user's to fix: one line, not a traceback.

@@ -8,7 +8,7 @@ from typing import TypeVar
 import typer
 from rich.table import Table
 
-from mm_pipelines.cli_support import UserError, console, open_platform
+from mm_pipelines.cli_support import UserError, console, open_platform, say
 
 db_app = typer.Typer(help="The metadata DB (Postgres): schema revision and migrations.", no_args_is_help=True)
 
@@ -43,11 +43,9 @@ def db_upgrade() -> None:
     """Apply every migration this code has, under a lock, in one transaction (safe to run twice or at once)."""
     before, after = _on_db(open_platform().metadata.upgrade)
     if before == after:
-        console.print(f"metadata DB {_target()} is already at revision {after} (head)", soft_wrap=True)
+        say(f"metadata DB {_target()} is already at revision {after} (head)")
     else:
-        console.print(
-            f"metadata DB {_target()} upgraded from revision {before or 'none'} to {after} (head)", soft_wrap=True
-        )
+        say(f"metadata DB {_target()} upgraded from revision {before or 'none'} to {after} (head)")
 
 
 @db_app.command("current")
@@ -57,10 +55,7 @@ def db_current() -> None:
 
     current, head = _on_db(open_platform().metadata.revision), head_revision()
     state = "up to date" if current == head else "run `mm db upgrade`"
-    # One line however long the DSN is: deploy scripts grep it.
-    console.print(
-        f"metadata DB {_target()}: revision {current or 'none'}, this code needs {head}: {state}", soft_wrap=True
-    )
+    say(f"metadata DB {_target()}: revision {current or 'none'}, this code needs {head}: {state}")
 
 
 @db_app.command("history")

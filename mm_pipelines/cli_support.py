@@ -26,6 +26,11 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
+def say(text: str, to: Console = console) -> None:
+    """A message as one line however long its paths are (tables keep rich's wrapping): users and scripts grep it."""
+    to.print(text, soft_wrap=True)
+
+
 class UserError(Exception):
     """A failure the user can fix: printed as one line plus what to do, exit code 1."""
 
