@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from mm_pipelines.assets.automation import DAILY_AUTOMATION
+from mm_pipelines.assets.automation import CREDITS_FIRST, DAILY_AUTOMATION
 from mm_pipelines.assets.dbt import rebuild_days
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days
 from mm_pipelines.attribution.config import AttributionConfig
@@ -186,6 +186,7 @@ def refit(session: Session, first: date, end: date, config: AttributionConfig) -
     # A day's fit reads the journeys of the fit window before it (default 28 days).
     deps=[AssetDep(JOURNEYS_KEY, partition_mapping=TimeWindowPartitionMapping(start_offset=-27))],
     tags={"partitioning": "daily"},
+    op_tags=CREDITS_FIRST,
     automation_condition=DAILY_AUTOMATION,
     description=(
         "Markov removal effects (exact absorbing-chain solve) and Shapley values per day, "

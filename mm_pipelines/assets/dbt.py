@@ -5,8 +5,8 @@ the daily attribution paths, the daily attribution marts (which also read the Py
 between them), the monthly royalty ledger, and the royalty statements view over the Python statement
 engine's table. Each op runs one `dbt build` through dagster-dbt's DbtCliResource. The run's values (its
 partition range, the royalty period, the attribution settings) reach the models as environment variables
-DBT_VAR_<NAME> (read with run_var, dbt_project/macros/run_var.sql), not --vars: dbt keeps its partial parse
-across environment variables and re-parses only the files that read a changed one.
+DBT_VAR_<NAME> (read with run_var, dbt_project/macros/run_var.sql, only when dbt runs the SQL), not --vars: dbt's
+saved parse then holds for every run, where --vars throw it away.
 """
 
 import json
@@ -28,7 +28,13 @@ from dagster_dbt import (
 )
 from filelock import FileLock
 
-from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
+from mm_pipelines.assets.automation import (
+    CREDITS_FIRST,
+    DAILY_AUTOMATION,
+    EVENTS_BY_DAY_KEY,
+    RAW_DAYS_LOOKBACK,
+    UPSTREAM_AUTOMATION,
+)
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import Settings, dbt_project_dir
@@ -98,12 +104,10 @@ def mm_dbt_project() -> DbtProject:
 
 def prepare(project: DbtProject) -> None:
     """dagster-dbt's own preparation (DagsterDbtProjectPreparer: `parse --quiet` with the project's target path),
-    run by `mm-dbt` (the stock preparer runs whichever `dbt` comes first on PATH) with the environment of an
-    unpartitioned run: that run's commands then start from this parse with nothing to re-parse, and a daily run's
-    re-parse only the files that read its range. Parsing needs no warehouse."""
+    run by `mm-dbt` (the stock preparer runs whichever `dbt` comes first on PATH): every run's commands start from
+    this parse with nothing to re-parse. Parsing needs no warehouse."""
     resource = DbtCliResource(project_dir=project, dbt_executable=mm_dbt_executable())
-    with command_env(run_env()):
-        parse = resource.cli(["parse", "--quiet"], target_path=project.target_path, raise_on_error=False)
+    parse = resource.cli(["parse", "--quiet"], target_path=project.target_path, raise_on_error=False)
     parse.wait()
     if not parse.is_successful() or not project.manifest_path.exists():
         raise RuntimeError(f"dbt cannot parse {project.project_dir}: see {project.target_path / 'dbt.log'}")
@@ -118,8 +122,8 @@ def rebuild_days(context: AssetExecutionContext) -> tuple[date, date]:
 
 def run_env(days: tuple[date, date] | None = None, period: str | None = None) -> dict[str, str]:
     """The run's values for the models, as the environment variables run_var reads (DBT_VAR_<NAME>, JSON). Every
-    command sets all of them, an absent one empty (run_var then falls back to the var's default), so that
-    dbt's partial parse sees unchanged values as unchanged from one command to the next."""
+    command sets all of them, an absent one empty (run_var then falls back to the var's default), so that no
+    DBT_VAR_ in the surrounding environment overrides the run's own values."""
     values = AttributionConfig.from_env().dbt_vars() | {
         "attribution_start_date": days[0].isoformat() if days else None,
         "attribution_end_date": days[1].isoformat() if days else None,
@@ -285,6 +289,7 @@ def build_dbt_assets() -> list:
             name=name,
             partitions_def=DAILY_PARTITIONS,
             backfill_policy=BackfillPolicy.single_run(),
+            op_tags=CREDITS_FIRST,
         )
         def daily_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
             days = rebuild_days(context)

@@ -236,13 +236,17 @@ class KafkaEventBus:
     kafka-python managed 24k/s and 51k/s, so the data path uses it; partitioning is Kafka's murmur2.
     Every broker request is bounded by BROKER_TIMEOUT_S: an unreachable bus is an EventBusUnavailable."""
 
-    def __init__(self, url: str, read_timeout_s: float = 60.0):
+    def __init__(self, url: str, read_timeout_s: float = 60.0, fetch_wait_ms: int = 10):
         parts = urlsplit(url)
         self.url = url
         self.bootstrap = [h for h in (parts.netloc or parts.path).split(",") if h]
         if not self.bootstrap:
             raise ConfigError(f"MM_EVENT_BUS={url!r}: name at least one broker, e.g. kafka://localhost:9092")
         self.read_timeout_s = read_timeout_s
+        # After a range is read, the fetch librdkafka keeps in flight waits at the broker for more data, up to
+        # fetch.wait.max.ms (default 500), and the next range's first fetch waits behind it: 0.5 s for every
+        # range read after the first, 1-1.5 s of each 4-partition sensor run (benchmarks/kafka_range_reads.py).
+        self.fetch_wait_ms = fetch_wait_ms
         self._consumer = None
         self._producer = None
         self._reached = False
@@ -296,6 +300,7 @@ class KafkaEventBus:
                         "fetch.max.bytes": 64 * 1024 * 1024,
                         "max.partition.fetch.bytes": 64 * 1024 * 1024,
                         "queued.max.messages.kbytes": 512 * 1024,
+                        "fetch.wait.max.ms": self.fetch_wait_ms,
                     }
                 )
             )

@@ -160,6 +160,13 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
         run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
     )
     assert result.success
+    # Credits first: the attribution steps run before the checks of other assets, whose first Great Expectations
+    # suite spends seconds importing it.
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert started.index("attribution_marts_dbt") < min(
+        started.index("marts__campaign_performance_daily_campaign_performance_expectations_check"),
+        started.index("staging__stg_events_stg_events_expectations_check"),
+    ), started
     conversions = {e["event_id"] for e in events if e["event_type"] == "conversion"}
     assert conversions
     credited = platform.warehouse.query_rows(
