@@ -20,8 +20,8 @@ from dagster import (
     asset,
 )
 
-from mm_pipelines.assets.automation import CREDITS_FIRST, DAILY_AUTOMATION
-from mm_pipelines.assets.dbt import rebuild_days
+from mm_pipelines.assets.automation import DAILY_AUTOMATION
+from mm_pipelines.assets.dbt import CREDITS_FIRST, rebuild_days
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, days
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.attribution.datadriven import WindowSums

@@ -47,10 +47,6 @@ DAILY_AUTOMATION = (
     & ~AutomationCondition.in_progress()
 ).with_label("daily_data_changed")
 
-# Steps that turn a conversion into its credits run before the run's other ready steps (checks of other assets,
-# whose first Great Expectations suite spends about 4 s importing it): Dagster starts the highest priority first.
-CREDITS_FIRST = {"dagster/priority": "1"}
-
 # The unpartitioned models upstream of the daily ones follow raw/events once the platform has been built
 # (`mm demo`, `mm materialize` or a deployment's first run): eager() never requests what was never built.
 UPSTREAM_AUTOMATION = AutomationCondition.eager()

@@ -229,6 +229,13 @@ class LocalEventLog:
         pass
 
 
+# After a range is read, the fetch librdkafka keeps in flight waits at the broker for more data, up to
+# fetch.wait.max.ms (default LIBRDKAFKA_FETCH_WAIT_MS), and the next range's first fetch waits behind it: 0.5 s for
+# every range read after the first, 1-1.5 s of each 4-partition sensor run (benchmarks/kafka_range_reads.py).
+LIBRDKAFKA_FETCH_WAIT_MS = 500
+FETCH_WAIT_MS = 10
+
+
 class KafkaEventBus:
     """Apache Kafka through librdkafka (confluent-kafka): an idempotent producer, assign+seek range reads.
 
@@ -236,16 +243,13 @@ class KafkaEventBus:
     kafka-python managed 24k/s and 51k/s, so the data path uses it; partitioning is Kafka's murmur2.
     Every broker request is bounded by BROKER_TIMEOUT_S: an unreachable bus is an EventBusUnavailable."""
 
-    def __init__(self, url: str, read_timeout_s: float = 60.0, fetch_wait_ms: int = 10):
+    def __init__(self, url: str, read_timeout_s: float = 60.0, fetch_wait_ms: int = FETCH_WAIT_MS):
         parts = urlsplit(url)
         self.url = url
         self.bootstrap = [h for h in (parts.netloc or parts.path).split(",") if h]
         if not self.bootstrap:
             raise ConfigError(f"MM_EVENT_BUS={url!r}: name at least one broker, e.g. kafka://localhost:9092")
         self.read_timeout_s = read_timeout_s
-        # After a range is read, the fetch librdkafka keeps in flight waits at the broker for more data, up to
-        # fetch.wait.max.ms (default 500), and the next range's first fetch waits behind it: 0.5 s for every
-        # range read after the first, 1-1.5 s of each 4-partition sensor run (benchmarks/kafka_range_reads.py).
         self.fetch_wait_ms = fetch_wait_ms
         self._consumer = None
         self._producer = None
