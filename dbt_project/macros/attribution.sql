@@ -3,24 +3,29 @@
 {#- Rows whose `column` (a Date) is in the run's partition range (run_var attribution_start_date inclusive,
     attribution_end_date exclusive); every row when dbt runs without a range. -#}
 {% macro in_partition_range(column) -%}
-    {%- if run_var('attribution_start_date') and run_var('attribution_end_date') -%}
+    {%- if has_partition_range() -%}
         ({{ column }} >= toDate('{{ run_var('attribution_start_date') }}') and {{ column }} < toDate('{{ run_var('attribution_end_date') }}'))
     {%- else -%}
         1
     {%- endif -%}
 {%- endmacro %}
 
-{#- CTEs `<relation>_transformed`: `<relation>` plus column transformed_column(column), the configured path
-    transforms applied in order to `column` (an array of touch tuples whose 4th element is the channel). One
-    CTE and one new column per transform, so every expression reads a plain column. -#}
+{#- Whether dbt runs for a partition range (a Dagster run), not over every day. -#}
+{% macro has_partition_range() -%}
+    {{- return(run_var('attribution_start_date') is not none and run_var('attribution_end_date') is not none) -}}
+{%- endmacro %}
+
 {#- A range of at most `days` days: worth a prefilter that only pays off when few days are rebuilt. -#}
 {% macro is_narrow_partition_range(days) -%}
     {%- set start = run_var('attribution_start_date') -%}
     {%- set end = run_var('attribution_end_date') -%}
-    {{- return(start is not none and end is not none and (
+    {{- return(has_partition_range() and (
         modules.datetime.date.fromisoformat(end | string) - modules.datetime.date.fromisoformat(start | string)).days <= days) -}}
 {%- endmacro %}
 
+{#- CTEs `<relation>_transformed`: `<relation>` plus column transformed_column(column), the configured path
+    transforms applied in order to `column` (an array of touch tuples whose 4th element is the channel). One
+    CTE and one new column per transform, so every expression reads a plain column. -#}
 {% macro path_transform_ctes(relation, column) -%}
     {%- set ns = namespace(prev=relation) -%}
     {%- for t in run_var('attribution_path_transforms') -%}

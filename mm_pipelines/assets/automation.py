@@ -1,13 +1,12 @@
-"""When daily attribution partitions rebuild on their own: the latest day as data arrives, and any older day
-a late event touched (plus the days whose lookback reaches it).
+"""When daily partitions rebuild on their own: the latest day as data arrives, and any older day a late
+event touched (plus the days whose lookback reaches it).
 
 Today's partitions (and the reprocessing window before today) are rebuilt by the events sensor's own runs
-right after they ingest. Each time the unpartitioned models (stg_events …) are rebuilt, the days that
-received events since the previous build are recorded as partitions of `staging/events_by_day`; the daily
-models depend on those partitions through a lookback mapping, so a late event marks exactly the affected
-days stale, once staging holds it, and this condition requests the ones those runs did not rebuild.
-Updates of the unpartitioned models themselves are ignored here: they would otherwise mark every day since
-2025 stale on each ingestion.
+right after they ingest. Each ingestion records the days its events are dated on as partitions of
+`staging/events_by_day`: stg_events depends on those day by day, the paths and journeys on the touchpoints
+through a lookback mapping, so a late event marks exactly the affected days stale and this condition requests
+the ones those runs did not rebuild (staging first: one backfill orders them). Updates of unpartitioned inputs
+(seeds, spend) are ignored here: they would otherwise mark every day since 2025 stale.
 """
 
 from dagster import AssetKey, AssetSelection, AssetSpec, AutomationCondition, TimeWindowPartitionMapping
@@ -25,12 +24,12 @@ events_by_day = AssetSpec(
     group_name="staging",
     kinds={"clickhouse"},
     description=(
-        "The days of staged events: materialized for each day that received events (late ones included) "
-        "when staging is rebuilt."
+        "The days of ingested events: materialized for each day that received events (late ones included) "
+        "by the ingestion that landed them; staging restages those days."
     ),
 )
 
-RAW_DAYS_LOOKBACK = TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)
+TOUCH_LOOKBACK = TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)
 
 _daily_upstream = AssetSelection.keys(EVENTS_BY_DAY_KEY) | AssetSelection.tag("partitioning", "daily")
 
@@ -38,7 +37,7 @@ DAILY_AUTOMATION = (
     AutomationCondition.any_deps_match(AutomationCondition.newly_updated() | AutomationCondition.will_be_requested())
     .allow(_daily_upstream)
     .since_last_handled()
-    # the unpartitioned inputs (int_conversions, seeds …) must exist; missing days upstream are simply empty
+    # the unpartitioned inputs (seeds, stg_ad_spend …) must exist; missing days upstream are simply empty
     & ~AutomationCondition.any_deps_missing().ignore(_daily_upstream)
     # Not held back while staging is in progress: the events sensor's runs stage almost continuously under a
     # steady stream, and waiting for a gap starved late days. A day is never requested twice at once, and

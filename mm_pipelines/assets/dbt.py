@@ -1,13 +1,12 @@
 """dbt models as Dagster assets: one asset per model, keyed by database and grouped by layer.
 
-dbt ops are split where the graph needs it: the unpartitioned models (staging, campaign performance),
-the daily attribution paths, the daily attribution marts (which also read the Python fit that sits
-between them), the monthly royalty ledger, and the royalty statements view over the Python statement
-engine's table. Each op runs one `dbt build` through dagster-dbt's DbtCliResource. The run's values (its
-partition range, the royalty period, the attribution settings) reach the models as environment variables
-DBT_VAR_<NAME> (read with run_var, dbt_project/macros/run_var.sql, only when dbt runs the SQL), not --vars: dbt's
-saved parse then holds for every run, where --vars throw it away.
-"""
+dbt ops are split where the graph needs it: the unpartitioned models (seeds, spend, sales), the daily event models
+(a day's events staged, then its attribution paths and campaign performance), the daily attribution marts (which
+also read the Python fit that sits between them), the monthly royalty ledger, and the royalty statements view over
+the Python statement engine's table. Each op runs one `dbt build` through dagster-dbt's DbtCliResource. The run's
+values (its partition range, the royalty period, the attribution settings) reach the models as environment
+variables DBT_VAR_<NAME> (read with run_var, dbt_project/macros/run_var.sql, only when dbt runs the SQL), not
+--vars: dbt's saved parse then holds for every run, where --vars throw it away."""
 
 import json
 import os
@@ -17,7 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetMaterialization, AssetSpec, BackfillPolicy, Output
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, BackfillPolicy, Output
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -28,7 +27,7 @@ from dagster_dbt import (
 )
 from filelock import FileLock
 
-from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, RAW_DAYS_LOOKBACK, UPSTREAM_AUTOMATION
+from mm_pipelines.assets.automation import DAILY_AUTOMATION, EVENTS_BY_DAY_KEY, TOUCH_LOOKBACK, UPSTREAM_AUTOMATION
 from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS, period_of, window_dates
 from mm_pipelines.attribution.config import AttributionConfig
 from mm_pipelines.config import Settings, dbt_project_dir
@@ -36,14 +35,21 @@ from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, mm_d
 from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
 from mm_pipelines.stores.warehouse_tables import ensure_tables
 
-ATTRIBUTION_PATH_MODELS = "int_conversion_paths int_attribution_journeys"
+# A live cycle is two dbt commands: the days' events staged with what reads only them (their paths, campaign
+# performance), then, after the fit, the attribution marts. Campaign performance sits in the first: a mart that
+# reads stg_events in the second would wait for stg_events' Great Expectations check (blocking) and its import.
+EVENT_DAY_MODELS = (
+    "stg_events int_conversions int_touchpoints int_conversion_paths int_attribution_journeys "
+    "campaign_performance_daily"
+)
 ATTRIBUTION_MART_MODELS = "attribution_credits attribution_daily attribution_data_driven"
 # The steps that turn a conversion into its credits (the daily dbt ops and the fit) run before the run's other
 # ready steps, checks of other assets whose first Great Expectations suite spends about 4 s importing it: Dagster
 # starts the highest priority first.
 CREDITS_FIRST = {"dagster/priority": "1"}
-# Daily models that read a day's events and the lookback before it: late events make them stale.
-READS_RAW_DAYS = ("int_conversion_paths", "int_attribution_journeys")
+TOUCHPOINTS_KEY = AssetKey(["intermediate", "int_touchpoints"])
+# Daily models that read a day's touches and the lookback before it: a late touch makes all those days stale.
+READS_TOUCH_LOOKBACK = ("int_conversion_paths", "int_attribution_journeys")
 
 
 class MMDbtTranslator(DagsterDbtTranslator):
@@ -69,8 +75,14 @@ class MMDbtTranslator(DagsterDbtTranslator):
         if "daily" not in props.get("tags", []):
             return spec.replace_attributes(automation_condition=UPSTREAM_AUTOMATION)
         deps = list(spec.deps)
-        if props["name"] in READS_RAW_DAYS:
-            deps.append(AssetDep(EVENTS_BY_DAY_KEY, partition_mapping=RAW_DAYS_LOOKBACK))
+        if props["name"] == "stg_events":
+            # A day is restaged when it received events (raw/events itself is one unpartitioned asset).
+            deps.append(AssetDep(EVENTS_BY_DAY_KEY))
+        if props["name"] in READS_TOUCH_LOOKBACK:
+            deps = [
+                AssetDep(TOUCHPOINTS_KEY, partition_mapping=TOUCH_LOOKBACK) if dep.asset_key == TOUCHPOINTS_KEY else dep
+                for dep in deps
+            ]
         return spec.replace_attributes(
             deps=deps, automation_condition=DAILY_AUTOMATION, tags={**spec.tags, "partitioning": "daily"}
         )
@@ -171,62 +183,6 @@ def dbt_build(
         raise error
 
 
-NEW_RANGES_SQL = (
-    """
-SELECT r.topic, r.partition, r.start_offset, r.end_offset
-FROM raw.ingested_ranges AS r FINAL
-LEFT JOIN (SELECT topic, partition, max(end_offset) AS end_offset """
-    """FROM raw.staged_offsets GROUP BY topic, partition) AS w
-    ON w.topic = r.topic AND w.partition = r.partition
-WHERE r.start_offset >= w.end_offset"""
-)
-
-
-def ranges_to_stage(warehouse) -> list[tuple]:
-    """Offset ranges ingested since staging was last built: the staging build about to run will include them."""
-    with warehouse.session() as s:
-        if not s.scalar("EXISTS TABLE raw.ingested_ranges"):
-            return []
-        ensure_tables(s)
-        return s.query_rows(NEW_RANGES_SQL)
-
-
-def mark_staged_days(context: AssetExecutionContext, warehouse, ranges: list[tuple]):
-    """Materialize staging/events_by_day for each day those ranges held events (late days too), then advance
-    the staged offsets: exact, because ingested ranges tile each partition."""
-    if not ranges:
-        return
-    with warehouse.session() as s:
-        days = [
-            d.isoformat()
-            for (d,) in s.query_rows(
-                "SELECT DISTINCT toDate(e.occurred_at) FROM raw.events AS e "
-                "INNER JOIN (SELECT arrayJoin({ranges:Array(Tuple(String, UInt32, UInt64, UInt64))}) AS r) AS staged "
-                "ON e.topic = staged.r.1 AND e.partition = staged.r.2 "
-                "WHERE e.offset >= staged.r.3 AND e.offset < staged.r.4 ORDER BY 1",
-                {"ranges": [tuple(r) for r in ranges]},
-            )
-        ]
-        ends: dict[tuple, int] = {}
-        for topic, p, _, end in ranges:
-            ends[(topic, p)] = max(end, ends.get((topic, p), 0))
-        for (topic, p), end in ends.items():
-            s.command(
-                "INSERT INTO raw.staged_offsets VALUES ({t:String}, {p:UInt32}, {e:UInt64})",
-                {"t": topic, "p": p, "e": end},
-            )
-    known = set(DAILY_PARTITIONS.get_partition_keys())
-    for day in days:
-        if day in known:
-            yield AssetMaterialization(EVENTS_BY_DAY_KEY, partition=day)
-    outside = [d for d in days if d not in known]
-    if outside:
-        context.log.warning(
-            f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): "
-            "staged, not tracked for staleness"
-        )
-
-
 # Exact and free for MergeTree tables (from their parts): a daily table's rows in the days rebuilt (partition ids
 # of a Date are YYYYMMDD), another table's all; none for views (total_rows NULL), whose count would run them.
 ROW_COUNTS_SQL = """
@@ -276,9 +232,10 @@ def build_dbt_assets() -> list:
     @dbt_assets(**common, exclude="tag:daily tag:royalty", name="mm_dbt_models")
     def mm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
         warehouse = clickhouse.get_warehouse()
-        ranges = ranges_to_stage(warehouse)
+        # The raw tables these read exist before anything was loaded into them (the loads create them too).
+        with warehouse.session() as s:
+            ensure_tables(s)
         yield from dbt_build(context, dbt, warehouse, run_env())
-        yield from mark_staged_days(context, warehouse, ranges)
 
     def daily_dbt_assets(name: str, select: str):
         @dbt_assets(
@@ -320,7 +277,7 @@ def build_dbt_assets() -> list:
 
     return [
         mm_dbt_models,
-        daily_dbt_assets("attribution_paths_dbt", ATTRIBUTION_PATH_MODELS),
+        daily_dbt_assets("event_days_dbt", EVENT_DAY_MODELS),
         daily_dbt_assets("attribution_marts_dbt", ATTRIBUTION_MART_MODELS),
         royalty_ledger_dbt,
         royalty_statements_dbt,

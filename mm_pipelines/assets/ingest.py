@@ -1,7 +1,12 @@
 """Ingestion: event bus offset ranges → raw.events (and raw.dead_letters) in the analytics store."""
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from collections.abc import Iterable
+from datetime import date
 
+from dagster import AssetExecutionContext, AssetMaterialization, Config, MaterializeResult, MetadataValue, asset
+
+from mm_pipelines.assets.automation import EVENTS_BY_DAY_KEY
+from mm_pipelines.assets.partitions import DAILY_PARTITIONS
 from mm_pipelines.events.ingest import ingest_pending
 from mm_pipelines.resources import ClickHouseResource, EventBusResource, ObjectStoreResource
 
@@ -22,7 +27,8 @@ class IngestConfig(Config):
     description=(
         "Canonical events from the event bus, validated in ClickHouse; invalid ones go to raw.dead_letters. "
         "Every range is archived as Parquet (raw/events/date=…) in the object store. A bus that cannot be reached "
-        "fails the step; a topic nothing was produced to yet is nothing to ingest."
+        "fails the step; a topic nothing was produced to yet is nothing to ingest. The days the events are dated "
+        "on (late ones too) are recorded as partitions of staging/events_by_day."
     ),
 )
 def raw_events(
@@ -45,6 +51,7 @@ def raw_events(
         )
     finally:
         bus.close()
+    mark_event_days(context, run.dates)
     return MaterializeResult(
         metadata={
             "topic": run.topic,
@@ -57,3 +64,20 @@ def raw_events(
             "consumer_lag": MetadataValue.json({str(p): lag for p, lag in run.lag.items()}),
         }
     )
+
+
+def mark_event_days(context: AssetExecutionContext, event_days: Iterable[date]) -> None:
+    """A materialization of staging/events_by_day per day that received events: the daily models of those days
+    (and of the days whose lookback reaches them) go stale, and automation restages and rebuilds them."""
+    known = set(DAILY_PARTITIONS.get_partition_keys())
+    outside = []
+    for day in sorted(d.isoformat() for d in event_days):
+        if day in known:
+            context.log_event(AssetMaterialization(EVENTS_BY_DAY_KEY, partition=day))
+        else:
+            outside.append(day)
+    if outside:
+        context.log.warning(
+            f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): "
+            "ingested, built only by a full build (mm materialize --from … --to …), not tracked for staleness"
+        )

@@ -10,6 +10,7 @@ from mm_pipelines.assets.partitions import DAILY_PARTITIONS, MONTHLY_PARTITIONS
 PLATFORM_SELECTION = AssetSelection.all() - AssetSelection.groups("backfill", "royalty")
 
 # Ingest whatever is pending, build every dbt model and the attribution for the run's days, run every check.
+# The events sensor runs its daily part only (live_selection, sensors/events.py).
 platform_job = define_asset_job(
     "platform_job",
     selection=PLATFORM_SELECTION,

@@ -1,18 +1,20 @@
-"""The events sensor: turns new offsets on the bus into platform runs that ingest them and bring today's
-attribution up to date, one run at a time.
+"""The events sensor: turns new offsets on the bus into platform runs that ingest them and bring today's attribution
+up to date, one run at a time.
 
-A run takes the next range of every partition (not one run per partition: a Dagster run costs seconds of
-process start-up), then stages the events and rebuilds today's daily partitions (with the reprocessing
-window before it) in the same process. While it is in flight the sensor waits, and the next run takes
-everything that arrived meanwhile: one run start and one pass of each dbt model per cycle, where
-separate ingestion, staging and attribution runs cost three starts and kept blocking each other (p95
-172 s from a produced conversion to its credits; benchmarks/latency_attribution.py). Older days a late
+A run takes the next range of every partition (not one run per partition: a Dagster run costs seconds of process
+start-up), then stages the events and rebuilds today's daily partitions (with the reprocessing window before it) in
+the same process: platform_job's daily assets only, two dbt commands. The unpartitioned models (seeds, spend,
+sales) follow their own loads; a run includes them only while they were never built. While it is in flight the
+sensor waits, and the next run takes everything that arrived meanwhile: one run start and one pass of each dbt
+model per cycle, where separate ingestion, staging and attribution runs cost three starts and kept blocking each
+other (p95 172 s from a produced conversion to its credits; benchmarks/latency_attribution.py). Older days a late
 event touched are left to the automation sensor."""
 
 import json
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetKey,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -22,8 +24,9 @@ from dagster import (
     sensor,
 )
 
+from mm_pipelines.assets.ingest import RAW_EVENTS_KEY
 from mm_pipelines.events.ingest import ingested_offsets, pending_ranges
-from mm_pipelines.jobs import platform_job
+from mm_pipelines.jobs import PLATFORM_SELECTION, platform_job
 from mm_pipelines.resources import ClickHouseResource, EventBusResource
 from mm_pipelines.stores.bus import EventBusError
 
@@ -46,6 +49,7 @@ def plan_runs(
     max_range: int,
     max_runs: int | None = None,
     partition_key: str | None = None,
+    asset_selection: list[AssetKey] | None = None,
 ):
     """Run requests (for `partition_key`) for everything past both the cursor and what is ingested: at most
     `max_runs`, the cursor then stops where they do.
@@ -70,11 +74,25 @@ def plan_runs(
             },
             tags={"mm/topic": topic, "mm/ranges": ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items()))},
             partition_key=partition_key,
+            asset_selection=asset_selection,
         )
         for r in rounds
     ]
     next_cursor = {**start, **{p: e for r in rounds for p, (_, e) in r.items()}}
     return requests, next_cursor
+
+
+def live_selection(context: SensorEvaluationContext) -> list[AssetKey]:
+    """platform_job's assets a live run builds: ingestion and the daily assets, and any other asset of the job
+    not built yet (what the daily models read must exist: a new deployment's first run builds it)."""
+    graph = context.repository_def.asset_graph
+    keys = [k for k in PLATFORM_SELECTION.resolve(graph) if graph.get(k).is_materializable]
+    latest = context.instance.get_latest_materialization_events(keys)
+    return sorted(
+        k
+        for k in keys
+        if k == AssetKey(RAW_EVENTS_KEY) or graph.get(k).partitions_def is not None or latest.get(k) is None
+    )
 
 
 @sensor(job=platform_job, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING)
@@ -107,7 +125,16 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
         ingested = ingested_offsets(s, topic) if s.scalar("EXISTS TABLE raw.ingested_ranges") else {}
     cursor = {int(k): v for k, v in json.loads(context.cursor or "{}").items()}
     today = datetime.now(UTC).date().isoformat()
-    requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE, max_runs=1, partition_key=today)
+    requests, next_cursor = plan_runs(
+        topic,
+        cursor,
+        ingested,
+        ends,
+        MAX_RANGE,
+        max_runs=1,
+        partition_key=today,
+        asset_selection=live_selection(context),
+    )
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
     if not requests:
         return SkipReason(f"No new events on {topic}")

@@ -132,15 +132,6 @@ TABLES = (
         SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
         ),
     ),
-    Table(
-        "raw.staged_offsets",
-        "assets.dbt, after each staging build: the offsets staging has seen",
-        (
-            """CREATE TABLE IF NOT EXISTS raw.staged_offsets (
-    topic LowCardinality(String), partition UInt32, end_offset UInt64
-) ENGINE = ReplacingMergeTree(end_offset) ORDER BY (topic, partition)""",
-        ),
-    ),
     # A corrected line comes back with the same sale_id and a higher revision.
     Table(
         "raw.sales",

@@ -458,7 +458,7 @@ def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path
     ]
     [ingest] = [line for line in out if line.startswith("✓ raw__events ")]
     assert "raw/events 1,9" in ingest and " rows" in ingest  # the events the run ingested
-    [dbt] = [line for line in out if line.startswith("✓ mm_dbt_models ")]
+    [dbt] = [line for line in out if line.startswith("✓ event_days_dbt ")]
     assert "staging/stg_events 1,9" in dbt
     assert any(line.startswith("✓ check marts/attribution_credits:attribution_credits_complete_check ") for line in out)
     assert any(line.startswith("materialize 2026-10-") and "1 warning" in line for line in out)

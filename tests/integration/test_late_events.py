@@ -15,6 +15,7 @@ from .events import produce
 pytestmark = pytest.mark.integration
 
 PATHS = AssetKey(["intermediate", "int_conversion_paths"])
+STG_EVENTS = AssetKey(["staging", "stg_events"])
 EVENTS_BY_DAY = AssetKey(["staging", "events_by_day"])
 
 
@@ -38,27 +39,17 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     # A click from 2026-10-10, long after that day was processed, and ingestion picks it up.
     late = dict(generate_events(events=1, seed=10, start=datetime(2026, 10, 10, tzinfo=UTC), days=1)[0])
     produce(platform, [late])
-    execute(defs, instance, AssetSelection.assets(AssetKey(["raw", "events"])))
-
-    # First the unpartitioned models follow raw/events; the daily ones wait for staging to hold the event.
-    tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
-    assert tick.get_requested_partitions(AssetKey(["staging", "stg_events"])) == {None}
-    assert not tick.get_requested_partitions(PATHS)
-    staged = execute(
-        defs,
-        instance,
-        PLATFORM_SELECTION
-        - AssetSelection.tag("partitioning", "daily")
-        - AssetSelection.assets(AssetKey(["raw", "events"])),
-    )
+    ingested = execute(defs, instance, AssetSelection.assets(AssetKey(["raw", "events"])))
     days = {
         e.event_specific_data.materialization.partition
-        for e in staged.all_events
+        for e in ingested.all_events
         if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == EVENTS_BY_DAY
     }
     assert days == {"2026-10-10"}
 
-    # Then exactly the days whose 30-day lookback reaches 2026-10-10 are requested.
-    tick = evaluate_automation_conditions(defs, instance, cursor=tick.cursor)
+    # The ingestion recorded the event's day; that day is restaged, and exactly the days whose 30-day lookback
+    # reaches it are rebuilt.
+    tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
+    assert tick.get_requested_partitions(STG_EVENTS) == {"2026-10-10"}
     expected = {(date(2026, 10, 10) + timedelta(days=i)).isoformat() for i in range(31)}
     assert tick.get_requested_partitions(PATHS) == expected

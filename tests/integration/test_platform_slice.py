@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.config import dbt_project_dir
@@ -18,6 +18,8 @@ from .events import produce
 
 pytestmark = pytest.mark.integration
 
+FX_RATES = AssetKey(["reference", "fx_rates"])
+STG_EVENTS = AssetKey(["staging", "stg_events"])
 BAD = [b"{not json", b'{"event_id": "x", "event_type": "click", "user_id": "a@b.com"}']
 
 
@@ -125,16 +127,16 @@ def test_sensor_requests_each_range_once(mm_home):
     defs = build_definitions()
     resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
     instance = DagsterInstance.ephemeral()
-    with build_sensor_context(instance=instance, resources=resources) as ctx:
+    with build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
         first = raw_events_sensor(ctx)
         keys = sorted(r.run_key for r in first)
         ends = platform.bus.end_offsets("mm.events.v1")
         assert keys == ["mm.events.v1:" + ";".join(f"{p}:0-{end}" for p, end in sorted(ends.items()) if end)]
     with build_sensor_context(
-        instance=instance, resources=resources
+        instance=instance, resources=resources, definitions=defs
     ) as ctx:  # re-evaluated on the same state: same keys
         assert sorted(r.run_key for r in raw_events_sensor(ctx)) == keys
-    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor, definitions=defs) as ctx2:
         assert "No new events" in str(raw_events_sensor(ctx2).skip_message)
 
 
@@ -152,14 +154,13 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     defs = build_definitions()
     resources = {k: v for k, v in defs.resources.items() if k in ("clickhouse", "event_bus")}
     instance = DagsterInstance.ephemeral()
-    with build_sensor_context(instance=instance, resources=resources) as ctx:
+    with build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
         (request,) = raw_events_sensor(ctx)
     today = datetime.now(UTC).date()
     assert request.partition_key == today.isoformat()
-    result = defs.resolve_job_def(request.job_name or "platform_job").execute_in_process(
-        run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
-    )
-    assert result.success
+    # Nothing was built yet: the first run builds what the daily models read too.
+    assert FX_RATES in request.asset_selection
+    result = execute_request(defs, request, instance)
     # Credits first: the attribution steps run before the checks of other assets, whose first Great Expectations
     # suite spends seconds importing it.
     started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
@@ -174,15 +175,36 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     )
     assert {c for (c,) in credited} == conversions
 
-    produce(platform, as_live(generate_events(events=50, seed=25), datetime.now(UTC), random.Random(25)))
+    second_batch = as_live(generate_events(events=50, seed=25), datetime.now(UTC), random.Random(25))
+    produce(platform, second_batch)
     instance.add_run(
         DagsterRun(
             job_name="platform_job", run_id="in-flight", status=DagsterRunStatus.STARTED, tags=dict(request.tags)
         )
     )
-    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx2:
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor, definitions=defs) as ctx2:
         assert "in flight" in str(raw_events_sensor(ctx2).skip_message)
     instance.report_run_canceled(instance.get_run_by_id("in-flight"))
-    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor) as ctx3:
+    with build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor, definitions=defs) as ctx3:
         (following,) = raw_events_sensor(ctx3)
     assert following.run_key != request.run_key
+    # From then on a run is ingestion and the daily assets: the events staged with their paths, then the marts.
+    assert FX_RATES not in following.asset_selection
+    assert STG_EVENTS in following.asset_selection
+    result = execute_request(defs, following, instance)
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert {s for s in steps if s.endswith("_dbt")} == {"event_days_dbt", "attribution_marts_dbt"}, steps
+    credited = platform.warehouse.query_rows("SELECT uniqExact(conversion_id) FROM marts.attribution_credits")[0][0]
+    assert credited == len(conversions) + sum(1 for e in second_batch if e["event_type"] == "conversion")
+
+
+def execute_request(defs, request, instance):
+    result = defs.resolve_job_def(request.job_name or "platform_job").execute_in_process(
+        run_config=request.run_config,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        asset_selection=request.asset_selection,
+        instance=instance,
+    )
+    assert result.success
+    return result

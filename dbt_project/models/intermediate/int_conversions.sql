@@ -1,3 +1,4 @@
+{{ daily_partitioned('conversion_date', '(conversion_date, conversion_id)') }}
 -- One row per conversion, its revenue in the reporting currency as integer cents: the month's recorded rate,
 -- rounded half-to-even per conversion (as in campaign_performance_daily). No rate or no revenue: 0.
 select
@@ -16,4 +17,4 @@ select
 from {{ ref('stg_events') }} as e
 left join {{ ref('fx_rates') }} as r
     on e.currency = r.currency and r.month = toStartOfMonth(e.event_date)
-where e.event_type = 'conversion'
+where e.event_type = 'conversion' and {{ in_partition_range('e.event_date') }}

@@ -1,7 +1,8 @@
 -- Impressions and clicks with the lookback window (ms) of their channel and touch type: the seed's
 -- per-channel override, else the var default for the touch type. A view: the paths and the journeys each
--- read it once with their own filters, so writing its 9.5M rows (5 s at 10M events) bought nothing.
-{{ config(materialized='view') }}
+-- read it once with their own filters, so writing its 9.5M rows (5 s at 10M events) bought nothing. Daily like
+-- its table, so that the days a paths run reads are tracked (their lookback); a run only re-creates the view.
+{{ config(materialized='view', tags=['daily']) }}
 select
     t.user_id,
     t.event_id as touch_id,

@@ -1,8 +1,10 @@
+{{ daily_partitioned('event_date', '(event_date, channel, campaign_id)') }}
 -- Daily performance per channel and campaign. Each conversion's revenue is converted to the reporting
 -- currency at its month's recorded rate and rounded half-to-even to the cent before summing, so the
 -- mart's totals equal the sum of the per-conversion amounts Finance sees.
 with events as (
     select * from {{ ref('stg_events') }}
+    where {{ in_partition_range('event_date') }}
 ),
 
 rates as (

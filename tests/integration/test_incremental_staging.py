@@ -1,0 +1,85 @@
+"""Staging per day: after batches, redeliveries, late events and a conflicting redelivery, the days built one
+run at a time (as automation requests them) hold exactly what one build of every day holds."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
+
+from mm_pipelines.assets.partitions import range_tags
+from mm_pipelines.events.generator import generate_events
+from mm_pipelines.jobs import PLATFORM_SELECTION
+from mm_pipelines.platform import Platform
+
+from .events import produce
+
+pytestmark = pytest.mark.integration
+
+RAW_EVENTS = AssetSelection.assets(AssetKey(["raw", "events"]))
+DAILY = AssetSelection.tag("partitioning", "daily")
+# Every daily model a batch changes, keyed as each is sorted.
+TABLES = {
+    "staging.stg_events": "event_id",
+    "intermediate.int_conversions": "conversion_id",
+    "intermediate.int_conversion_paths": "conversion_id",
+    "marts.campaign_performance_daily": "event_date, channel, campaign_id",
+    "marts.attribution_credits": "conversion_id, model, touch_index",
+}
+
+
+def execute(defs, instance, selection, days: tuple[date, date] | None = None):
+    job = define_asset_job("subset", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(*days) if days else {})
+    assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    return result
+
+
+def snapshot(platform) -> dict[str, list[tuple]]:
+    return {t: platform.warehouse.query_rows(f"SELECT * FROM {t} ORDER BY {key}") for t, key in TABLES.items()}
+
+
+def test_days_built_run_by_run_equal_one_build_of_every_day(mm_home):
+    from mm_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    instance = DagsterInstance.ephemeral()
+    platform = Platform.from_env()
+    first = generate_events(events=2000, seed=31, start=datetime(2026, 10, 1, tzinfo=UTC), days=4)
+    produce(platform, first)
+    execute(defs, instance, PLATFORM_SELECTION, (date(2026, 10, 1), date(2026, 10, 4)))
+    cursor = evaluate_automation_conditions(defs, instance).cursor
+
+    # Then: a producer retry of 300 events, late events for 2026-10-04, new days, and an event of 2026-10-01
+    # redelivered dated 2026-10-05 (against the contract): it must still count once, on its first delivery's day,
+    # which this run does not restage (its range starts two days before 2026-10-04).
+    retried = [e for e in first if e["occurred_at"].startswith("2026-10-04")][:300]
+    late = generate_events(events=150, seed=32, start=datetime(2026, 10, 4, tzinfo=UTC), days=1)
+    new = generate_events(events=600, seed=33, start=datetime(2026, 10, 5, tzinfo=UTC), days=2)
+    conflicting = {
+        **next(e for e in first if e["occurred_at"].startswith("2026-10-01")),
+        "occurred_at": "2026-10-05T09:00:00.000Z",
+    }
+    second = [*retried, *late, *new, conflicting]
+    produce(platform, second)
+    execute(defs, instance, RAW_EVENTS)
+
+    # The days automation asks to restage, and the days it asks to rebuild paths for: one run covers both.
+    tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
+    restaged = tick.get_requested_partitions(AssetKey(["staging", "stg_events"]))
+    assert restaged == {e["occurred_at"][:10] for e in second}
+    rebuilt = tick.get_requested_partitions(AssetKey(["intermediate", "int_conversion_paths"]))
+    days = sorted(restaged | rebuilt)
+    execute(defs, instance, PLATFORM_SELECTION & DAILY, (date.fromisoformat(days[0]), date.fromisoformat(days[-1])))
+    incremental = snapshot(platform)
+
+    ids = {e["event_id"] for e in [*first, *late, *new]}
+    events = platform.warehouse.query_rows("SELECT event_id, event_date FROM staging.stg_events")
+    assert len(events) == len(ids) and {i for i, _ in events} == ids
+    assert dict(events)[conflicting["event_id"]] == date(2026, 10, 1)
+
+    # One build of every day, from nothing.
+    with platform.warehouse.session() as s:
+        for table in TABLES:
+            s.command(f"DROP TABLE {table}")
+    execute(defs, instance, PLATFORM_SELECTION & DAILY, (date(2026, 10, 1), date(2026, 10, 6)))
+    assert snapshot(platform) == incremental
