@@ -49,3 +49,13 @@ DAILY_AUTOMATION = (
 # The unpartitioned models upstream of the daily ones follow raw/events once the platform has been built
 # (`mm demo`, `mm materialize` or a deployment's first run): eager() never requests what was never built.
 UPSTREAM_AUTOMATION = AutomationCondition.eager()
+
+# Great Expectations suites judge what changed at most every 10 minutes, in runs of their own, and in every run of
+# platform_job (`mm demo`, `mm materialize`): not in each live run of the events sensor, where the first suite's
+# import of great_expectations alone cost 4 s of every 30 s cycle, ahead of the next cycle's credits. The live runs
+# keep the cheap SQL checks (completeness, reconciliation, freshness) and every dbt test.
+QUALITY_CHECK_CADENCE = (
+    AutomationCondition.cron_tick_passed("*/10 * * * *").since_last_handled()
+    & AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.in_progress()
+).with_label("every_10_minutes_after_changes")

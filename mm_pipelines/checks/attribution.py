@@ -19,6 +19,7 @@ from dagster import (
     asset_check,
 )
 
+from mm_pipelines.assets.automation import QUALITY_CHECK_CADENCE
 from mm_pipelines.attribution.config import MODELS
 from mm_pipelines.checks.expectations import check_result, no_violations, validate
 from mm_pipelines.config import Settings
@@ -98,6 +99,7 @@ def attribution_expectations() -> list:
 @asset_check(
     asset=ATTRIBUTION_CREDITS,
     blocking=True,
+    automation_condition=QUALITY_CHECK_CADENCE,
     description=(
         "Great Expectations: per model, each conversion's shares sum to 1 and its credits to its revenue; "
         "no negative credit; no touch at or after its conversion."

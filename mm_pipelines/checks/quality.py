@@ -7,6 +7,7 @@ checking them again here would cost a second scan and a second failure for one d
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
+from mm_pipelines.assets.automation import QUALITY_CHECK_CADENCE
 from mm_pipelines.checks.expectations import check_result, no_violations, validate
 from mm_pipelines.resources import ClickHouseResource
 
@@ -52,6 +53,7 @@ def campaign_performance_expectations() -> list:
 @asset_check(
     asset=STG_EVENTS,
     blocking=True,
+    automation_condition=QUALITY_CHECK_CADENCE,
     description="Great Expectations, per event day: no e-mail address in user_id (dbt tests ids, times and types).",
 )
 def stg_events_expectations_check(clickhouse: ClickHouseResource) -> AssetCheckResult:
@@ -62,6 +64,7 @@ def stg_events_expectations_check(clickhouse: ClickHouseResource) -> AssetCheckR
 @asset_check(
     asset=CAMPAIGN_PERFORMANCE,
     blocking=True,
+    automation_condition=QUALITY_CHECK_CADENCE,
     description="Great Expectations: non-negative counts, revenue and ctr; every conversion converted.",
 )
 def campaign_performance_expectations_check(

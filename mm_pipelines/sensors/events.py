@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -49,7 +50,7 @@ def plan_runs(
     max_range: int,
     max_runs: int | None = None,
     partition_key: str | None = None,
-    asset_selection: list[AssetKey] | None = None,
+    selection: tuple[list[AssetKey], list[AssetCheckKey]] | None = None,
 ):
     """Run requests (for `partition_key`) for everything past both the cursor and what is ingested: at most
     `max_runs`, the cursor then stops where they do.
@@ -74,7 +75,8 @@ def plan_runs(
             },
             tags={"mm/topic": topic, "mm/ranges": ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items()))},
             partition_key=partition_key,
-            asset_selection=asset_selection,
+            asset_selection=selection[0] if selection else None,
+            asset_check_keys=selection[1] if selection else None,
         )
         for r in rounds
     ]
@@ -82,17 +84,24 @@ def plan_runs(
     return requests, next_cursor
 
 
-def live_selection(context: SensorEvaluationContext) -> list[AssetKey]:
-    """platform_job's assets a live run builds: ingestion and the daily assets, and any other asset of the job
-    not built yet (what the daily models read must exist: a new deployment's first run builds it)."""
+def live_selection(context: SensorEvaluationContext) -> tuple[list[AssetKey], list[AssetCheckKey]]:
+    """platform_job's assets a live run builds, and their checks: ingestion and the daily assets, and any other
+    asset of the job not built yet (what the daily models read must exist: a new deployment's first run builds
+    it); every check of those but the ones that run on their own automation condition (the Great Expectations
+    suites, QUALITY_CHECK_CADENCE), as Dagster leaves those out of the runs automation launches."""
     graph = context.repository_def.asset_graph
     keys = [k for k in PLATFORM_SELECTION.resolve(graph) if graph.get(k).is_materializable]
     latest = context.instance.get_latest_materialization_events(keys)
-    return sorted(
+    assets = sorted(
         k
         for k in keys
         if k == AssetKey(RAW_EVENTS_KEY) or graph.get(k).partitions_def is not None or latest.get(k) is None
     )
+    checks = sorted(
+        (k for k in graph.get_check_keys_for_assets(set(assets)) if graph.get(k).automation_condition is None),
+        key=lambda k: k.to_user_string(),
+    )
+    return assets, checks
 
 
 @sensor(job=platform_job, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING)
@@ -133,7 +142,7 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
         MAX_RANGE,
         max_runs=1,
         partition_key=today,
-        asset_selection=live_selection(context),
+        selection=live_selection(context),
     )
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
     if not requests:

@@ -3,11 +3,11 @@
 import csv
 import random
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_sensor_context, evaluate_automation_conditions
 
 from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.config import dbt_project_dir
@@ -161,13 +161,9 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     # Nothing was built yet: the first run builds what the daily models read too.
     assert FX_RATES in request.asset_selection
     result = execute_request(defs, request, instance)
-    # Credits first: the attribution steps run before the checks of other assets, whose first Great Expectations
-    # suite spends seconds importing it.
+    # Credits first: the attribution steps run before the checks that were ready long before them.
     started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
-    assert started.index("attribution_marts_dbt") < min(
-        started.index("marts__campaign_performance_daily_campaign_performance_expectations_check"),
-        started.index("staging__stg_events_stg_events_expectations_check"),
-    ), started
+    assert started.index("attribution_marts_dbt") < started.index("raw__events_raw_events_freshness_check"), started
     conversions = {e["event_id"] for e in events if e["event_type"] == "conversion"}
     assert conversions
     credited = platform.warehouse.query_rows(
@@ -191,20 +187,31 @@ def test_sensor_run_credits_todays_conversions_and_waits_while_in_flight(mm_home
     # From then on a run is ingestion and the daily assets: the events staged with their paths, then the marts.
     assert FX_RATES not in following.asset_selection
     assert STG_EVENTS in following.asset_selection
+    cursor = evaluate_automation_conditions(defs, instance).cursor
     result = execute_request(defs, following, instance)
     steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert {s for s in steps if s.endswith("_dbt")} == {"event_days_dbt", "attribution_marts_dbt"}, steps
+    # The Great Expectations suites are not in live runs: they judge what changed every 10 minutes.
+    assert not [s for s in steps if s.endswith("expectations_check")], steps
+    tick = evaluate_automation_conditions(
+        defs, instance, cursor=cursor, evaluation_time=datetime.now(UTC) + timedelta(minutes=11)
+    )
+    assert {r.key.name for r in tick.results if isinstance(r.key, AssetCheckKey) and r.true_subset.size} == {
+        "stg_events_expectations_check",
+        "campaign_performance_expectations_check",
+        "attribution_credits_expectations_check",
+    }
     credited = platform.warehouse.query_rows("SELECT uniqExact(conversion_id) FROM marts.attribution_credits")[0][0]
     assert credited == len(conversions) + sum(1 for e in second_batch if e["event_type"] == "conversion")
 
 
 def execute_request(defs, request, instance):
-    result = defs.resolve_job_def(request.job_name or "platform_job").execute_in_process(
-        run_config=request.run_config,
-        partition_key=request.partition_key,
-        tags=request.tags,
-        asset_selection=request.asset_selection,
-        instance=instance,
+    """The run the request launches: its assets and checks only."""
+    job = defs.resolve_job_def(request.job_name or "platform_job").get_subset(
+        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+    )
+    result = job.execute_in_process(
+        run_config=request.run_config, partition_key=request.partition_key, tags=request.tags, instance=instance
     )
     assert result.success
     return result
