@@ -16,6 +16,7 @@ from .events import produce
 pytestmark = pytest.mark.integration
 
 RAW_EVENTS = AssetSelection.assets(AssetKey(["raw", "events"]))
+STG_EVENTS_KEY = AssetKey(["staging", "stg_events"])
 DAILY = AssetSelection.tag("partitioning", "daily")
 # Every daily model a batch changes, keyed as each is sorted.
 TABLES = {
@@ -32,6 +33,10 @@ def execute(defs, instance, selection, days: tuple[date, date] | None = None):
     result = job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(*days) if days else {})
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
     return result
+
+
+def span(days: set[str]) -> tuple[date, date]:
+    return date.fromisoformat(min(days)), date.fromisoformat(max(days))
 
 
 def snapshot(platform) -> dict[str, list[tuple]]:
@@ -63,13 +68,15 @@ def test_days_built_run_by_run_equal_one_build_of_every_day(mm_home):
     produce(platform, second)
     execute(defs, instance, RAW_EVENTS)
 
-    # The days automation asks to restage, and the days it asks to rebuild paths for: one run covers both.
+    # The days automation asks to restage, and the days it asks to rebuild paths for; run as its backfill runs
+    # them: staging first, over a few days (only their event ids are looked up), then every day reading them.
     tick = evaluate_automation_conditions(defs, instance, cursor=cursor)
-    restaged = tick.get_requested_partitions(AssetKey(["staging", "stg_events"]))
+    restaged = tick.get_requested_partitions(STG_EVENTS_KEY)
     assert restaged == {e["occurred_at"][:10] for e in second}
     rebuilt = tick.get_requested_partitions(AssetKey(["intermediate", "int_conversion_paths"]))
-    days = sorted(restaged | rebuilt)
-    execute(defs, instance, PLATFORM_SELECTION & DAILY, (date.fromisoformat(days[0]), date.fromisoformat(days[-1])))
+    assert min(rebuilt) == min(restaged) and len(rebuilt) > len(restaged)
+    execute(defs, instance, PLATFORM_SELECTION & DAILY, span(restaged))
+    execute(defs, instance, PLATFORM_SELECTION & DAILY - AssetSelection.assets(STG_EVENTS_KEY), span(rebuilt))
     incremental = snapshot(platform)
 
     ids = {e["event_id"] for e in [*first, *late, *new]}

@@ -15,10 +15,12 @@ with days as (
     where {{ in_partition_range('toDate(occurred_at)') }}
 ),
 
+-- Over a few days, only their event_ids are grouped; over many, a set of them would cost more than it saves
+-- (43 s instead of 9 for 60 days of 10M events).
 repeated as (
     select event_id
     from {{ source('raw', 'events') }}
-    {%- if has_partition_range() %}
+    {%- if is_narrow_partition_range(7) %}
     where event_id in (select days.event_id from days)
     {%- endif %}
     group by event_id
