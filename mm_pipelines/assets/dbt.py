@@ -36,8 +36,8 @@ from mm_pipelines.royalties.warehouse import LEDGER_PREFIX, archive_period
 from mm_pipelines.stores.warehouse_tables import ensure_tables
 
 # A live cycle is two dbt commands: the days' events staged with what reads only them (their paths, campaign
-# performance), then, after the fit, the attribution marts. Campaign performance sits in the first: a mart that
-# reads stg_events in the second would wait for stg_events' Great Expectations check (blocking) and its import.
+# performance), then, after the fit, the attribution marts. Campaign performance sits in the first: in the second,
+# it would hold the credits back behind stg_events' blocking checks wherever those run (platform_job).
 EVENT_DAY_MODELS = (
     "stg_events int_conversions int_touchpoints int_conversion_paths int_attribution_journeys "
     "campaign_performance_daily"

@@ -79,5 +79,5 @@ def mark_event_days(context: AssetExecutionContext, event_days: Iterable[date]) 
     if outside:
         context.log.warning(
             f"{len(outside)} event day(s) outside the daily partitions (first {outside[0]}): "
-            "ingested, built only by a full build (mm materialize --from … --to …), not tracked for staleness"
+            "kept in raw.events, not staged (a dbt build without a range, `mm-dbt build`, stages every day)"
         )
