@@ -50,7 +50,6 @@ def plan_runs(
     max_range: int,
     max_runs: int | None = None,
     partition_key: str | None = None,
-    selection: tuple[list[AssetKey], list[AssetCheckKey]] | None = None,
 ):
     """Run requests (for `partition_key`) for everything past both the cursor and what is ingested: at most
     `max_runs`, the cursor then stops where they do.
@@ -75,8 +74,6 @@ def plan_runs(
             },
             tags={"mm/topic": topic, "mm/ranges": ";".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(r.items()))},
             partition_key=partition_key,
-            asset_selection=selection[0] if selection else None,
-            asset_check_keys=selection[1] if selection else None,
         )
         for r in rounds
     ]
@@ -134,17 +131,9 @@ def raw_events_sensor(context: SensorEvaluationContext, clickhouse: ClickHouseRe
         ingested = ingested_offsets(s, topic) if s.scalar("EXISTS TABLE raw.ingested_ranges") else {}
     cursor = {int(k): v for k, v in json.loads(context.cursor or "{}").items()}
     today = datetime.now(UTC).date().isoformat()
-    requests, next_cursor = plan_runs(
-        topic,
-        cursor,
-        ingested,
-        ends,
-        MAX_RANGE,
-        max_runs=1,
-        partition_key=today,
-        selection=live_selection(context),
-    )
+    requests, next_cursor = plan_runs(topic, cursor, ingested, ends, MAX_RANGE, max_runs=1, partition_key=today)
     context.update_cursor(json.dumps({str(k): v for k, v in next_cursor.items()}))
     if not requests:
         return SkipReason(f"No new events on {topic}")
-    return requests
+    assets, checks = live_selection(context)
+    return [r.with_replaced_attrs(asset_selection=assets, asset_check_keys=checks) for r in requests]

@@ -4,14 +4,14 @@ run at a time (as automation requests them) hold exactly what one build of every
 from datetime import UTC, date, datetime
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
+from dagster import AssetKey, AssetSelection, DagsterInstance, evaluate_automation_conditions
 
-from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.events.generator import generate_events
 from mm_pipelines.jobs import PLATFORM_SELECTION
 from mm_pipelines.platform import Platform
 
 from .events import produce
+from .runs import execute
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,6 @@ TABLES = {
     "marts.campaign_performance_daily": "event_date, channel, campaign_id",
     "marts.attribution_credits": "conversion_id, model, touch_index",
 }
-
-
-def execute(defs, instance, selection, days: tuple[date, date] | None = None):
-    job = define_asset_job("subset", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(*days) if days else {})
-    assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
-    return result
 
 
 def span(days: set[str]) -> tuple[date, date]:

@@ -3,27 +3,20 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job, evaluate_automation_conditions
+from dagster import AssetKey, AssetSelection, DagsterInstance, evaluate_automation_conditions
 
-from mm_pipelines.assets.partitions import range_tags
 from mm_pipelines.events.generator import generate_events
 from mm_pipelines.jobs import PLATFORM_SELECTION
 from mm_pipelines.platform import Platform
 
 from .events import produce
+from .runs import execute
 
 pytestmark = pytest.mark.integration
 
 PATHS = AssetKey(["intermediate", "int_conversion_paths"])
 STG_EVENTS = AssetKey(["staging", "stg_events"])
 EVENTS_BY_DAY = AssetKey(["staging", "events_by_day"])
-
-
-def execute(defs, instance, selection, tags=None):
-    job = define_asset_job("subset", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
-    assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
-    return result
 
 
 def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_home):
@@ -33,7 +26,7 @@ def test_a_late_event_marks_its_day_and_the_days_looking_back_on_it_stale(mm_hom
     instance = DagsterInstance.ephemeral()
     platform = Platform.from_env()
     produce(platform, generate_events(events=3000, seed=9, start=datetime(2026, 10, 20, tzinfo=UTC), days=5))
-    execute(defs, instance, PLATFORM_SELECTION, range_tags(date(2026, 10, 20), date(2026, 10, 24)))
+    execute(defs, instance, PLATFORM_SELECTION, (date(2026, 10, 20), date(2026, 10, 24)))
     cursor = evaluate_automation_conditions(defs, instance).cursor
 
     # A click from 2026-10-10, long after that day was processed, and ingestion picks it up.
