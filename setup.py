@@ -52,6 +52,12 @@ setup(
         "alembic==1.20.1",
         "SQLAlchemy>=2.0,<3",
         "filelock==4.3.1",
+        # The asset service (`mm api`): FastAPI on uvicorn, OIDC bearer tokens verified with PyJWT.
+        "fastapi==0.165.0",
+        "PyJWT[crypto]==2.15.1",
+        "httpx==0.29.0",
+        # Image thumbnails and the built-in scanner's perceptual hash.
+        "pillow==13.0.0",
     ],
     extras_require={
         "dev": [
@@ -64,6 +70,8 @@ setup(
             "ruff==0.17.6",
             "sqlfluff==4.4.0",
             "sqlfluff-templater-dbt==4.4.0",
+            # Property-based fuzzing of the API against its own OpenAPI schema.
+            "schemathesis==4.32.5",
         ],
     },
     entry_points={

@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from mm_pipelines.attribution.config import MODELS
+from mm_pipelines.cli_api import serve, token
 from mm_pipelines.cli_db import db_app
 from mm_pipelines.cli_royalties import audit_app, payouts_app, royalties_app
 from mm_pipelines.cli_support import (
@@ -47,6 +48,8 @@ app.add_typer(royalties_app, name="royalties")
 app.add_typer(payouts_app, name="payouts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.command("api")(serve)
+app.command("token")(token)
 
 
 @events_app.command("generate")

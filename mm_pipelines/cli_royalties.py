@@ -474,9 +474,9 @@ def payouts_confirm(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Re-hash the audit chain: any altered, removed or reordered record is reported."""
-    from mm_pipelines.royalties.store import verify_audit_chain
+    from mm_pipelines.audit.chain import verify
 
-    count, problems = _lifecycle(verify_audit_chain)
+    count, problems = _lifecycle(verify)
     if problems:
         for p in problems:
             err.print(f"[red]✗[/red] {p}")
@@ -489,15 +489,15 @@ def audit_verify() -> None:
 
 @audit_app.command("log")
 def audit_log(limit: Annotated[int, typer.Option(help="How many of the latest records.")] = 20) -> None:
-    """The latest audit records."""
-    rows = _lifecycle(
-        lambda conn: conn.execute(
-            "SELECT seq, at, actor, action, subject, details FROM audit_log ORDER BY seq DESC LIMIT %s", (limit,)
-        ).fetchall()
-    )
+    """The latest audit records: who, in which role, did what to which object."""
+    from mm_pipelines.audit.chain import records
+
+    rows = _lifecycle(lambda conn: records(conn, limit=limit))
     table = Table(title="Audit log")
-    for name in ("#", "at", "actor", "action", "subject", "details"):
+    for name in ("#", "at", "actor", "role", "action", "object", "details"):
         table.add_column(name)
-    for seq, at, actor, action, subject, details in reversed(rows):
-        table.add_row(str(seq), at.strftime("%Y-%m-%d %H:%M:%S"), actor, action, subject, str(details))
+    for r in reversed(rows):
+        table.add_row(
+            str(r.seq), r.at.strftime("%Y-%m-%d %H:%M:%S"), r.actor, r.role, r.action, r.object, str(r.details)
+        )
     console.print(table)

@@ -36,6 +36,7 @@ EVENTS_TOPIC = "mm.events.v1"
 # The path transforms docs/attribution.md defines, in the order they apply: validated here, applied in attribution.
 TRANSFORMS = ("collapse_repeats", "first_occurrence", "drop_direct", "drop_trailing_direct")
 ENV_PREFIX = "MM_"
+ENVIRONMENTS = ("development", "production")
 
 # MM_* variables that are not settings but are set legitimately: the test services' own variables, the dbt
 # profile's connection variables that `mm-dbt` derives from MM_CLICKHOUSE_URL (dbt_cli.py, profiles.yml) and the
@@ -238,6 +239,39 @@ class Settings(BaseSettings):
     payout_verify_key: str | None = Field(
         None, description="Ed25519 public key that verifies exports; default the signing key's"
     )
+    # --- the asset service (`mm api`) ---
+    environment: str = Field(
+        "development",
+        description="development or production: production refuses the development issuer and self-declared approvals",
+    )
+    oidc_issuer: Annotated[str | None, _url(("https", "http"))] = Field(
+        None, description="OIDC issuer whose tokens the API accepts; default the development issuer (`mm token`)"
+    )
+    oidc_audience: str = Field("mm-platform", description="Audience (aud) a token must name")
+    oidc_roles_claim: str = Field(
+        "roles", description="Claim holding a token's roles (dotted for nested: realm_access.roles)"
+    )
+    oidc_clock_skew_seconds: Annotated[float, _number(minimum=0, problem="is not a number of seconds (0 or more)")] = (
+        Field(60.0, description="Seconds of clock skew allowed on exp and nbf")
+    )
+    api_public_url: Annotated[str, _url(("https", "http"))] = Field(
+        "http://127.0.0.1:8600", description="Where clients reach the API (signed upload URLs point here)"
+    )
+    api_signing_key: SecretStr | None = Field(
+        None, description="Key that signs upload URLs and sessions (secret); default a key file under MM_HOME"
+    )
+    upload_max_bytes: Annotated[int, _whole(1, problem="is not a positive whole number of bytes")] = Field(
+        100 * 1024 * 1024, description="Largest asset file an upload may declare"
+    )
+    sentinelnet_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC secret of SentinelNet's verdict webhook (secret); default a key file under MM_HOME"
+    )
+    webhook_replay_window_seconds: Annotated[
+        float, _number(minimum=1, problem="is not a number of seconds (1 or more)")
+    ] = Field(300.0, description="How old a webhook's timestamp may be before the delivery is refused")
+    moderation_blocked_terms: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)] = Field(
+        (), description="Comma-separated terms the built-in scanner blocks in titles, descriptions and text files"
+    )
     # --- tests ---
     failpoint: str | None = Field(
         None, description="Fault injection for the crash tests: the process dies at this point"
@@ -264,6 +298,13 @@ class Settings(BaseSettings):
                 )
         return transforms
 
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        if value not in ENVIRONMENTS:
+            raise ValueError(f"is unknown: write {' or '.join(ENVIRONMENTS)}")
+        return value
+
     @field_validator("attribution_half_life_days")
     @classmethod
     def _positive_half_life(cls, days: float) -> float:
@@ -286,6 +327,17 @@ class Settings(BaseSettings):
                 f"MM_ATTRIBUTION_POSITION_FIRST_WEIGHT={first:g} and MM_ATTRIBUTION_POSITION_LAST_WEIGHT={last:g} "
                 "do not fit: position-based weights must be >= 0, with 0 < first + last <= 1"
             )
+        if self.production:
+            missing = [
+                type(self).env_name(f)
+                for f in ("oidc_issuer", "api_signing_key", "sentinelnet_webhook_secret")
+                if getattr(self, f) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"MM_ENVIRONMENT=production needs {', '.join(missing)}: production never falls back to the "
+                    "development issuer or to keys generated on this machine"
+                )
         embedded = {
             "clickhouse_url": f"chdb://{self.home / 'warehouse'}",
             "event_bus_url": f"log://{self.home / 'eventlog'}",
@@ -321,6 +373,10 @@ class Settings(BaseSettings):
             return cls(_build_sources=((_Environ(cls, env), DefaultSettingsSource(cls)), {}))
         except ValidationError as e:
             raise ConfigError(_one_line(e, env, names)) from None
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
     @property
     def embedded_warehouse(self) -> Path | None:

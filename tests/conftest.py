@@ -151,6 +151,17 @@ def fresh_database(server_dsn: str, template: str | None = None) -> str:
     return make_conninfo(**{**conninfo_to_dict(server_dsn), "dbname": name})
 
 
+def dsn_url(conninfo: str) -> str:
+    """MM_POSTGRES_DSN takes a URL; the test server's DSN is key=value."""
+    from urllib.parse import urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = conninfo_to_dict(conninfo)
+    query = urlencode({k: v for k, v in p.items() if k in ("host", "port")})
+    return f"postgresql://{p.get('user', '')}@/{p['dbname']}?{query}"
+
+
 def drop_database(server_dsn: str, dsn: str) -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict

@@ -15,10 +15,11 @@ from decimal import Decimal
 
 import psycopg
 
+from mm_pipelines.audit.chain import append as audit
 from mm_pipelines.config import ConfigError, Settings
 from mm_pipelines.royalties import payouts
 from mm_pipelines.royalties.money import CENT, add_months
-from mm_pipelines.royalties.store import audit, period_status
+from mm_pipelines.royalties.store import period_status
 from mm_pipelines.stores.objects import ObjectStore
 
 EXPORT_PREFIX = "finance/payouts"
@@ -61,6 +62,7 @@ class PayoutSettings:
     signing_key: str | None
     verify_key: str | None
     execution_day: int  # day of the month after the period on which transfers are asked for
+    approvals_through_api_only: bool = False  # production: approvals bind to an authenticated FinanceApprover
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> PayoutSettings:
@@ -76,7 +78,12 @@ class PayoutSettings:
         debtor = payouts.Debtor(settings.payout_debtor_name, iban, settings.payout_debtor_bic) if iban else None
         key = settings.payout_signing_key.get_secret_value() if settings.payout_signing_key else None
         return cls(
-            settings.payout_dual_approval_above, debtor, key, settings.payout_verify_key, settings.payout_execution_day
+            settings.payout_dual_approval_above,
+            debtor,
+            key,
+            settings.payout_verify_key,
+            settings.payout_execution_day,
+            settings.production,
         )
 
 
@@ -232,8 +239,24 @@ def batch_row(conn: psycopg.Connection, batch_id: str) -> dict:
     return dict(zip(keys, row))
 
 
-def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: PayoutSettings) -> tuple[str, int, int]:
-    """Record an approval; (status, approvals, approvals needed). Four eyes: the creator cannot approve."""
+def approve(
+    conn: psycopg.Connection,
+    batch_id: str,
+    approver: str,
+    settings: PayoutSettings,
+    *,
+    role: str = "",
+    via: str = "cli",
+) -> tuple[str, int, int]:
+    """Record an approval; (status, approvals, approvals needed). Four eyes: the creator cannot approve.
+
+    `via` is "api" when `approver` is an authenticated subject acting as `role`, "cli" for a name typed on the
+    embedded platform, which production refuses."""
+    if via != "api" and settings.approvals_through_api_only:
+        raise BatchError(
+            "in production payout approvals bind to an authenticated FinanceApprover: approve through the API "
+            f"(POST /payouts/batches/{batch_id}/approvals) or the admin UI"
+        )
     given, approver = approver, _actor(approver)
     batch = batch_row(conn, batch_id)
     if batch["status"] != "draft":
@@ -245,16 +268,23 @@ def approve(conn: psycopg.Connection, batch_id: str, approver: str, settings: Pa
     if (
         any(same_person(approver, a) for a in earlier)
         or not conn.execute(
-            "INSERT INTO payout_approvals (batch_id, approver) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (batch_id, approver),
+            "INSERT INTO payout_approvals (batch_id, approver, via) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (batch_id, approver, via),
         ).rowcount
     ):
         raise BatchError(f"{approver} already approved batch {batch_id}: a second approval must come from someone else")
-    audit(conn, approver, "payout.approval", batch_id, {"total": batch["total"], "needed": needed, **_as_given(given)})
+    audit(
+        conn,
+        approver,
+        "payout.approval",
+        batch_id,
+        {"total": batch["total"], "needed": needed, "via": via, **_as_given(given)},
+        role=role,
+    )
     count = conn.execute("SELECT count(*) FROM payout_approvals WHERE batch_id = %s", (batch_id,)).fetchone()[0]
     if count >= needed:
         conn.execute("UPDATE payout_batches SET status = 'approved' WHERE batch_id = %s", (batch_id,))
-        audit(conn, approver, "payout.batch_approved", batch_id, {"approvers": count})
+        audit(conn, approver, "payout.batch_approved", batch_id, {"approvers": count}, role=role)
         return "approved", count, needed
     return "draft", count, needed
 

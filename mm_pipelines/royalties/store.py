@@ -7,14 +7,13 @@ in the same transaction, so a record exists exactly when the change does.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date
 from decimal import Decimal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mm_pipelines.audit.chain import append as audit
 from mm_pipelines.royalties.contracts import (
     Catalog,
     CatalogError,
@@ -22,46 +21,6 @@ from mm_pipelines.royalties.contracts import (
     contract_from_document,
     overlapping_contracts,
 )
-
-GENESIS = "0" * 64
-AUDIT_LOCK = 0x6D6D_6175  # "mmau": one writer at a time keeps the chain linear
-
-
-def _hash(prev: str, actor: str, action: str, subject: str, details: dict) -> str:
-    body = json.dumps([prev, actor, action, subject, details], sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-def audit(conn: psycopg.Connection, actor: str, action: str, subject: str, details: dict | None = None) -> str:
-    """Append a record chained to the previous one; call inside the transaction that makes the change."""
-    details = json.loads(json.dumps(details or {}, default=str))
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-    row = conn.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = row[0] if row else GENESIS
-    digest = _hash(prev, actor, action, subject, details)
-    conn.execute(
-        "INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
-        (actor, action, subject, Jsonb(details), prev, digest),
-    )
-    return digest
-
-
-def verify_audit_chain(conn: psycopg.Connection) -> tuple[int, list[str]]:
-    """(records checked, problems): a changed, removed or reordered record breaks the chain from there on."""
-    problems, prev, n = [], GENESIS, 0
-    for seq, actor, action, subject, details, prev_hash, digest in conn.execute(
-        "SELECT seq, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq"
-    ):
-        n += 1
-        if prev_hash != prev:
-            problems.append(
-                f"record {seq}: previous hash does not match record before it (a record was removed or reordered)"
-            )
-        if _hash(prev_hash, actor, action, subject, details) != digest:
-            problems.append(f"record {seq}: contents do not match its hash (the record was altered)")
-        prev = digest
-    return n, problems
-
 
 # --- catalog ----------------------------------------------------------------------------------------------
 

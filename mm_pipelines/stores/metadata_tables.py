@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 # Postgres' own default names, so that tables created before the migrations carry the same constraint names.
 metadata = MetaData(
@@ -197,6 +198,8 @@ payout_approvals = Table(
     Column("batch_id", Text, ForeignKey("payout_batches.batch_id"), primary_key=True),
     Column("approver", Text, primary_key=True),
     Column("approved_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # "api" (an authenticated FinanceApprover) or "cli" (a name typed on the embedded platform).
+    Column("via", Text, nullable=False, server_default=text("'cli'")),
 )
 
 payout_confirmations = Table(
@@ -221,4 +224,95 @@ audit_log = Table(
     Column("details", JSONB, nullable=False),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
+    Column("role", Text, nullable=False, server_default=text("''")),
+    Column("before_sha256", Text),
+    Column("after_sha256", Text),
+    # 1: hash over (prev, actor, action, subject, details); 2: over the whole canonical record (audit.chain).
+    Column("format", Integer, nullable=False, server_default=text("1")),
+)
+
+# --- the asset service: media assets, their versions, moderation ----------------------------------------------
+
+media_assets = Table(
+    "media_assets",
+    metadata,
+    Column("asset_id", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("creator_id", Text, ForeignKey("creators.creator_id")),
+    Column("licensor", Text, nullable=False),
+    Column("territories", ARRAY(Text), nullable=False),
+    Column("license_starts_on", Date, nullable=False),
+    Column("license_ends_on", Date, nullable=False),
+    Column("usage", ARRAY(Text), nullable=False),
+    Column("legal_sensitive", Boolean, nullable=False, server_default=text("false")),
+    Column("legal_hold", Boolean, nullable=False, server_default=text("false")),
+    Column("taken_down_at", TIMESTAMPTZ),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+)
+
+media_asset_versions = Table(
+    "media_asset_versions",
+    metadata,
+    Column("asset_id", Text, ForeignKey("media_assets.asset_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("declared_size", BigInteger, nullable=False),
+    Column("declared_sha256", Text, nullable=False),
+    Column("declared_content_type", Text, nullable=False),
+    Column("object_key", Text, nullable=False),
+    Column("object_version_id", Text),
+    # awaiting_upload → uploaded, or rejected (with the reason) when the file is not what was declared.
+    Column("upload_status", Text, nullable=False, server_default=text("'awaiting_upload'")),
+    Column("upload_problem", Text),
+    Column("sniffed_content_type", Text),
+    Column("moderation", Text, nullable=False, server_default=text("'pending'")),
+    Column("categories", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    Column("completed_at", TIMESTAMPTZ),
+    Index(
+        "media_asset_versions_review",
+        "moderation",
+        postgresql_where=text("moderation IN ('quarantined', 'appealed', 'awaiting_legal')"),
+    ),
+)
+
+moderation_scans = Table(
+    "moderation_scans",
+    metadata,
+    Column("scan_id", Text, primary_key=True),
+    Column("asset_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("scanner", Text, nullable=False),
+    Column("submitted_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    Column("verdict", Text),
+    Column("categories", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("evidence", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("delivery_id", Text),
+    Column("delivered_at", TIMESTAMPTZ),
+)
+
+# Every webhook delivery accepted once: a redelivery with the same id is acknowledged and changes nothing.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("delivery_id", Text, primary_key=True),
+    Column("body_sha256", Text, nullable=False),
+    Column("received_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+)
+
+moderation_actions = Table(
+    "moderation_actions",
+    metadata,
+    Column("action_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("asset_id", Text, nullable=False),
+    Column("version", Integer),
+    Column("action", Text, nullable=False),
+    Column("reason", Text, nullable=False, server_default=text("''")),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("at", TIMESTAMPTZ, nullable=False, server_default=NOW),
 )

@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from mm_pipelines.config import ConfigError
+
+SNIFF_BYTES = 4096
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectDigest:
+    """What an uploaded object really is: read back whole, never taken from the client."""
+
+    size: int
+    sha256: str
+    head: bytes  # its first SNIFF_BYTES, for content sniffing
+    version_id: str | None = None
+
+
+def _digest(chunks, version_id: str | None = None) -> ObjectDigest:
+    sha, size, head = hashlib.sha256(), 0, b""
+    for chunk in chunks:
+        if len(head) < SNIFF_BYTES:
+            head += chunk[: SNIFF_BYTES - len(head)]
+        sha.update(chunk)
+        size += len(chunk)
+    return ObjectDigest(size, sha.hexdigest(), head, version_id)
+
+
+def sha256_base64(hex_digest: str) -> str:
+    """S3's x-amz-checksum-sha256 form of a hex digest."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 class ObjectStore(Protocol):
@@ -27,6 +58,8 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def presigned_url(self, key: str, expires_s: int = 3600, method: str = "get") -> str: ...
+
+    def digest(self, key: str) -> ObjectDigest: ...
 
 
 def open_object_store(url: str) -> ObjectStore:
@@ -87,6 +120,13 @@ class LocalObjectStore:
 
     def presigned_url(self, key: str, expires_s: int = 3600, method: str = "get") -> str:
         return self._path(key).as_uri()
+
+    def digest(self, key: str) -> ObjectDigest:
+        path = self._path(key)
+        if not path.is_file():
+            raise KeyError(f"No object {key!r} in {self.url}")
+        with path.open("rb") as f:
+            return _digest(iter(lambda: f.read(CHUNK), b""))
 
 
 class S3ObjectStore:
@@ -182,3 +222,35 @@ class S3ObjectStore:
         return self.client.generate_presigned_url(
             operation, Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
         )
+
+    def presigned_put(
+        self, key: str, size: int, sha256_hex: str, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        """A PUT URL whose signature covers the declared length, type and SHA-256: the server refuses another file.
+        Returns the URL and the headers the client must send with it."""
+        checksum = sha256_base64(sha256_hex)
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(key),
+                "ContentLength": size,
+                "ContentType": content_type,
+                "ChecksumSHA256": checksum,
+            },
+            ExpiresIn=expires_s,
+        )
+        headers = {"Content-Length": str(size), "Content-Type": content_type, "x-amz-checksum-sha256": checksum}
+        return url, headers
+
+    def digest(self, key: str) -> ObjectDigest:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise KeyError(f"No object {key!r} in {self.url}") from None
+            raise
+        version = response.get("VersionId")
+        return _digest(response["Body"].iter_chunks(CHUNK), None if version in (None, "null") else version)

@@ -138,8 +138,8 @@ def _check_pre_migration_schema(conn) -> None:
         )
 
 
-def upgrade(dsn: str) -> tuple[str | None, str]:
-    """Upgrade to head under an advisory lock, in one transaction; (revision before, revision after).
+def upgrade(dsn: str, target: str = "head") -> tuple[str | None, str]:
+    """Upgrade to `target` (default head) under an advisory lock, in one transaction; (revision before, after).
 
     A database created before the migrations is checked against revision 0001 and stamped with it first."""
     from alembic import command
@@ -157,7 +157,7 @@ def upgrade(dsn: str) -> tuple[str | None, str]:
             if before is None and _has_pre_migration_tables(conn.connection.driver_connection):
                 _check_pre_migration_schema(conn)
                 command.stamp(_alembic_config(conn), PRE_MIGRATION_REVISION)
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(conn), target)
             return before, MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()

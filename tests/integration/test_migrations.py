@@ -8,15 +8,14 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pgserver
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from mm_pipelines.stores.metadata_tables import metadata
 from mm_pipelines.stores.postgres import (
+    PRE_MIGRATION_REVISION,
     MetadataDB,
     MetadataSchemaError,
     current_revision,
@@ -24,7 +23,7 @@ from mm_pipelines.stores.postgres import (
     head_revision,
     upgrade,
 )
-from tests.conftest import drop_database, fresh_database
+from tests.conftest import drop_database, dsn_url, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -88,15 +87,8 @@ def revision(dsn: str) -> str | None:
         return current_revision(conn)
 
 
-def url(conninfo: str) -> str:
-    """MM_POSTGRES_DSN takes a URL; the test server's DSN is key=value."""
-    p = conninfo_to_dict(conninfo)
-    query = urlencode({k: v for k, v in p.items() if k in ("host", "port")})
-    return f"postgresql://{p.get('user', '')}@/{p['dbname']}?{query}"
-
-
 def mm(*args: str, dsn: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MM_HOME": str(home), "MM_POSTGRES_DSN": url(dsn)}
+    env = {**os.environ, "MM_HOME": str(home), "MM_POSTGRES_DSN": dsn_url(dsn)}
     return subprocess.run(
         [str(Path(sys.executable).parent / "mm"), *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -123,7 +115,7 @@ def test_the_sqlalchemy_tables_match_what_the_migrations_build(empty_dsn, postgr
 
 def test_revision_0001_builds_exactly_the_schema_the_code_built_before_migrations(empty_dsn):
     """Column order, types, defaults, constraint and index names: the whole pg_dump is the same."""
-    upgrade(empty_dsn)
+    upgrade(empty_dsn, PRE_MIGRATION_REVISION)
     dump = subprocess.run(
         [
             str(PG_DUMP),
@@ -234,3 +226,28 @@ def test_an_unreachable_server_is_one_line(tmp_path):
         "cannot reach the metadata DB postgresql://mm@/mm?host=127.0.0.1&port=1" in shown.stderr
         and "Traceback" not in shown.stderr
     )
+
+
+def test_audit_records_written_before_revision_0002_still_verify_beside_the_new_format(empty_dsn):
+    import hashlib
+    import json
+
+    from psycopg.types.json import Jsonb
+
+    from mm_pipelines.audit import chain
+
+    upgrade(empty_dsn, PRE_MIGRATION_REVISION)
+    old = json.dumps([chain.GENESIS, "finance", "period.close", "2026-10", {}], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(old.encode()).hexdigest()  # how revision 0001's code hashed a record
+    with psycopg.connect(empty_dsn) as conn:
+        conn.execute(
+            "INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+            ("finance", "period.close", "2026-10", Jsonb({}), chain.GENESIS, digest),
+        )
+    upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn) as conn:
+        chain.append(conn, "alice", "payout.approval", "pb_1", {"via": "api"}, role="FinanceApprover")
+        assert chain.verify(conn) == (2, [])
+        assert [r.format for r in reversed(chain.records(conn))] == [1, 2]
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE format = 1")
+        assert "record 1: contents do not match" in chain.verify(conn)[1][0]

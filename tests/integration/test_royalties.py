@@ -11,10 +11,12 @@ from dagster import DagsterInstance, build_sensor_context
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mm_pipelines.audit import chain as audit_chain
 from mm_pipelines.platform import Platform
 from mm_pipelines.royalties import batches, payouts, store
 from mm_pipelines.royalties.contracts import parse_catalog
 from mm_pipelines.royalties.warehouse import load_sales_file
+from tests.conftest import dsn_url
 
 pytestmark = pytest.mark.integration
 
@@ -80,17 +82,6 @@ def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
         check=True,
     )
     return platform
-
-
-def dsn_url(conninfo: str) -> str:
-    """MM_POSTGRES_DSN takes a URL; the test server's DSN is key=value."""
-    from urllib.parse import urlencode
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    p = conninfo_to_dict(conninfo)
-    query = urlencode({k: v for k, v in p.items() if k in ("host", "port")})
-    return f"postgresql://{p.get('user', '')}@/{p['dbname']}?{query}"
 
 
 def load_catalog(platform, text: str, name: str = "catalog.yml"):
@@ -281,7 +272,7 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
     with platform.metadata.connect() as conn:
         held_amount = conn.execute("SELECT amount FROM payout_holds WHERE payee_id = 'pe-b'").fetchone()[0]
         assert Decimal(held["pe-b:payments"]) == held_amount > 0
-        count, problems = store.verify_audit_chain(conn)
+        count, problems = audit_chain.verify(conn)
         actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
         assert problems == [] and count == len(actions)
         for action in (
@@ -295,7 +286,7 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
         ):
             assert action in actions
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'payout.approval'")
-        assert store.verify_audit_chain(conn)[1]
+        assert audit_chain.verify(conn)[1]
 
 
 def post_confirmations_via_sensor(cursor: str | None = None) -> str | None:

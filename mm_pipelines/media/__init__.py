@@ -1,0 +1,1 @@
+"""Media assets: records, versions and licenses in Postgres, files in the object store, uploads checked."""

@@ -1,0 +1,178 @@
+"""Who may call what: every route × every role against an explicit table, and every way a token can be wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import jwt
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mm_pipelines.api.auth import api_routes, check_every_route_declares_access
+from mm_pipelines.identity.roles import Role
+from mm_pipelines.royalties import batches
+
+pytestmark = pytest.mark.integration
+
+E, CM, CA, FV, MO, LE, FA = (
+    Role.EDITOR,
+    Role.CAMPAIGN_MANAGER,
+    Role.CREATOR_ADMIN,
+    Role.FINANCE_VIEWER,
+    Role.MODERATOR,
+    Role.LEGAL,
+    Role.FINANCE_APPROVER,
+)
+PUBLIC = None
+READERS = {E, CM, CA, MO, LE}
+# The business's access rules, written out: a route whose roles change must change here too.
+ACCESS = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/me"): set(Role),
+    ("GET", "/dev-issuer/.well-known/openid-configuration"): PUBLIC,
+    ("GET", "/dev-issuer/jwks.json"): PUBLIC,
+    ("POST", "/assets"): {E, CA},
+    ("GET", "/assets"): READERS,
+    ("GET", "/assets/{asset_id}"): READERS,
+    ("POST", "/assets/{asset_id}/versions"): {E, CA},
+    ("POST", "/assets/{asset_id}/versions/{version}/upload-url"): {E, CA},
+    ("POST", "/assets/{asset_id}/versions/{version}/complete"): {E, CA},
+    ("PUT", "/uploads/{token}"): PUBLIC,
+    ("GET", "/moderation/queue"): {MO, LE},
+    ("POST", "/assets/{asset_id}/versions/{version}/approve"): {MO},
+    ("POST", "/assets/{asset_id}/versions/{version}/block"): {MO},
+    ("POST", "/assets/{asset_id}/versions/{version}/override"): {MO},
+    ("POST", "/assets/{asset_id}/versions/{version}/appeal"): {E, CA},
+    ("POST", "/assets/{asset_id}/versions/{version}/legal-signoff"): {LE},
+    ("POST", "/assets/{asset_id}/takedown"): {MO, LE},
+    ("POST", "/assets/{asset_id}/legal-hold"): {LE},
+    ("GET", "/payouts/batches"): {FV, FA},
+    ("GET", "/payouts/batches/{batch_id}"): {FV, FA},
+    ("POST", "/payouts/batches/{batch_id}/approvals"): {FA},
+    ("POST", "/webhooks/sentinelnet"): PUBLIC,
+}
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    return {(method, r.path) for r in api_routes(app.routes) for method in r.methods - {"HEAD"}}
+
+
+def test_the_table_covers_every_route_of_the_app(api):
+    assert _routes(api.app) == set(ACCESS)
+
+
+def test_a_route_that_declares_no_roles_stops_the_app_from_starting():
+    from fastapi import APIRouter, FastAPI
+
+    router = APIRouter()
+    router.get("/forgotten")(lambda: {})
+    app = FastAPI()
+    app.include_router(router)
+    with pytest.raises(RuntimeError, match="without declared roles.*/forgotten"):
+        check_every_route_declares_access(app.routes)
+
+
+@pytest.mark.parametrize(("method", "path"), [k for k, v in ACCESS.items() if v is not PUBLIC])
+def test_each_role_is_allowed_exactly_where_the_table_says(api, method, path):
+    url = path.format(asset_id="ast_none", version=1, batch_id="b_none")
+    body = {} if method in ("POST", "PUT") else None
+    anonymous = api.client.request(method, url, json=body)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+    for role in Role:
+        response = api.client.request(method, url, json=body, headers=api.headers(f"user-{role}", role))
+        if role in ACCESS[(method, path)]:
+            assert response.status_code not in (401, 403), (role, response.text)
+        else:
+            assert response.status_code == 403, (role, response.text)
+            assert response.json()["detail"].startswith("this needs the role")
+
+
+def test_a_token_without_any_known_role_is_refused_everywhere_but_public_routes(api):
+    headers = api.headers("nobody")
+    assert api.client.get("/me", headers=headers).status_code == 403
+    assert api.client.get("/health", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda i: i.issue("a", [E], now=time.time() - 7200), "expired"),
+        (lambda i: i.issue("a", [E], not_before=time.time() + 3600), "not valid yet"),
+        (lambda i: i.issue("a", [E], audience="billing"), "not meant for this service"),
+        (
+            lambda i: jwt.encode(
+                jwt.decode(i.issue("a", [E]), options={"verify_signature": False}),
+                ec.generate_private_key(ec.SECP256R1()),
+                algorithm="ES256",
+                headers={"kid": jwt.get_unverified_header(i.issue("a", [E]))["kid"]},
+            ),
+            "signature does not verify",
+        ),
+        (lambda i: "Bearer-ish", "not a JWT"),
+    ],
+    ids=["expired", "not-yet-valid", "wrong-audience", "wrongly-signed", "garbage"],
+)
+def test_bad_tokens_get_401_problem_documents_that_say_why(api, make, message):
+    response = api.client.get("/assets", headers={"Authorization": f"Bearer {make(api.issuer)}"})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert message in response.json()["detail"]
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def _draft_batch(api, total: str, created_by: str = "fran") -> str:
+    batch_id = f"pb_{hashlib.sha256(total.encode()).hexdigest()[:12]}"
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        conn.execute(
+            """INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by)
+               VALUES (%s, '2026-11', 'EUR', %s, 3, 'draft', %s)""",
+            (batch_id, total, created_by),
+        )
+    return batch_id
+
+
+def test_payout_approval_binds_to_the_authenticated_approver_with_four_eyes_and_a_second_factor(api):
+    batch_id = _draft_batch(api, "25000.10")
+    url = f"/payouts/batches/{batch_id}/approvals"
+    listed = api.client.get("/payouts/batches", headers=api.headers("vic", FV)).json()["items"]
+    assert [(b["batch_id"], b["total"], b["status"]) for b in listed] == [(batch_id, "25000.10", "draft")]
+    assert api.client.post(url, headers=api.headers("vic", FV)).status_code == 403
+    single = api.client.post(url, headers=api.headers("alice", FA, amr=("pwd",)))
+    assert single.status_code == 403 and "second factor" in single.json()["detail"]
+    own = api.client.post(url, headers=api.headers("fran", FA))
+    assert own.status_code == 409 and "cannot approve it" in own.json()["detail"]
+    first = api.client.post(url, headers=api.headers("alice", FA)).json()
+    assert (first["status"], first["approvals"], first["approvals_needed"]) == ("draft", 1, 2)
+    again = api.client.post(url, headers=api.headers("alice", FA))
+    assert again.status_code == 409 and "already approved" in again.json()["detail"]
+    second = api.client.post(url, headers=api.headers("bob", FA)).json()
+    assert second["status"] == "approved"
+    detail = api.client.get(f"/payouts/batches/{batch_id}", headers=api.headers("vic", FV)).json()
+    assert detail["approved_by"] == ["alice", "bob"] and detail["status"] == "approved"
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        rows = conn.execute(
+            "SELECT actor, role, details->>'via' FROM audit_log WHERE action = 'payout.approval' ORDER BY seq"
+        ).fetchall()
+        vias = conn.execute("SELECT approver, via FROM payout_approvals ORDER BY approver").fetchall()
+    assert rows == [("alice", "FinanceApprover", "api"), ("bob", "FinanceApprover", "api")]
+    assert vias == [("alice", "api"), ("bob", "api")]
+    missing = api.client.post("/payouts/batches/pb_missing/approvals", headers=api.headers("alice", FA))
+    assert missing.status_code == 404
+
+
+def test_production_accepts_payout_approvals_only_through_the_api(api):
+    batch_id = _draft_batch(api, "50.00")
+    settings = batches.PayoutSettings(
+        dual_approval_above=api.settings.payout_dual_approval_above,
+        debtor=None,
+        signing_key=None,
+        verify_key=None,
+        execution_day=5,
+        approvals_through_api_only=True,
+    )
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        with pytest.raises(batches.BatchError, match="approve through the API"):
+            batches.approve(conn, batch_id, "alice", settings)
+        assert batches.approve(conn, batch_id, "alice", settings, role="FinanceApprover", via="api")[0] == "approved"
