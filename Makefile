@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt | sha256sum | cut -c1-12)
 
 .PHONY: setup constraints demo dev test test-unit lint services-start services-stop kafka-start kafka-stop s3-start s3-stop \
-        postgres-start postgres-stop bench docs clean oidc-start oidc-stop
+        postgres-start postgres-stop bench docs clean oidc-start oidc-stop versitygw-start versitygw-stop
 
 setup: $(STAMP)
 
@@ -41,13 +41,15 @@ test-unit: setup       ## no services needed
 bench: setup           ## benchmarks/ at 1M events
 	$(BIN)/python benchmarks/run.py
 
-services-start: kafka-start s3-start postgres-start oidc-start
-services-stop: kafka-stop s3-stop postgres-stop oidc-stop
+services-start: kafka-start s3-start postgres-start oidc-start versitygw-start
+services-stop: kafka-stop s3-stop postgres-stop oidc-stop versitygw-stop
 
 kafka-start: ; scripts/services/kafka.sh start
 kafka-stop: ; scripts/services/kafka.sh stop
 oidc-start: ; scripts/services/oidc.sh start
 oidc-stop: ; scripts/services/oidc.sh stop
+versitygw-start: ; scripts/services/versitygw.sh start
+versitygw-stop: ; scripts/services/versitygw.sh stop
 s3-start: ; scripts/services/s3.sh start
 s3-stop: ; scripts/services/s3.sh stop
 postgres-start: setup ; $(BIN)/python scripts/services/postgres.py start

@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = Field(
         "roles", description="Claim holding a token's roles (dotted for nested: realm_access.roles)"
     )
+    oidc_client_id: str = Field("mm-platform", description="The admin UI's OAuth client id at the issuer")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="The admin UI's client secret (secret); none for a public client using PKCE alone"
+    )
     oidc_clock_skew_seconds: Annotated[float, _number(minimum=0, problem="is not a number of seconds (0 or more)")] = (
         Field(60.0, description="Seconds of clock skew allowed on exp and nbf")
     )

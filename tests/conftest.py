@@ -189,3 +189,32 @@ def postgres_dsn(postgres_server_dsn: str, postgres_at_head: str) -> str:
     dsn = fresh_database(postgres_server_dsn, template=postgres_at_head)
     yield dsn
     drop_database(postgres_server_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer() -> str:
+    return require_service(
+        "The OIDC provider",
+        os.environ.get("MM_TEST_OIDC_ISSUER"),
+        "run `make test`, or scripts/services/oidc.sh start and export MM_TEST_OIDC_ISSUER=http://127.0.0.1:18480/mm",
+    )
+
+
+def provider_token(issuer: str, subject: str, role, scope_extra: str = "") -> str:
+    """An access token from the OIDC provider (mock-oauth2-server): one role, the second factor unless amr:pwd."""
+    scope = " ".join(s for s in (f"role:{role.value}" if role else "", scope_extra) if s) or "openid"
+    import httpx
+
+    response = httpx.post(
+        f"{issuer}/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "mm-tests",
+            "client_secret": "unused",
+            "subject": subject,
+            "scope": scope,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]

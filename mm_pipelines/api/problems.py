@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
+from mm_pipelines.api.ui_session import LoginRequired
 from mm_pipelines.config import ConfigError
 from mm_pipelines.errors import DomainError
 from mm_pipelines.identity.tokens import TokenError
@@ -29,6 +31,10 @@ def _field(loc: tuple) -> str:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, e: LoginRequired):
+        return RedirectResponse(f"/ui/login?{urlencode({'after': e.after})}", status_code=303)
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, e: DomainError):
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None

@@ -3,31 +3,62 @@ metadata DB and object store per process, no state between requests (replicas ar
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from fastapi import Request
 
 from mm_pipelines.config import Settings
-from mm_pipelines.identity.development import DevelopmentIssuer, local_secret
+from mm_pipelines.identity.development import DevelopmentIssuer, OAuthError, local_secret
+from mm_pipelines.identity.login import LoginError
 from mm_pipelines.identity.tokens import HttpKeySource, TokenVerifier, http_fetch
 from mm_pipelines.moderation.service import BuiltinScanner
 from mm_pipelines.platform import Platform
+
+# Connections per worker process: uvicorn runs sync routes on a 40-thread pool, most of them waiting on the audit lock.
+POOL_SIZE = 10
 
 
 @dataclass
 class Service:
     settings: Settings
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _connections: object = field(default=None, repr=False)
 
     @cached_property
     def platform(self) -> Platform:
         return Platform(self.settings)
 
+    def _pool(self):
+        if self._connections is None:
+            with self._pool_lock:
+                if self._connections is None:
+                    from psycopg_pool import ConnectionPool
+
+                    with self.platform.metadata.connect():  # upgrades the embedded DB, or refuses a stale one
+                        pass
+                    self._connections = ConnectionPool(
+                        self.platform.metadata.dsn,
+                        min_size=1,
+                        max_size=POOL_SIZE,
+                        kwargs={"connect_timeout": 10},
+                        open=True,
+                        name="mm-api",
+                    )
+        return self._connections
+
+    def close(self) -> None:
+        if self._connections is not None:
+            self._connections.close()
+            self._connections = None
+
     @contextmanager
     def transaction(self):
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self.platform.metadata.connect() as conn, conn.transaction():
+        """One transaction on a pooled connection: committed when the block ends, rolled back if it raises."""
+        with self._pool().connection() as conn, conn.transaction():
             yield conn
 
     @cached_property
@@ -45,10 +76,39 @@ class Service:
         )
 
     def secret(self, name: str) -> bytes:
-        configured = {"upload": self.settings.api_signing_key, "sentinelnet": self.settings.sentinelnet_webhook_secret}[
-            name
-        ]
+        """upload (signed upload URLs and UI sessions), sentinelnet (webhook HMAC), dev-issuer (its login codes)."""
+        configured = {
+            "upload": self.settings.api_signing_key,
+            "sentinelnet": self.settings.sentinelnet_webhook_secret,
+            "dev-issuer": None,
+        }[name]
         return configured.get_secret_value().encode() if configured else local_secret(self.settings, name)
+
+    def discovery(self) -> Mapping[str, object]:
+        """The issuer's discovery document: where the UI sends people to log in and trades their codes."""
+        if self.development_issuer is not None:
+            return self.development_issuer.discovery()
+        return self.verifier.source.discovery()
+
+    def exchange_code(self, form: dict) -> Mapping[str, object]:
+        """The token endpoint's answer to an authorization code (the development issuer's is called in process)."""
+        if self.development_issuer is not None:
+            try:
+                return self.development_issuer.exchange(self.secret("dev-issuer"), form)
+            except OAuthError as e:
+                raise LoginError(f"the sign-in could not be completed ({e.error}: {e})") from None
+        import httpx
+
+        response = httpx.post(str(self.discovery()["token_endpoint"]), data=form, timeout=10)
+        if response.status_code != 200:
+            try:
+                error = response.json()
+            except ValueError:
+                error = {"error": f"HTTP {response.status_code}"}
+            raise LoginError(
+                f"the identity provider refused the code ({error.get('error')}: {error.get('error_description', '')})"
+            )
+        return response.json()
 
     @cached_property
     def scanner(self) -> BuiltinScanner:

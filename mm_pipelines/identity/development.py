@@ -7,6 +7,8 @@ production deployment cannot start accepting tokens minted on someone's machine 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import time
@@ -20,12 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from filelock import FileLock
 
 from mm_pipelines.config import ConfigError, Settings
+from mm_pipelines.identity import signed
 from mm_pipelines.identity.roles import Role
 from mm_pipelines.identity.tokens import TokenVerifier, jwk_set
 
 ISSUER_PATH = "/dev-issuer"
 # Two keys at most: the one that signs and the one before it, whose tokens stay valid until they expire.
 KEPT_KEYS = 2
+CODE_TTL_S = 60
 
 
 def development_issuer_url(settings: Settings) -> str:
@@ -84,6 +88,10 @@ class DevelopmentIssuer:
         return {
             "issuer": self.issuer,
             "jwks_uri": self.issuer + "/jwks.json",
+            "authorization_endpoint": self.issuer + "/authorize",
+            "token_endpoint": self.issuer + "/token",
+            "code_challenge_methods_supported": ["S256"],
+            "grant_types_supported": ["authorization_code"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "subject_types_supported": ["public"],
             "response_types_supported": ["code"],
@@ -133,6 +141,52 @@ class DevelopmentIssuer:
         claims.update(extra or {})
         key = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
         return jwt.encode(claims, key, algorithm="ES256", headers={"kid": entry["kid"]})
+
+    def authorization_code(
+        self, secret: bytes, subject: str, roles: Iterable[Role], amr: Iterable[str], request: Mapping[str, str]
+    ) -> str:
+        """A short-lived code for the login the form just took; it carries what the token will say."""
+        if request.get("code_challenge_method") != "S256" or not request.get("code_challenge"):
+            raise OAuthError("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+        grant = {
+            "sub": subject,
+            "roles": sorted(r.value for r in roles),
+            "amr": list(amr),
+            "client_id": request.get("client_id", ""),
+            "redirect_uri": request.get("redirect_uri", ""),
+            "challenge": request["code_challenge"],
+            "nonce": request.get("nonce", ""),
+        }
+        return signed.sign(secret, grant, int(time.time()) + CODE_TTL_S)
+
+    def exchange(self, secret: bytes, form: Mapping[str, str]) -> dict:
+        """The token endpoint: a code and its PKCE verifier for an access token and an ID token."""
+        if form.get("grant_type") != "authorization_code":
+            raise OAuthError("unsupported_grant_type", "only authorization_code is supported")
+        grant = signed.unsign(secret, form.get("code", ""))
+        if grant is None:
+            raise OAuthError("invalid_grant", "the code is unknown or has expired: sign in again")
+        if grant["client_id"] != form.get("client_id") or grant["redirect_uri"] != form.get("redirect_uri"):
+            raise OAuthError("invalid_grant", "the code was issued to another client or redirect URI")
+        if pkce_challenge(form.get("code_verifier", "")) != grant["challenge"]:
+            raise OAuthError("invalid_grant", "the PKCE code_verifier does not match the code_challenge")
+        roles = [Role(r) for r in grant["roles"]]
+        access = self.issue(grant["sub"], roles, amr=grant["amr"])
+        id_token = self.issue(grant["sub"], roles, amr=grant["amr"], extra={"nonce": grant["nonce"]})
+        return {"access_token": access, "id_token": id_token, "token_type": "Bearer", "expires_in": 3600}
+
+
+class OAuthError(ValueError):
+    """An OAuth 2.0 error response (RFC 6749 section 5.2): `error` is the code, the message its description."""
+
+    def __init__(self, error: str, description: str):
+        super().__init__(description)
+        self.error = error
+
+
+def pkce_challenge(verifier: str) -> str:
+    """RFC 7636 S256: base64url(SHA-256(verifier)) without padding."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def _set_claim(claims: dict, path: str, value: object) -> None:

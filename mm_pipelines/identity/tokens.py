@@ -86,18 +86,22 @@ class HttpKeySource:
         self._lock = threading.Lock()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
-        self._jwks_uri: str | None = None
+        self._document: Mapping[str, object] | None = None
 
-    def _discover(self) -> str:
-        if self._jwks_uri is None:
+    def discovery(self) -> Mapping[str, object]:
+        """The issuer's discovery document (endpoints, keys), fetched once."""
+        if self._document is None:
             document = self._fetch(f"{self.issuer}/.well-known/openid-configuration")
             if str(document.get("issuer", "")).rstrip("/") != self.issuer:
                 raise TokenError(
                     f"the discovery document of {self.issuer} names issuer {document.get('issuer')!r}: "
                     "set MM_OIDC_ISSUER to the issuer exactly as the provider states it"
                 )
-            self._jwks_uri = str(document["jwks_uri"])
-        return self._jwks_uri
+            self._document = document
+        return self._document
+
+    def _discover(self) -> str:
+        return str(self.discovery()["jwks_uri"])
 
     def keys(self, refresh: bool = False) -> Mapping[str, jwt.PyJWK]:
         with self._lock:

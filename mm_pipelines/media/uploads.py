@@ -3,10 +3,7 @@ embedded object store, a URL of the API itself carrying an HMAC-signed grant wit
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import tempfile
 import time
 from collections.abc import Iterable
@@ -14,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mm_pipelines.errors import Forbidden, Invalid, TooLarge
+from mm_pipelines.identity import signed
 from mm_pipelines.stores.objects import ObjectStore, S3ObjectStore
 
 UPLOAD_URL_TTL_S = 3600
@@ -30,27 +28,16 @@ class UploadGrant:
     expires_at: int
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def sign_grant(secret: bytes, grant: UploadGrant) -> str:
-    payload = _b64(json.dumps(asdict(grant), sort_keys=True, separators=(",", ":")).encode())
-    return f"{payload}.{hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()}"
+    return signed.sign(secret, asdict(grant), grant.expires_at)
 
 
 def verify_grant(secret: bytes, token: str, now: float | None = None) -> UploadGrant:
-    payload, _, signature = token.partition(".")
-    expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
-    if not signature or not hmac.compare_digest(signature, expected):
-        raise Forbidden("the upload URL is not valid: use the URL the service returned, unchanged")
-    grant = UploadGrant(**json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-    if (time.time() if now is None else now) > grant.expires_at:
-        raise Forbidden(
-            "the upload URL expired: ask for a new one "
-            f"(POST /assets/{grant.asset_id}/versions/{grant.version}/upload-url)"
-        )
-    return grant
+    payload = signed.unsign(secret, token, now)
+    if payload is None:
+        raise Forbidden("the upload URL is not valid or has expired: ask for a new one (POST …/upload-url)")
+    payload.pop("exp")
+    return UploadGrant(**payload)
 
 
 def upload_target(objects: ObjectStore, api_url: str, secret: bytes, grant: UploadGrant) -> dict:

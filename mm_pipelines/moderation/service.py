@@ -203,7 +203,11 @@ def take_down(conn: psycopg.Connection, asset_id: str, reason: str, actor: str, 
     return after
 
 
-def set_legal_hold(conn: psycopg.Connection, asset_id: str, hold: bool, reason: str, actor: str, role: Role) -> dict:
+def set_legal_hold(
+    conn: psycopg.Connection, objects: ObjectStore, asset_id: str, hold: bool, reason: str, actor: str, role: Role
+) -> dict:
+    """Place or release a legal hold: recorded and audited, and on S3 set on every stored version as an Object Lock
+    legal hold, so that the server itself refuses their deletion (the embedded object store only records it)."""
     if role is not Role.LEGAL:
         raise Forbidden("only Legal places or releases a legal hold")
     if not reason.strip():
@@ -214,13 +218,22 @@ def set_legal_hold(conn: psycopg.Connection, asset_id: str, hold: bool, reason: 
     if before["legal_hold"] == hold:
         raise Conflict(f"asset {asset_id} is {'already' if hold else 'not'} under legal hold")
     conn.execute("UPDATE media_assets SET legal_hold = %s WHERE asset_id = %s", (hold, asset_id))
+    locked = []
+    if hasattr(objects, "set_legal_hold"):
+        for key, version_id in conn.execute(
+            """SELECT object_key, object_version_id FROM media_asset_versions
+               WHERE asset_id = %s AND upload_status <> 'awaiting_upload' ORDER BY version""",
+            (asset_id,),
+        ).fetchall():
+            objects.set_legal_hold(key, version_id, hold)  # before the commit: a failure leaves nothing recorded
+            locked.append(key)
     after = asset_row(conn, asset_id)
     audit(
         conn,
         actor,
         "legal.hold_placed" if hold else "legal.hold_released",
         asset_object(asset_id),
-        {"reason": reason},
+        {"reason": reason, "object_lock": locked},
         role=role.value,
         before=audit_state(before),
         after=audit_state(after),

@@ -250,9 +250,9 @@ def approve(
 ) -> tuple[str, int, int]:
     """Record an approval; (status, approvals, approvals needed). Four eyes: the creator cannot approve.
 
-    `via` is "api" when `approver` is an authenticated subject acting as `role`, "cli" for a name typed on the
-    embedded platform, which production refuses."""
-    if via != "api" and settings.approvals_through_api_only:
+    `via` is "api" or "ui" when `approver` is an authenticated subject acting as `role`, "cli" for a name typed on
+    the embedded platform, which production refuses."""
+    if via not in ("api", "ui") and settings.approvals_through_api_only:
         raise BatchError(
             "in production payout approvals bind to an authenticated FinanceApprover: approve through the API "
             f"(POST /payouts/batches/{batch_id}/approvals) or the admin UI"

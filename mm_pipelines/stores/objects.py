@@ -243,6 +243,14 @@ class S3ObjectStore:
         headers = {"Content-Length": str(size), "Content-Type": content_type, "x-amz-checksum-sha256": checksum}
         return url, headers
 
+    def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
+        """S3 Object Lock legal hold on one version: while ON the server refuses to delete it (the bucket must have
+        Object Lock enabled)."""
+        params = {"Bucket": self.bucket, "Key": self._key(key), "LegalHold": {"Status": "ON" if on else "OFF"}}
+        if version_id:
+            params["VersionId"] = version_id
+        self.client.put_object_legal_hold(**params)
+
     def digest(self, key: str) -> ObjectDigest:
         from botocore.exceptions import ClientError
 

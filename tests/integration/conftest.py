@@ -73,12 +73,26 @@ def _api(tmp_path, monkeypatch, postgres_dsn, object_store: str, **env) -> Api:
 
 
 @pytest.fixture
-def api(tmp_path, monkeypatch, postgres_dsn) -> Api:
-    """The service on real Postgres with the embedded object store (uploads go to the API's own upload URL)."""
-    return _api(tmp_path, monkeypatch, postgres_dsn, f"file://{tmp_path / 'objects'}")
+def api_factory(tmp_path, monkeypatch, postgres_dsn):
+    """Build the service with extra settings; each one's connection pool is closed before its database is dropped."""
+    built = []
+
+    def build(object_store: str | None = None, **env) -> Api:
+        built.append(_api(tmp_path, monkeypatch, postgres_dsn, object_store or f"file://{tmp_path / 'objects'}", **env))
+        return built[-1]
+
+    yield build
+    for api in built:
+        api.app.state.service.close()
 
 
 @pytest.fixture
-def s3_api(tmp_path, monkeypatch, postgres_dsn, s3_store) -> Api:
+def api(api_factory) -> Api:
+    """The service on real Postgres with the embedded object store (uploads go to the API's own upload URL)."""
+    return api_factory()
+
+
+@pytest.fixture
+def s3_api(api_factory, s3_store) -> Api:
     """The service on real Postgres and the real S3 server (uploads go to presigned URLs)."""
-    return _api(tmp_path, monkeypatch, postgres_dsn, s3_store.url)
+    return api_factory(s3_store.url)

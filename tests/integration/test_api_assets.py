@@ -77,10 +77,8 @@ def test_pii_goes_to_the_queue_a_moderator_approves_and_legal_signs_off(api):
     assert again.status_code == 409 and "passed" in again.json()["detail"]
 
 
-def test_a_blocked_upload_is_appealed_and_overridden_only_with_a_reason(tmp_path, monkeypatch, postgres_dsn):
-    from tests.integration.conftest import _api
-
-    api = _api(tmp_path, monkeypatch, postgres_dsn, f"file://{tmp_path}/o", MM_MODERATION_BLOCKED_TERMS="scamcoin")
+def test_a_blocked_upload_is_appealed_and_overridden_only_with_a_reason(api_factory):
+    api = api_factory(MM_MODERATION_BLOCKED_TERMS="scamcoin")
     asset_id, done = _uploaded(api, b"Buy SCAMCOIN now\n")
     assert done.json()["version"]["moderation"] == "blocked"
     url = f"/assets/{asset_id}/versions/1"

@@ -3,48 +3,17 @@ from the provider's tokens; a token from any other key or issuer is refused."""
 
 from __future__ import annotations
 
-import os
-
-import httpx
 import pytest
 
 from mm_pipelines.identity.roles import Role
-from tests.conftest import require_service
+from tests.conftest import provider_token
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def oidc_issuer() -> str:
-    return require_service(
-        "The OIDC provider",
-        os.environ.get("MM_TEST_OIDC_ISSUER"),
-        "run `make test`, or scripts/services/oidc.sh start and export MM_TEST_OIDC_ISSUER=http://127.0.0.1:18480/mm",
-    )
-
-
-def provider_token(issuer: str, subject: str, role: Role | None, scope_extra: str = "") -> str:
-    scope = " ".join(s for s in (f"role:{role.value}" if role else "", scope_extra) if s) or "openid"
-    response = httpx.post(
-        f"{issuer}/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "mm-tests",
-            "client_secret": "unused",
-            "subject": subject,
-            "scope": scope,
-        },
-        timeout=10,
-    )
-    response.raise_for_status()
-    return response.json()["access_token"]
-
-
 @pytest.fixture
-def provider_api(tmp_path, monkeypatch, postgres_dsn, oidc_issuer):
-    from tests.integration.conftest import _api
-
-    return _api(tmp_path, monkeypatch, postgres_dsn, f"file://{tmp_path}/objects", MM_OIDC_ISSUER=oidc_issuer)
+def provider_api(api_factory, oidc_issuer):
+    return api_factory(MM_OIDC_ISSUER=oidc_issuer)
 
 
 def test_a_provider_token_is_verified_against_its_published_keys_and_carries_its_roles(provider_api, oidc_issuer):

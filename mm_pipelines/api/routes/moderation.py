@@ -115,4 +115,8 @@ def legal_hold(
     asset_id: AssetId, body: LegalHold, caller: Caller = allow(Role.LEGAL), svc: Service = Depends(service)
 ) -> dict:
     with svc.transaction() as conn:
-        return {"asset": moderation.set_legal_hold(conn, asset_id, body.hold, body.reason, caller.subject, caller.role)}
+        return {
+            "asset": moderation.set_legal_hold(
+                conn, svc.platform.objects, asset_id, body.hold, body.reason, caller.subject, caller.role
+            )
+        }

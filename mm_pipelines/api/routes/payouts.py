@@ -23,7 +23,7 @@ def _money(row: dict) -> dict:
     return {k: f"{v:.2f}" if isinstance(v, Decimal) else v for k, v in row.items()}
 
 
-def _batches(conn, batch_id: str | None = None) -> list[dict]:
+def batch_rows(conn, batch_id: str | None = None) -> list[dict]:
     rows = conn.execute(
         f"""SELECT b.batch_id, b.period, b.currency, b.total, b.line_count, b.status, b.created_by, b.created_at,
                    coalesce(array_agg(a.approver ORDER BY a.approved_at) FILTER (WHERE a.approver IS NOT NULL), '{{}}')
@@ -39,13 +39,13 @@ def _batches(conn, batch_id: str | None = None) -> list[dict]:
 @router.get("/payouts/batches")
 def list_batches(caller: Caller = allow(*VIEWERS), svc: Service = Depends(service)) -> dict:
     with svc.transaction() as conn:
-        return {"items": _batches(conn)}
+        return {"items": batch_rows(conn)}
 
 
 @router.get("/payouts/batches/{batch_id}")
 def batch_detail(batch_id: BatchId, caller: Caller = allow(*VIEWERS), svc: Service = Depends(service)) -> dict:
     with svc.transaction() as conn:
-        found = _batches(conn, batch_id)
+        found = batch_rows(conn, batch_id)
         if not found:
             raise NotFound(f"no payout batch {batch_id!r}: list them with GET /payouts/batches")
         lines = [

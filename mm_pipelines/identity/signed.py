@@ -1,0 +1,30 @@
+"""Values the service hands out and takes back unchanged (upload grants, login state, sessions, the development
+issuer's codes): JSON, base64url, and an HMAC-SHA256 with an expiry inside, so no server-side state is needed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign(secret: bytes, payload: dict, expires_at: int) -> str:
+    body = _b64(json.dumps({**payload, "exp": expires_at}, sort_keys=True, separators=(",", ":")).encode())
+    return f"{body}.{hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()}"
+
+
+def unsign(secret: bytes, token: str, now: float | None = None) -> dict | None:
+    """The payload, or None when the value was changed, signed with another key, or has expired."""
+    body, _, signature = token.partition(".")
+    if not signature or not hmac.compare_digest(signature, hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()):
+        return None
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if (time.time() if now is None else now) > payload["exp"]:
+        return None
+    return payload
