@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -315,4 +316,41 @@ moderation_actions = Table(
     Column("actor", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+)
+
+# Derivatives of an uploaded version (thumbnail, poster frame, transcode), each a separate object.
+media_artifacts = Table(
+    "media_artifacts",
+    metadata,
+    Column("asset_id", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("object_key", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    ForeignKeyConstraint(
+        ["asset_id", "version"],
+        ["media_asset_versions.asset_id", "media_asset_versions.version"],
+        name="media_artifacts_version_fkey",
+    ),
+)
+
+# KYC checks at the provider: only its reference and verdict (a pointer to the evidence it holds) are kept here.
+kyc_checks = Table(
+    "kyc_checks",
+    metadata,
+    Column("payee_id", Text, ForeignKey("payees.payee_id"), primary_key=True),
+    # requested (waiting to reach the provider) → submitted (the provider has it) → verified | rejected
+    Column("status", Text, nullable=False, server_default=text("'requested'")),
+    Column("provider_reference", Text),
+    Column("evidence_ref", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("requested_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    Column("next_attempt_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    Column("decided_at", TIMESTAMPTZ),
+    Index("kyc_checks_due", "next_attempt_at", postgresql_where=text("status = 'requested'")),
 )
