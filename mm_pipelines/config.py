@@ -270,6 +270,11 @@ class Settings(BaseSettings):
     sentinelnet_webhook_secret: SecretStr | None = Field(
         None, description="HMAC secret of SentinelNet's verdict webhook (secret); default a key file under MM_HOME"
     )
+    kyc_url: Annotated[str | None, _url(("https", "http"))] = Field(
+        None,
+        description="The KYC provider's API; default a development provider that verifies at once (not in production)",
+    )
+    kyc_api_key: SecretStr | None = Field(None, description="API key of the KYC provider (secret)")
     webhook_replay_window_seconds: Annotated[
         float, _number(minimum=1, problem="is not a number of seconds (1 or more)")
     ] = Field(300.0, description="How old a webhook's timestamp may be before the delivery is refused")

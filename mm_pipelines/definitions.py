@@ -11,6 +11,7 @@ from mm_pipelines.assets.automation import events_by_day
 from mm_pipelines.assets.backfill import attribution_spark_backfill
 from mm_pipelines.assets.dbt import build_dbt_assets, dbt_source_specs
 from mm_pipelines.assets.ingest import raw_events
+from mm_pipelines.assets.media import media_derivatives_job
 from mm_pipelines.assets.royalties import royalty_payout_batches, royalty_rules_snapshot, royalty_statements
 from mm_pipelines.checks.attribution import attribution_checks
 from mm_pipelines.checks.freshness import raw_events_freshness_check
@@ -19,7 +20,10 @@ from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job
 from mm_pipelines.resources import build_resources
 from mm_pipelines.sensors.automation import warehouse_automation_sensor
 from mm_pipelines.sensors.events import raw_events_sensor
+from mm_pipelines.sensors.media import media_derivatives_sensor
 from mm_pipelines.sensors.royalties import (
+    kyc_checks_sensor,
+    kyc_sync_job,
     license_expiry_sensor,
     license_workflow_job,
     payout_confirmation_job,
@@ -50,8 +54,17 @@ def build_definitions() -> Definitions:
             royalties_job,
             payout_confirmation_job,
             license_workflow_job,
+            media_derivatives_job,
+            kyc_sync_job,
         ],
-        sensors=[raw_events_sensor, warehouse_automation_sensor, payout_confirmation_sensor, license_expiry_sensor],
+        sensors=[
+            raw_events_sensor,
+            warehouse_automation_sensor,
+            payout_confirmation_sensor,
+            license_expiry_sensor,
+            media_derivatives_sensor,
+            kyc_checks_sensor,
+        ],
         schedules=[royalties_monthly_schedule],
         resources=build_resources(),
         # Every step of a run in its run worker: a step process costs seconds of Python start-up, and the

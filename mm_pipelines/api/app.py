@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from mm_pipelines.api import problems
 from mm_pipelines.api.auth import check_every_route_declares_access
-from mm_pipelines.api.routes import assets, identity, moderation, payouts, ui, webhooks
+from mm_pipelines.api.routes import assets, creators, identity, moderation, payouts, ui, webhooks
 from mm_pipelines.api.service import Service
 from mm_pipelines.config import Settings
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.verifier = service.verifier
     problems.install(app)
-    for module in (identity, assets, moderation, payouts, webhooks, ui):
+    for module in (identity, assets, moderation, creators, payouts, webhooks, ui):
         app.include_router(module.router)
     check_every_route_declares_access(app.routes)
     return app

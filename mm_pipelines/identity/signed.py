@@ -22,7 +22,8 @@ def sign(secret: bytes, payload: dict, expires_at: int) -> str:
 def unsign(secret: bytes, token: str, now: float | None = None) -> dict | None:
     """The payload, or None when the value was changed, signed with another key, or has expired."""
     body, _, signature = token.partition(".")
-    if not signature or not hmac.compare_digest(signature, hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()):
+    expected = hmac.new(secret, body.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()):
         return None
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     if (time.time() if now is None else now) > payload["exp"]:

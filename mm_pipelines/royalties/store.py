@@ -34,7 +34,7 @@ def stored_contracts(conn: psycopg.Connection) -> list[Contract]:
     return contracts
 
 
-def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor: str) -> dict[str, int]:
+def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor: str, role: str = "") -> dict[str, int]:
     """Upsert everything in the catalog in one transaction; contracts keep every version they ever had."""
     replaced = {c.reference for c in catalog.contracts}
     others = [c for c in stored_contracts(conn) if c.reference not in replaced]
@@ -99,7 +99,8 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
         actor,
         "catalog.load",
         source,
-        {
+        role=role,
+        details={
             "creators": len(catalog.creators),
             "payees": len(catalog.payees),
             "contracts": len(catalog.contracts),

@@ -1,7 +1,7 @@
 """Royalty automation: the monthly run, Finance's confirmation files, and expiring licenses."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 from dagster import (
     DefaultScheduleStatus,
@@ -20,7 +20,7 @@ from dagster import (
 from mm_pipelines.config import Settings
 from mm_pipelines.jobs import royalties_job
 from mm_pipelines.resources import ObjectStoreResource, PostgresResource
-from mm_pipelines.royalties import batches, store
+from mm_pipelines.royalties import batches, kyc, store
 from mm_pipelines.royalties.money import add_months
 
 
@@ -125,3 +125,28 @@ def license_expiry_sensor(context: SensorEvaluationContext, postgres: PostgresRe
         )
         for asset, licensor, expires, action in expiring
     ]
+
+
+@op
+def sync_kyc_checks(context: OpExecutionContext, postgres: PostgresResource) -> None:
+    provider = kyc.provider_for(Settings.from_env())
+    with postgres.get_db().connect() as conn:
+        counts = kyc.sync(conn, provider)
+    context.log.info(f"KYC checks: {counts}")
+
+
+@job
+def kyc_sync_job():
+    """Submit KYC checks that are due (again, after an outage) and collect the provider's verdicts."""
+    sync_kyc_checks()
+
+
+@sensor(job=kyc_sync_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
+def kyc_checks_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
+    """A sync whenever checks are due; one run key per minute, so a slow run is not started twice."""
+    with postgres.get_db().connect() as conn:
+        waiting = kyc.due(conn)
+    if not waiting:
+        return SkipReason("No KYC check is due")
+    minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
+    return RunRequest(run_key=f"kyc-sync:{minute}", tags={"mm/kyc-due": str(waiting)})

@@ -50,6 +50,8 @@ ACCESS = {
     ("POST", "/assets/{asset_id}/versions/{version}/legal-signoff"): {LE},
     ("POST", "/assets/{asset_id}/takedown"): {MO, LE},
     ("POST", "/assets/{asset_id}/legal-hold"): {LE},
+    ("POST", "/catalog"): {CA},
+    ("GET", "/creators/{creator_id}"): {CA, FV, FA},
     ("GET", "/payouts/batches"): {FV, FA},
     ("GET", "/payouts/batches/{batch_id}"): {FV, FA},
     ("POST", "/payouts/batches/{batch_id}/approvals"): {FA},
@@ -94,7 +96,7 @@ def test_a_route_that_declares_no_roles_stops_the_app_from_starting():
 
 @pytest.mark.parametrize(("method", "path"), [k for k, v in ACCESS.items() if v is not PUBLIC])
 def test_each_role_is_allowed_exactly_where_the_table_says(api, method, path):
-    url = path.format(asset_id="ast_none", version=1, batch_id="b_none")
+    url = path.format(asset_id="ast_none", version=1, batch_id="b_none", creator_id="cr_none")
     body = {} if method in ("POST", "PUT") else None
     anonymous = api.client.request(method, url, json=body)
     assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")

@@ -5,6 +5,8 @@ here directly; the generation and the calls are Schemathesis' own.)"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from mm_pipelines.identity.roles import Role
 
 pytestmark = pytest.mark.integration
-EXAMPLES = 30
+EXAMPLES = int(os.environ.get("MM_TEST_FUZZ_EXAMPLES", "30"))
 
 
 def fuzz(operation, headers: dict, calls: list, failures: list) -> None:

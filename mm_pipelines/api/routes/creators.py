@@ -1,0 +1,97 @@
+"""Creator onboarding (CreatorAdmin): creators, payees, contract references and royalty rules, validated exactly as
+`mm royalties load` validates a catalog file; every payee gets a KYC check at the provider."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Body, Depends
+
+from mm_pipelines.api.auth import Caller, allow
+from mm_pipelines.api.params import CreatorId
+from mm_pipelines.api.service import Service, service
+from mm_pipelines.errors import Invalid, NotFound
+from mm_pipelines.identity.roles import Role
+from mm_pipelines.royalties import kyc
+from mm_pipelines.royalties.contracts import CatalogError, parse_catalog
+from mm_pipelines.royalties.store import save_catalog
+
+router = APIRouter(tags=["creators"])
+DOCUMENT = Path("request body")
+
+
+def _with_pending_kyc(document: dict) -> dict:
+    """KYC comes from the provider, never from the request: a payee's `kyc` may only be left out."""
+    for c, creator in enumerate(document.get("creators") or []):
+        for p, payee in enumerate((creator or {}).get("payees") or [] if isinstance(creator, dict) else []):
+            if not isinstance(payee, dict):
+                continue
+            if "kyc" in payee:
+                raise Invalid(
+                    f"creators.{c}.payees.{p}.kyc: KYC is set by the KYC provider, not the request: leave it out"
+                )
+            payee["kyc"] = {"status": "pending", "evidence": "requested"}
+    return document
+
+
+@router.post("/catalog", status_code=201)
+def onboard(
+    document: dict = Body(
+        description="Creators with their payees, contracts (with royalty rules) and licenses, as in a catalog file"
+    ),
+    caller: Caller = allow(Role.CREATOR_ADMIN),
+    svc: Service = Depends(service),
+) -> dict:
+    """Onboard or update creators; errors name the line of the (pretty-printed) body and the field, as for files."""
+    text = json.dumps(_with_pending_kyc(document), indent=2, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("the body has text that is not valid Unicode (a lone surrogate escape): send UTF-8") from None
+    try:
+        catalog = parse_catalog(DOCUMENT, text)
+    except CatalogError as e:
+        raise Invalid(str(e)) from None
+    provider = kyc.provider_for(svc.settings)
+    with svc.transaction() as conn:
+        counts = save_catalog(conn, catalog, f"api:{caller.subject}", caller.subject, role=caller.role.value)
+        for payee in catalog.payees:
+            kyc.request_check(conn, payee.payee_id, caller.subject, caller.role.value)
+    # The provider is asked now; when it is down the checks stay requested and the KYC sync retries them.
+    with svc.platform.metadata.connect() as conn:
+        kyc.sync(conn, provider)
+        states = kyc.checks(conn, [p.payee_id for p in catalog.payees])
+    return {
+        "loaded": counts,
+        "kyc": [
+            {"payee_id": p.payee_id, **{k: v for k, v in states[p.payee_id].items() if k != "payee_id"}}
+            for p in catalog.payees
+        ],
+    }
+
+
+@router.get("/creators/{creator_id}")
+def creator_detail(
+    creator_id: CreatorId,
+    caller: Caller = allow(Role.CREATOR_ADMIN, Role.FINANCE_VIEWER, Role.FINANCE_APPROVER),
+    svc: Service = Depends(service),
+) -> dict:
+    with svc.transaction() as conn:
+        creator = conn.execute("SELECT creator_id, name FROM creators WHERE creator_id = %s", (creator_id,)).fetchone()
+        if creator is None:
+            raise NotFound(f"no creator {creator_id!r}: onboard it with POST /catalog")
+        payees = conn.execute(
+            """SELECT payee_id, name, payout_method, currency, right(iban, 4), kyc_status, kyc_evidence
+               FROM payees WHERE creator_id = %s ORDER BY payee_id""",
+            (creator_id,),
+        ).fetchall()
+        contracts = [r for (r,) in conn.execute("SELECT reference FROM contracts WHERE creator_id = %s", (creator_id,))]
+        states = kyc.checks(conn, [p[0] for p in payees])
+    keys = ("payee_id", "name", "payout_method", "currency", "iban_last4", "kyc_status", "kyc_evidence")
+    return {
+        "creator_id": creator[0],
+        "name": creator[1],
+        "contracts": contracts,
+        "payees": [{**dict(zip(keys, p)), "kyc_check": states.get(p[0])} for p in payees],
+    }
