@@ -267,6 +267,10 @@ class Settings(BaseSettings):
     upload_max_bytes: Annotated[int, _whole(1, problem="is not a positive whole number of bytes")] = Field(
         100 * 1024 * 1024, description="Largest asset file an upload may declare"
     )
+    sentinelnet_url: Annotated[str | None, _url(("https", "http"))] = Field(
+        None, description="SentinelNet's scan API; default the built-in scanner"
+    )
+    sentinelnet_api_key: SecretStr | None = Field(None, description="API key of SentinelNet (secret)")
     sentinelnet_webhook_secret: SecretStr | None = Field(
         None, description="HMAC secret of SentinelNet's verdict webhook (secret); default a key file under MM_HOME"
     )

@@ -21,6 +21,7 @@ from mm_pipelines.resources import build_resources
 from mm_pipelines.sensors.automation import warehouse_automation_sensor
 from mm_pipelines.sensors.events import raw_events_sensor
 from mm_pipelines.sensors.media import media_derivatives_sensor
+from mm_pipelines.sensors.moderation import sentinelnet_submission_job, sentinelnet_submission_sensor
 from mm_pipelines.sensors.royalties import (
     kyc_checks_sensor,
     kyc_sync_job,
@@ -56,6 +57,7 @@ def build_definitions() -> Definitions:
             license_workflow_job,
             media_derivatives_job,
             kyc_sync_job,
+            sentinelnet_submission_job,
         ],
         sensors=[
             raw_events_sensor,
@@ -64,6 +66,7 @@ def build_definitions() -> Definitions:
             license_expiry_sensor,
             media_derivatives_sensor,
             kyc_checks_sensor,
+            sentinelnet_submission_sensor,
         ],
         schedules=[royalties_monthly_schedule],
         resources=build_resources(),

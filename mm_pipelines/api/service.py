@@ -15,7 +15,8 @@ from mm_pipelines.config import Settings
 from mm_pipelines.identity.development import DevelopmentIssuer, OAuthError, local_secret
 from mm_pipelines.identity.login import LoginError
 from mm_pipelines.identity.tokens import HttpKeySource, TokenVerifier, http_fetch
-from mm_pipelines.moderation.service import BuiltinScanner
+from mm_pipelines.moderation.sentinelnet import SentinelNetClient
+from mm_pipelines.moderation.service import BUILTIN, SENTINELNET, BuiltinScanner
 from mm_pipelines.platform import Platform
 
 # Connections per worker process: uvicorn runs sync routes on a 40-thread pool, most of them waiting on the audit lock.
@@ -109,6 +110,23 @@ class Service:
                 f"the identity provider refused the code ({error.get('error')}: {error.get('error_description', '')})"
             )
         return response.json()
+
+    @property
+    def scanner_name(self) -> str:
+        return SENTINELNET if self.settings.sentinelnet_url else BUILTIN
+
+    @property
+    def verdict_callback(self) -> str:
+        return self.settings.api_public_url.rstrip("/") + "/webhooks/sentinelnet"
+
+    @cached_property
+    def sentinelnet(self) -> SentinelNetClient | None:
+        s = self.settings
+        if not s.sentinelnet_url:
+            return None
+        return SentinelNetClient(
+            s.sentinelnet_url, s.sentinelnet_api_key.get_secret_value() if s.sentinelnet_api_key else ""
+        )
 
     @cached_property
     def scanner(self) -> BuiltinScanner:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,8 @@ from mm_pipelines.errors import Conflict, Forbidden, NotFound
 from mm_pipelines.identity.roles import Role
 from mm_pipelines.media.records import asset_object, asset_row, audit_state, version_row
 from mm_pipelines.moderation import scanner, webhook
+from mm_pipelines.moderation.sentinelnet import ScannerUnavailable, SentinelNetClient
+from mm_pipelines.moderation.sentinelnet import backoff as sentinelnet_backoff
 from mm_pipelines.moderation.states import DECIDERS, REVIEW_QUEUE, Action, State, next_state
 from mm_pipelines.stores.objects import ObjectStore
 
@@ -46,9 +49,11 @@ def submit_scan(conn: psycopg.Connection, asset_id: str, version: int, scanner_n
         raise Conflict(f"version {version} of asset {asset_id} has no verified upload to scan")
     before, after = _move(conn, asset_id, version, Action.SUBMIT)
     scan_id = f"scn_{uuid.uuid4().hex[:20]}"
+    # The built-in scanner is handed its scans in process; SentinelNet's are sent after the commit (send_scans).
     conn.execute(
-        "INSERT INTO moderation_scans (scan_id, asset_id, version, scanner) VALUES (%s, %s, %s, %s)",
-        (scan_id, asset_id, version, scanner_name),
+        """INSERT INTO moderation_scans (scan_id, asset_id, version, scanner, sent_at)
+           VALUES (%s, %s, %s, %s, CASE WHEN %s THEN now() END)""",
+        (scan_id, asset_id, version, scanner_name, scanner_name == BUILTIN),
     )
     audit(
         conn,
@@ -61,6 +66,76 @@ def submit_scan(conn: psycopg.Connection, asset_id: str, version: int, scanner_n
         after=audit_state(after),
     )
     return scan_id
+
+
+def send_scans(
+    conn: psycopg.Connection,
+    client: SentinelNetClient,
+    callback_url: str,
+    now: datetime | None = None,
+    scan_id: str | None = None,
+    limit: int = 100,
+) -> dict[str, int]:
+    """Send SentinelNet the scans it does not have yet (one, or all that are due); (sent, retry) counts. Each scan is
+    its own transaction, and SentinelNet's Idempotency-Key (the scan id) makes a resend after a lost answer harmless."""
+    now = now or datetime.now(UTC)
+    due = conn.execute(
+        """SELECT s.scan_id, s.asset_id, s.version, s.send_attempts, a.title, a.description, v.filename,
+                  v.sniffed_content_type, v.declared_size, v.declared_sha256
+           FROM moderation_scans s JOIN media_assets a USING (asset_id)
+           JOIN media_asset_versions v ON v.asset_id = s.asset_id AND v.version = s.version
+           WHERE s.scanner = %s AND s.sent_at IS NULL AND s.verdict IS NULL AND s.next_send_at <= %s
+             AND (%s::text IS NULL OR s.scan_id = %s)
+           ORDER BY s.next_send_at, s.scan_id LIMIT %s""",
+        (SENTINELNET, now, scan_id, scan_id, limit),
+    ).fetchall()
+    conn.commit()
+    counts = {"sent": 0, "retry": 0}
+    for sid, asset_id, version, attempts, title, description, filename, content_type, size, sha256 in due:
+        asset = {
+            "asset_id": asset_id,
+            "version": version,
+            "title": title,
+            "description": description,
+            "filename": filename,
+            "content_type": content_type,
+            "size": size,
+            "sha256": sha256,
+        }
+        with conn.transaction():
+            try:
+                reference = client.submit(sid, callback_url, asset)
+            except ScannerUnavailable as e:
+                conn.execute(
+                    """UPDATE moderation_scans SET send_attempts = send_attempts + 1, send_error = %s,
+                              next_send_at = %s WHERE scan_id = %s""",
+                    (str(e), now + sentinelnet_backoff(attempts + 1), sid),
+                )
+                counts["retry"] += 1
+                continue
+            conn.execute(
+                """UPDATE moderation_scans SET sent_at = now(), send_attempts = send_attempts + 1, send_error = NULL
+                   WHERE scan_id = %s""",
+                (sid,),
+            )
+            audit(
+                conn,
+                SENTINELNET,
+                "moderation.scan_sent",
+                asset_object(asset_id, version),
+                {"scan_id": sid, "reference": reference},
+                role="system",
+            )
+            counts["sent"] += 1
+    return counts
+
+
+def unsent_scans(conn: psycopg.Connection, now: datetime | None = None) -> int:
+    return conn.execute(
+        """SELECT count(*) FROM moderation_scans
+           WHERE scanner = %s AND sent_at IS NULL AND verdict IS NULL AND next_send_at <= %s""",
+        (SENTINELNET, now or datetime.now(UTC)),
+    ).fetchone()[0]
 
 
 def receive_delivery(conn: psycopg.Connection, source: str, delivery: webhook.VerdictDelivery, body: bytes) -> str:

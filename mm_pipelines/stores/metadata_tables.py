@@ -293,6 +293,11 @@ moderation_scans = Table(
     Column("evidence", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("delivery_id", Text),
     Column("delivered_at", TIMESTAMPTZ),
+    # When SentinelNet took the scan (the built-in scanner takes it at once), and the resends until then.
+    Column("sent_at", TIMESTAMPTZ),
+    Column("send_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("send_error", Text),
+    Column("next_send_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
 )
 
 # Every webhook delivery accepted once: a redelivery with the same id is acknowledged and changes nothing.

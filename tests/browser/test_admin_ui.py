@@ -84,6 +84,15 @@ def _shot(driver, tmp_path: Path, name: str) -> None:
     driver.save_screenshot(str(folder / f"{name}.png"))
 
 
+def _notice(driver, expected: str) -> str:
+    """The page's notice once it says `expected` (a click's page load may still be on its way)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(lambda d: expected in d.find_element(By.CLASS_NAME, "notice").text)
+    return driver.find_element(By.CLASS_NAME, "notice").text
+
+
 def _flagged_asset(url: str, issuer: str) -> str:
     headers = {"Authorization": f"Bearer {provider_token(issuer, 'erin', Role.EDITOR)}"}
     data = b"Call our agency: jane.doe@example.com\n"
@@ -138,11 +147,11 @@ def test_a_reviewer_signs_in_clears_a_flagged_asset_and_approves_a_payout_batch(
     assert "quarantined" in row.text and "email" in row.text and "jane.doe" not in row.text
     _shot(browser, tmp_path, "2-review-queue")
     row.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
-    assert "approve recorded, now awaiting_legal" in browser.find_element(By.CLASS_NAME, "notice").text
+    _notice(browser, "approve recorded, now awaiting_legal")
     browser.find_element(By.ID, f"item-{asset_id}-1").find_element(
         By.CSS_SELECTOR, "button[value=legal_signoff]"
     ).click()
-    assert "now passed" in browser.find_element(By.CLASS_NAME, "notice").text
+    _notice(browser, "legal_signoff recorded, now passed")
     _shot(browser, tmp_path, "3-cleared")
     browser.get(f"{served}/ui/assets/{asset_id}")
     trail = browser.find_element(By.TAG_NAME, "main").text
@@ -152,7 +161,7 @@ def test_a_reviewer_signs_in_clears_a_flagged_asset_and_approves_a_payout_batch(
     batch = browser.find_element(By.ID, "batch-pb_ui_1")
     assert "4250.00" in batch.text and "draft" in batch.text
     batch.find_element(By.TAG_NAME, "button").click()
-    assert "1 of 1 approval(s), approved" in browser.find_element(By.CLASS_NAME, "notice").text
+    _notice(browser, "1 of 1 approval(s), approved")
     _shot(browser, tmp_path, "5-payout-approved")
     with psycopg.connect(postgres_dsn) as conn:
         trail = conn.execute("SELECT actor, role, action FROM audit_log WHERE actor = 'moira' ORDER BY seq").fetchall()
@@ -180,3 +189,49 @@ def test_a_login_without_a_second_factor_is_turned_away(served, browser, oidc_is
     assert "A second factor is needed" in browser.find_element(By.TAG_NAME, "h1").text
     _shot(browser, tmp_path, "6-no-second-factor")
     assert browser.get_cookie("mm_session") is None
+
+
+CATALOG = """\
+creators:
+  - id: cr-ui
+    name: Creator From The UI
+    payees:
+      - id: pe-ui
+        name: Payee From The UI
+        payout: {method: sepa, currency: EUR, iban: DE89370400440532013000}
+contracts:
+  - reference: CT-UI
+    creator: cr-ui
+    currency: EUR
+    effective_from: 2026-01-01
+    expires_on: 2027-12-31
+    payees: [{payee: pe-ui, share: 100}]
+    rules:
+      - id: ebook
+        sku: SKU-UI
+        tiers: {by: units, steps: [{from: 0, rate_percent: 12}]}
+"""
+
+
+def test_a_creator_admin_onboards_a_creator_and_sees_the_payee_verified(served, browser, oidc_issuer, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/ui/creators")
+    browser.find_element(By.NAME, "username").send_keys("cara")
+    claims = browser.find_element(By.NAME, "claims")
+    claims.clear()
+    claims.send_keys(json.dumps({"roles": ["CreatorAdmin"], "amr": ["pwd", "hwk"]}))
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    form = browser.find_element(By.NAME, "catalog")
+    form.send_keys(CATALOG.replace("iban: DE89", "iban: DE00"))  # a wrong IBAN check digit first
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/creators'] button").click()
+    assert "iban" in _notice(browser, "Not onboarded:")
+    _shot(browser, tmp_path, "7-onboarding-refused")
+    form = browser.find_element(By.NAME, "catalog")  # what was typed is still there
+    assert "DE00" in form.get_attribute("value")
+    form.clear()
+    form.send_keys(CATALOG)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/creators'] button").click()
+    _notice(browser, "Onboarded 1 creator(s); pe-ui: KYC verified")
+    assert "verified" in browser.find_element(By.ID, "creator-cr-ui").text
+    _shot(browser, tmp_path, "8-creator-onboarded")

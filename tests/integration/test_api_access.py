@@ -70,6 +70,8 @@ PAGES = {
     ("GET", "/ui/assets/{asset_id}"): READERS,
     ("GET", "/ui/moderation"): {MO, LE},
     ("POST", "/ui/moderation/{asset_id}/{version}"): {MO, LE},
+    ("GET", "/ui/creators"): {CA, FV, FA},
+    ("POST", "/ui/creators"): {CA},
     ("GET", "/ui/payouts"): {FV, FA},
     ("POST", "/ui/payouts/{batch_id}/approve"): {FA},
 }

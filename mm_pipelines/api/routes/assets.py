@@ -107,13 +107,20 @@ def complete_upload(
             conn, svc.platform.objects, asset_id, version, caller.subject, caller.role.value
         )
         if problem is None:
-            scan_id = moderation.submit_scan(conn, asset_id, version, BUILTIN, caller.subject, caller.role.value)
+            scan_id = moderation.submit_scan(
+                conn, asset_id, version, svc.scanner_name, caller.subject, caller.role.value
+            )
     if problem is not None:
         raise Invalid(f"the upload was rejected: {problem}; upload the declared file as a new version")
-    # The built-in scanner answers at once, through the webhook's own verification and idempotency.
-    with svc.transaction() as conn:
-        headers, body = svc.scanner.verdict_delivery(conn, scan_id)
-    accept_verdict(svc, headers, body, source=BUILTIN)
+    if svc.sentinelnet is not None:
+        # SentinelNet answers later, on the webhook; if it cannot take the scan now, moderation_scan_sensor resends.
+        with svc.platform.metadata.connect() as conn:
+            moderation.send_scans(conn, svc.sentinelnet, svc.verdict_callback, scan_id=scan_id)
+    else:
+        # The built-in scanner answers at once, through the webhook's own verification and idempotency.
+        with svc.transaction() as conn:
+            headers, body = svc.scanner.verdict_delivery(conn, scan_id)
+        accept_verdict(svc, headers, body, source=BUILTIN)
     with svc.transaction() as conn:
         return {"version": media.version_row(conn, asset_id, version), "scan_id": scan_id}
 

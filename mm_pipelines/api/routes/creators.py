@@ -44,6 +44,13 @@ def onboard(
     svc: Service = Depends(service),
 ) -> dict:
     """Onboard or update creators; errors name the line of the (pretty-printed) body and the field, as for files."""
+    return onboard_catalog(svc, caller, document)
+
+
+def onboard_catalog(svc: Service, caller: Caller, document: dict) -> dict:
+    """The catalog document validated as a file would be, saved, and a KYC check opened for every payee."""
+    if not isinstance(document, dict):
+        raise Invalid("the catalog must be a mapping with creators, contracts and licenses")
     text = json.dumps(_with_pending_kyc(document), indent=2, default=str, ensure_ascii=False)
     try:
         text.encode("utf-8")
@@ -69,6 +76,21 @@ def onboard(
             for p in catalog.payees
         ],
     }
+
+
+def creator_rows(conn) -> list[dict]:
+    """Every creator with its payees' KYC state, for the admin UI."""
+    rows = conn.execute(
+        """SELECT c.creator_id, c.name, p.payee_id, p.kyc_status, k.status, k.last_error
+           FROM creators c LEFT JOIN payees p USING (creator_id) LEFT JOIN kyc_checks k USING (payee_id)
+           ORDER BY c.creator_id, p.payee_id"""
+    ).fetchall()
+    creators: dict[str, dict] = {}
+    for creator_id, name, payee_id, kyc_status, check, error in rows:
+        entry = creators.setdefault(creator_id, {"creator_id": creator_id, "name": name, "payees": []})
+        if payee_id:
+            entry["payees"].append({"payee_id": payee_id, "kyc_status": kyc_status, "check": check, "error": error})
+    return list(creators.values())
 
 
 @router.get("/creators/{creator_id}")

@@ -8,12 +8,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from mm_pipelines.api.auth import Caller, public
 from mm_pipelines.api.params import AssetId, BatchId, VersionNumber
+from mm_pipelines.api.routes.creators import creator_rows, onboard_catalog
 from mm_pipelines.api.routes.payouts import batch_rows
 from mm_pipelines.api.service import Service, service
 from mm_pipelines.api.ui_session import LOGIN_COOKIE, SESSION_COOKIE, cookie_options, page, session_cookie
@@ -39,10 +41,12 @@ DECISIONS = {
 
 
 def render(request: Request, name: str, caller: Caller | None, status: int = 200, **context) -> HTMLResponse:
+    notice = context.pop("notice_override", None) or request.query_params.get("notice")
     context |= {
         "caller": caller,
         "csrf": getattr(request.state, "csrf", ""),
-        "notice": request.query_params.get("notice"),
+        "notice": notice,
+        "failed": status >= 400 or (notice or "").startswith("Not "),
     }
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -201,3 +205,50 @@ def approve_batch(
     except batches.BatchError as e:
         return _redirect("/ui/payouts", f"Not approved: {e}")
     return _redirect("/ui/payouts", f"Batch {batch_id}: {count} of {needed} approval(s), {status}")
+
+
+@router.get("/creators")
+def creators_page(
+    request: Request,
+    caller: Caller = page(Role.CREATOR_ADMIN, Role.FINANCE_VIEWER, Role.FINANCE_APPROVER),
+    svc: Service = Depends(service),
+) -> HTMLResponse:
+    with svc.transaction() as conn:
+        rows = creator_rows(conn)
+    can_onboard = Role.CREATOR_ADMIN in caller.principal.roles
+    return render(request, "creators.html", caller, creators=rows, can_onboard=can_onboard, section="creators")
+
+
+@router.post("/creators")
+def onboard_creators(
+    request: Request,
+    catalog: str = Form(""),
+    caller: Caller = page(Role.CREATOR_ADMIN),
+    svc: Service = Depends(service),
+) -> HTMLResponse:
+    try:
+        document = yaml.safe_load(catalog) if catalog.strip() else None
+        result = onboard_catalog(svc, caller, document)
+    except yaml.YAMLError as e:
+        return _creators_again(request, caller, svc, catalog, f"Not onboarded: not valid YAML or JSON ({e})")
+    except DomainError as e:
+        return _creators_again(request, caller, svc, catalog, f"Not onboarded: {e}")
+    states = ", ".join(f"{k['payee_id']}: KYC {k['status']}" for k in result["kyc"]) or "no payees"
+    return _redirect("/ui/creators", f"Onboarded {result['loaded']['creators']} creator(s); {states}")
+
+
+def _creators_again(request: Request, caller: Caller, svc: Service, draft: str, notice: str) -> HTMLResponse:
+    """The form again with what was typed, so a fix does not mean typing it twice."""
+    with svc.transaction() as conn:
+        rows = creator_rows(conn)
+    return render(
+        request,
+        "creators.html",
+        caller,
+        422,
+        creators=rows,
+        can_onboard=True,
+        draft=draft,
+        section="creators",
+        notice_override=notice,
+    )
