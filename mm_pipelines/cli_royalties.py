@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from mm_pipelines.cli_support import UserError, console, err, open_platform, run_job
+from mm_pipelines.config import Settings
 
 royalties_app = typer.Typer(
     help="Creator royalties: contracts, sales, the ledger and statements.", no_args_is_help=True
@@ -473,18 +474,52 @@ def payouts_confirm(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Re-hash the audit chain: any altered, removed or reordered record is reported."""
+    """Re-hash the audit chain, then check the sealed archive (MM_AUDIT_ARCHIVE) in itself and against Postgres:
+    any altered, removed or reordered record is reported."""
     from mm_pipelines.audit.chain import verify
+    from mm_pipelines.audit.export import verify_archive
+    from mm_pipelines.stores.objects import open_object_store
 
     count, problems = _lifecycle(verify)
+    for p in problems:
+        err.print(f"[red]✗[/red] {p}")
+    if not problems:
+        console.print(f"[green]✓[/green] {count:,} audit records, chain intact")
+    settings = Settings.from_env()
+    archive = open_object_store(settings.audit_archive_url)
+    archived, archive_problems = _lifecycle(lambda conn: verify_archive(conn, archive))
+    for p in archive_problems:
+        err.print(f"[red]✗[/red] archive: {p}")
     if problems:
-        for p in problems:
-            err.print(f"[red]✗[/red] {p}")
         raise UserError(
-            f"the audit log does not verify ({len(problems)} problem(s) in {count:,} records)",
+            f"the audit log does not verify ({len(problems)} problem(s) in {count:,} records"
+            + (f"; {len(archive_problems)} in the archive)" if archive_problems else ")"),
             "restore it from backup and investigate",
         )
-    console.print(f"[green]✓[/green] {count:,} audit records, chain intact")
+    if archive_problems:
+        raise UserError(
+            f"the audit archive does not verify ({len(archive_problems)} problem(s) in {archived:,} sealed records)",
+            f"compare {settings.audit_archive_url} with the metadata DB and investigate",
+        )
+    console.print(f"[green]✓[/green] {archived:,} sealed audit records in {settings.audit_archive_url} match Postgres")
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Seal the audit records not yet archived into write-once segments in MM_AUDIT_ARCHIVE (Object Lock on S3)."""
+    from mm_pipelines.audit.export import seal_segments
+    from mm_pipelines.stores.objects import open_object_store
+
+    settings = Settings.from_env()
+    archive = open_object_store(settings.audit_archive_url)
+    keys = _lifecycle(lambda conn: seal_segments(conn, archive, retain_days=settings.audit_retention_days))
+    for key in keys:
+        console.print(key)
+    err.print(
+        f"{len(keys)} segment(s) sealed in {settings.audit_archive_url}"
+        if keys
+        else f"nothing to seal: {settings.audit_archive_url} holds every audit record"
+    )
 
 
 @audit_app.command("log")

@@ -33,6 +33,7 @@ from pydantic_settings.sources import DefaultSettingsSource, EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
 EVENTS_TOPIC = "mm.events.v1"
+AUDIT_TOPIC = "mm.audit.v1"
 # The path transforms docs/attribution.md defines, in the order they apply: validated here, applied in attribution.
 TRANSFORMS = ("collapse_repeats", "first_occurrence", "drop_direct", "drop_trailing_direct")
 ENV_PREFIX = "MM_"
@@ -186,6 +187,16 @@ class Settings(BaseSettings):
     )
     warehouse_lock_timeout: Annotated[float, _number(minimum=0, problem="is not a number of seconds (0 or more)")] = (
         Field(900.0, description="Seconds to wait for the embedded warehouse while another process uses it")
+    )
+    audit_archive_url: Annotated[str, _url(("file", "s3"))] = Field(
+        "",
+        validation_alias="MM_AUDIT_ARCHIVE",
+        description="Where the audit chain is sealed: file:///path or s3://bucket[/prefix] (bucket with Object Lock); "
+        "default file://$MM_HOME/audit-archive",
+    )
+    audit_topic: str = Field(AUDIT_TOPIC, description="Topic the audit chain is mirrored to when MM_EVENT_BUS is Kafka")
+    audit_retention_days: Annotated[int, _whole(1, problem="must be a whole number of days (1 or more)")] = Field(
+        2555, description="Days each sealed audit segment stays under S3 Object Lock (COMPLIANCE) retention"
     )
     dbt_project_dir: Path | None = Field(
         None, description="The dbt project folder; default dbt_project/ of the checkout"
@@ -355,6 +366,7 @@ class Settings(BaseSettings):
             "clickhouse_url": f"chdb://{self.home / 'warehouse'}",
             "event_bus_url": f"log://{self.home / 'eventlog'}",
             "object_store_url": f"file://{self.home / 'objects'}",
+            "audit_archive_url": f"file://{self.home / 'audit-archive'}",
         }
         for name, url in embedded.items():
             if not getattr(self, name):

@@ -18,6 +18,7 @@ from mm_pipelines.checks.freshness import raw_events_freshness_check
 from mm_pipelines.checks.quality import quality_checks
 from mm_pipelines.jobs import attribution_backfill_job, ingest_job, platform_job, royalties_job
 from mm_pipelines.resources import build_resources
+from mm_pipelines.sensors.audit import audit_export_job, audit_export_sensor
 from mm_pipelines.sensors.automation import warehouse_automation_sensor
 from mm_pipelines.sensors.events import raw_events_sensor
 from mm_pipelines.sensors.media import media_derivatives_sensor
@@ -58,6 +59,7 @@ def build_definitions() -> Definitions:
             media_derivatives_job,
             kyc_sync_job,
             sentinelnet_submission_job,
+            audit_export_job,
         ],
         sensors=[
             raw_events_sensor,
@@ -67,6 +69,7 @@ def build_definitions() -> Definitions:
             media_derivatives_sensor,
             kyc_checks_sensor,
             sentinelnet_submission_sensor,
+            audit_export_sensor,
         ],
         schedules=[royalties_monthly_schedule],
         resources=build_resources(),

@@ -112,16 +112,16 @@ def append(
     return digest
 
 
-_COLUMNS = "seq, at, actor, role, action, subject, details, before_sha256, after_sha256, prev_hash, hash, format"
+COLUMNS = "seq, at, actor, role, action, subject, details, before_sha256, after_sha256, prev_hash, hash, format"
 
 
 def records(conn: psycopg.Connection, obj_prefix: str | None = None, limit: int = 1000) -> list[AuditRecord]:
     """The newest records first, optionally of one object and the objects under it (`asset:a1` and `asset:a1/v2`)."""
     if obj_prefix is None:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT %s", (limit,))
+        rows = conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT %s", (limit,))
     else:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE subject = %s OR subject LIKE %s ORDER BY seq DESC LIMIT %s",
+            f"SELECT {COLUMNS} FROM audit_log WHERE subject = %s OR subject LIKE %s ORDER BY seq DESC LIMIT %s",
             (obj_prefix, obj_prefix.replace("%", r"\%").replace("_", r"\_") + "/%", limit),
         )
     return [AuditRecord(*row) for row in rows]
@@ -130,7 +130,7 @@ def records(conn: psycopg.Connection, obj_prefix: str | None = None, limit: int 
 def verify(conn: psycopg.Connection) -> tuple[int, list[str]]:
     """(records checked, problems): a changed, removed or reordered record breaks the chain from there on."""
     problems, prev, n = [], GENESIS, 0
-    for r in (AuditRecord(*row) for row in conn.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")):
+    for r in (AuditRecord(*row) for row in conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY seq")):
         n += 1
         if r.prev_hash != prev:
             problems.append(

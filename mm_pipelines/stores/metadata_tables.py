@@ -232,6 +232,16 @@ audit_log = Table(
     Column("format", Integer, nullable=False, server_default=text("1")),
 )
 
+# How far each export of the audit chain has taken it ("kafka": the mirror, "archive": sealed segments).
+audit_exports = Table(
+    "audit_exports",
+    metadata,
+    Column("sink", Text, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_hash", Text, nullable=False, server_default=text("'" + "0" * 64 + "'")),
+    Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+)
+
 # --- the asset service: media assets, their versions, moderation ----------------------------------------------
 
 media_assets = Table(

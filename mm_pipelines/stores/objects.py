@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -46,6 +47,8 @@ class ObjectStore(Protocol):
     url: str
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def put_bytes_locked(self, key: str, data: bytes, retain_until: datetime) -> None: ...
 
     def put_file(self, key: str, path: Path) -> None: ...
 
@@ -92,6 +95,10 @@ class LocalObjectStore:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # readers never see a half-written object
+
+    def put_bytes_locked(self, key: str, data: bytes, retain_until: datetime) -> None:
+        """A folder cannot refuse a delete: the object is written as put_bytes writes it (the embedded default)."""
+        self.put_bytes(key, data)
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
@@ -149,7 +156,9 @@ class S3ObjectStore:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client(
+            # A session of its own: boto3's default session resolves credentials once per process, so a store
+            # opened later with other AWS_* settings would sign with the first store's keys.
+            self._client = boto3.session.Session().client(
                 "s3",
                 endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
                 region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -175,6 +184,28 @@ class S3ObjectStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_bytes_locked(self, key: str, data: bytes, retain_until: datetime) -> None:
+        """Put a version under S3 Object Lock COMPLIANCE retention until `retain_until`: nobody, the root account
+        included, can delete or overwrite that version before then (the bucket must have Object Lock enabled)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=sha256_base64(hashlib.sha256(data).hexdigest()),
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain_until,
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidRequest":
+                raise
+            raise ConfigError(
+                f"{self.url}: the server refused to put {key!r} under Object Lock "
+                f"({e.response['Error'].get('Message')}): use a bucket created with Object Lock enabled"
+            ) from None
 
     def put_file(self, key: str, path: Path) -> None:
         from boto3.s3.transfer import TransferConfig

@@ -11,77 +11,17 @@ passes, so those tests keep retention to a few minutes and leave the bucket behi
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import require_service
+from tests.integration.conftest import assert_refused
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
-def lock_s3():
-    """A boto3 client for the Object Lock-enforcing S3 server."""
-    import boto3
-    from botocore.config import Config
-
-    endpoint = require_service(
-        "The Object Lock S3 server (versitygw)",
-        os.environ.get("MM_TEST_LOCK_S3_ENDPOINT"),
-        "scripts/services/versitygw.sh start and export MM_TEST_LOCK_S3_ENDPOINT=http://127.0.0.1:18334",
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=os.environ.get("MM_TEST_LOCK_S3_ACCESS_KEY", "mmlock"),
-        aws_secret_access_key=os.environ.get("MM_TEST_LOCK_S3_SECRET_KEY", "mmlock-secret"),
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
-
-
-@pytest.fixture
-def bucket(lock_s3):
-    """A fresh bucket with Object Lock (and so versioning) on; emptied afterwards as far as the locks allow."""
-    name = f"mm-lock-{uuid.uuid4().hex[:12]}"
-    lock_s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    yield name
-    from botocore.exceptions import ClientError
-
-    try:
-        listing = lock_s3.list_object_versions(Bucket=name)
-        for entry in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-            try:  # GOVERNANCE and released holds go; COMPLIANCE stays until it expires
-                lock_s3.put_object_legal_hold(
-                    Bucket=name, Key=entry["Key"], VersionId=entry["VersionId"], LegalHold={"Status": "OFF"}
-                )
-            except ClientError:
-                pass
-            try:
-                lock_s3.delete_object(
-                    Bucket=name, Key=entry["Key"], VersionId=entry["VersionId"], BypassGovernanceRetention=True
-                )
-            except ClientError:
-                pass
-        lock_s3.delete_bucket(Bucket=name)
-    except ClientError:
-        pass
-
-
 def soon(minutes: int = 3) -> datetime:
     return datetime.now(UTC) + timedelta(minutes=minutes)
-
-
-def assert_refused(call, **kwargs) -> None:
-    """The call fails as AWS fails it for a locked version: 403 AccessDenied."""
-    from botocore.exceptions import ClientError
-
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    assert caught.value.response["Error"]["Code"] == "AccessDenied", caught.value.response["Error"]
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def version_ids(s3, bucket: str, key: str) -> tuple[list[str], list[str]]:
