@@ -26,7 +26,7 @@ class LoginRequired(Exception):
 
 
 def session_cookie(secret: bytes, token: str, expires_at: int) -> str:
-    return signed.sign(secret, {"token": token, "csrf": secrets.token_urlsafe(24)}, expires_at)
+    return signed.sign(secret, "session", {"token": token, "csrf": secrets.token_urlsafe(24)}, expires_at)
 
 
 def cookie_options(max_age: int) -> dict:
@@ -38,7 +38,7 @@ class UiAllow(Allow):
 
     async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
         svc = request.app.state.service
-        session = signed.unsign(svc.secret("upload"), request.cookies.get(SESSION_COOKIE, ""))
+        session = signed.unsign(svc.secret("upload"), "session", request.cookies.get(SESSION_COOKIE, ""))
         if session is None:
             raise LoginRequired(request.url.path)
         try:

@@ -157,13 +157,13 @@ class DevelopmentIssuer:
             "challenge": request["code_challenge"],
             "nonce": request.get("nonce", ""),
         }
-        return signed.sign(secret, grant, int(time.time()) + CODE_TTL_S)
+        return signed.sign(secret, "authorization-code", grant, int(time.time()) + CODE_TTL_S)
 
     def exchange(self, secret: bytes, form: Mapping[str, str]) -> dict:
         """The token endpoint: a code and its PKCE verifier for an access token and an ID token."""
         if form.get("grant_type") != "authorization_code":
             raise OAuthError("unsupported_grant_type", "only authorization_code is supported")
-        grant = signed.unsign(secret, form.get("code", ""))
+        grant = signed.unsign(secret, "authorization-code", form.get("code", ""))
         if grant is None:
             raise OAuthError("invalid_grant", "the code is unknown or has expired: sign in again")
         if grant["client_id"] != form.get("client_id") or grant["redirect_uri"] != form.get("redirect_uri"):

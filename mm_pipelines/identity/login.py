@@ -32,7 +32,10 @@ def begin(discovery: Mapping[str, object], client_id: str, redirect_uri: str, se
         "code_challenge_method": "S256",
     }
     cookie = signed.sign(
-        secret, {"state": state, "nonce": nonce, "verifier": verifier, "after": after}, int(time.time()) + LOGIN_TTL_S
+        secret,
+        "login",
+        {"state": state, "nonce": nonce, "verifier": verifier, "after": after},
+        int(time.time()) + LOGIN_TTL_S,
     )
     return f"{discovery['authorization_endpoint']}?{urlencode(query)}", cookie
 
@@ -49,7 +52,7 @@ def finish(
     """Check the issuer's redirect against the login cookie and trade the code: (access token, page to return to)."""
     if "error" in params:
         raise LoginError(f"the identity provider refused the login ({params['error']}): try again")
-    started = signed.unsign(secret, cookie or "")
+    started = signed.unsign(secret, "login", cookie or "")
     if started is None:
         raise LoginError("the login expired or was started in another browser: start again")
     if not secrets.compare_digest(params.get("state", ""), started["state"]):

@@ -29,11 +29,11 @@ class UploadGrant:
 
 
 def sign_grant(secret: bytes, grant: UploadGrant) -> str:
-    return signed.sign(secret, asdict(grant), grant.expires_at)
+    return signed.sign(secret, "upload", asdict(grant), grant.expires_at)
 
 
 def verify_grant(secret: bytes, token: str, now: float | None = None) -> UploadGrant:
-    payload = signed.unsign(secret, token, now)
+    payload = signed.unsign(secret, "upload", token, now)
     if payload is None:
         raise Forbidden("the upload URL is not valid or has expired: ask for a new one (POST …/upload-url)")
     payload.pop("exp")

@@ -84,6 +84,13 @@ def _shot(driver, tmp_path: Path, name: str) -> None:
     driver.save_screenshot(str(folder / f"{name}.png"))
 
 
+def _arrive(driver, url: str) -> None:
+    """Wait until the browser is on `url` (a click returns before the redirects it starts have run)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 15).until(lambda d: d.current_url.startswith(url))
+
+
 def _notice(driver, expected: str) -> str:
     """The page's notice once it says `expected` (a click's page load may still be on its way)."""
     from selenium.webdriver.common.by import By
@@ -142,7 +149,7 @@ def test_a_reviewer_signs_in_clears_a_flagged_asset_and_approves_a_payout_batch(
     claims.send_keys(json.dumps({"roles": ["Moderator", "Legal", "FinanceApprover"], "amr": ["pwd", "otp"]}))
     _shot(browser, tmp_path, "1-provider-sign-in")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert browser.current_url == f"{served}/ui/moderation"
+    _arrive(browser, f"{served}/ui/moderation")
     row = browser.find_element(By.ID, f"item-{asset_id}-1")
     assert "quarantined" in row.text and "email" in row.text and "jane.doe" not in row.text
     _shot(browser, tmp_path, "2-review-queue")
@@ -186,6 +193,7 @@ def test_a_login_without_a_second_factor_is_turned_away(served, browser, oidc_is
     claims.clear()
     claims.send_keys(json.dumps({"roles": ["FinanceApprover"], "amr": ["pwd"]}))
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _arrive(browser, f"{served}/ui/callback")
     assert "A second factor is needed" in browser.find_element(By.TAG_NAME, "h1").text
     _shot(browser, tmp_path, "6-no-second-factor")
     assert browser.get_cookie("mm_session") is None
@@ -222,6 +230,7 @@ def test_a_creator_admin_onboards_a_creator_and_sees_the_payee_verified(served, 
     claims.clear()
     claims.send_keys(json.dumps({"roles": ["CreatorAdmin"], "amr": ["pwd", "hwk"]}))
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _arrive(browser, f"{served}/ui/creators")
     form = browser.find_element(By.NAME, "catalog")
     form.send_keys(CATALOG.replace("iban: DE89", "iban: DE00"))  # a wrong IBAN check digit first
     browser.find_element(By.CSS_SELECTOR, "form[action='/ui/creators'] button").click()

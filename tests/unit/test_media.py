@@ -8,6 +8,7 @@ import time
 import pytest
 
 from mm_pipelines.errors import Forbidden, Invalid, TooLarge
+from mm_pipelines.identity import signed
 from mm_pipelines.media import uploads
 from mm_pipelines.media.models import AssetCreate, object_name
 from mm_pipelines.media.sniff import matches, sniff
@@ -65,6 +66,10 @@ def test_a_grant_round_trips_and_any_change_or_expiry_is_refused():
         uploads.verify_grant(b"k", payload[:-2] + "xx." + signature)
     with pytest.raises(Forbidden, match="not valid or has expired"):
         uploads.verify_grant(b"k", ".\x80")  # found by schemathesis: non-ASCII where the signature goes
+    # Another kind of signed value with the same secret (a UI session) is not an upload grant.
+    session = signed.sign(b"k", "session", {"token": "t", "csrf": "c"}, int(time.time()) + 60)
+    with pytest.raises(Forbidden, match="not valid or has expired"):
+        uploads.verify_grant(b"k", session)
     with pytest.raises(Forbidden, match="not valid or has expired"):
         uploads.verify_grant(b"k", uploads.sign_grant(b"k", _grant(b"hello", expires_at=int(time.time()) - 1)))
 
