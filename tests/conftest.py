@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 BACKEND_VARS = (
     "MM_CLICKHOUSE_URL",
     "MM_POSTGRES_DSN",
@@ -218,3 +220,42 @@ def provider_token(issuer: str, subject: str, role, scope_extra: str = "") -> st
     )
     response.raise_for_status()
     return response.json()["access_token"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(command: list[str], port: int, ready_path: str, env: dict | None = None, timeout_s: float = 60):
+    """Run a server process (the API, a fake third party) until the block ends; its base URL, once `ready_path`
+    answers. A server that does not come up fails the test with the end of its output."""
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    httpx.get(url + ready_path, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        output.seek(0)
+                        pytest.fail(f"{command[0]} did not answer on {url}:\n{output.read().decode()[-2000:]}")
+                    time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -18,6 +18,7 @@ from mm_pipelines.identity.tokens import HttpKeySource, TokenVerifier, http_fetc
 from mm_pipelines.moderation.sentinelnet import SentinelNetClient
 from mm_pipelines.moderation.service import BUILTIN, SENTINELNET, BuiltinScanner
 from mm_pipelines.platform import Platform
+from mm_pipelines.royalties.batches import PayoutSettings
 
 # Connections per worker process: uvicorn runs sync routes on a 40-thread pool, most of them waiting on the audit lock.
 POOL_SIZE = 10
@@ -28,6 +29,7 @@ class Service:
     settings: Settings
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _connections: object = field(default=None, repr=False)
+    _secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @cached_property
     def platform(self) -> Platform:
@@ -77,13 +79,22 @@ class Service:
         )
 
     def secret(self, name: str) -> bytes:
-        """upload (signed upload URLs and UI sessions), sentinelnet (webhook HMAC), dev-issuer (its login codes)."""
-        configured = {
-            "upload": self.settings.api_signing_key,
-            "sentinelnet": self.settings.sentinelnet_webhook_secret,
-            "dev-issuer": None,
-        }[name]
-        return configured.get_secret_value().encode() if configured else local_secret(self.settings, name)
+        """upload (signed upload URLs and UI sessions), sentinelnet (webhook HMAC), dev-issuer (its login codes);
+        read once per process, not from a locked key file on every request."""
+        if name not in self._secrets:
+            configured = {
+                "upload": self.settings.api_signing_key,
+                "sentinelnet": self.settings.sentinelnet_webhook_secret,
+                "dev-issuer": None,
+            }[name]
+            self._secrets[name] = (
+                configured.get_secret_value().encode() if configured else local_secret(self.settings, name)
+            )
+        return self._secrets[name]
+
+    @cached_property
+    def payout_settings(self) -> PayoutSettings:
+        return PayoutSettings.from_settings(self.settings)
 
     def discovery(self) -> Mapping[str, object]:
         """The issuer's discovery document: where the UI sends people to log in and trades their codes."""

@@ -35,6 +35,21 @@ class AuditRecord:
     hash: str
     format: int
 
+    def recomputed_hash(self) -> str:
+        """The hash the record's contents give: equal to `hash` unless the record was altered."""
+        return record_hash(
+            self.format,
+            self.prev_hash,
+            self.actor,
+            self.action,
+            self.object,
+            self.details,
+            role=self.role,
+            at=self.at,
+            before=self.before_sha256,
+            after=self.after_sha256,
+        )
+
 
 def canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"), ensure_ascii=False).encode()
@@ -136,19 +151,7 @@ def verify(conn: psycopg.Connection) -> tuple[int, list[str]]:
             problems.append(
                 f"record {r.seq}: previous hash does not match record before it (a record was removed or reordered)"
             )
-        expected = record_hash(
-            r.format,
-            r.prev_hash,
-            r.actor,
-            r.action,
-            r.object,
-            r.details,
-            role=r.role,
-            at=r.at,
-            before=r.before_sha256,
-            after=r.after_sha256,
-        )
-        if expected != r.hash:
+        if r.recomputed_hash() != r.hash:
             problems.append(f"record {r.seq}: contents do not match its hash (the record was altered)")
         prev = r.hash
     return n, problems

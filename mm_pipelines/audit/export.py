@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from mm_pipelines.audit.chain import COLUMNS, GENESIS, AuditRecord, record_hash
+from mm_pipelines.audit.chain import COLUMNS, GENESIS, AuditRecord
 from mm_pipelines.stores.bus import EventBus
 from mm_pipelines.stores.objects import ObjectStore
 
@@ -275,19 +275,7 @@ def verify_archive(
                     f"record {r.seq}: previous hash does not match the archived record before it "
                     f"(a record is missing or reordered in the archive)"
                 )
-            expected = record_hash(
-                r.format,
-                r.prev_hash,
-                r.actor,
-                r.action,
-                r.object,
-                r.details,
-                role=r.role,
-                at=r.at,
-                before=r.before_sha256,
-                after=r.after_sha256,
-            )
-            if expected != r.hash:
+            if r.recomputed_hash() != r.hash:
                 problems.append(f"record {r.seq}: archived contents do not match its hash (segment {name})")
             stored = in_pg.pop(r.seq, None)
             if stored is None:

@@ -9,9 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -19,21 +16,15 @@ import psycopg
 import pytest
 
 from mm_pipelines.identity.roles import Role
-from tests.conftest import dsn_url, provider_token, require_service
+from tests.conftest import dsn_url, free_port, provider_token, require_service, serving
 from tests.e2e.conftest import MM
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path, postgres_dsn, oidc_issuer):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MM_") or k.startswith("MM_TEST_")},
@@ -43,22 +34,8 @@ def served(tmp_path, postgres_dsn, oidc_issuer):
         "MM_OIDC_CLIENT_SECRET": "browser-test",
         "MM_API_PUBLIC_URL": url,
     }
-    process = subprocess.Popen(
-        [MM, "api", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"mm api did not answer:\n{process.stdout.read().decode()[-2000:]}")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with serving([MM, "api", "--port", str(port)], port, "/health", env) as served_url:
+        yield served_url
 
 
 @pytest.fixture

@@ -5,45 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
-import time
 
 import httpx
 import pytest
 
+from tests.conftest import free_port, serving
 from tests.e2e.conftest import MM
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(mm_home):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MM_API_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    process = subprocess.Popen(
-        [MM, "api", "--port", str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"mm api did not answer within 60 s:\n{process.stdout.read().decode()[-2000:]}")
-    yield url, env
-    process.terminate()
-    process.wait(timeout=20)
+    with serving([MM, "api", "--port", str(port), "--workers", "2"], port, "/health", env) as url:
+        yield url, env
 
 
 def _token(env, *args) -> str:

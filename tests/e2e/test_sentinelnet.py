@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,46 +14,17 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import dsn_url
+from tests.conftest import dsn_url, free_port, serving
 from tests.e2e.conftest import MM
 
 pytestmark = pytest.mark.e2e
 API_KEY, SECRET = "sn-test-key", "sn-webhook-secret"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"{url} did not answer")
-
-
 @pytest.fixture
 def platform(tmp_path, postgres_dsn, monkeypatch):
-    sn_port, api_port = _port(), _port()
+    sn_port, api_port = free_port(), free_port()
     sentinelnet, api = f"http://127.0.0.1:{sn_port}", f"http://127.0.0.1:{api_port}"
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fakes.sentinelnet",
-            "--port",
-            str(sn_port),
-            "--api-key",
-            API_KEY,
-            "--secret",
-            SECRET,
-        ]
-    )
     env = {
         "MM_HOME": str(tmp_path / "mm"),
         "MM_POSTGRES_DSN": dsn_url(postgres_dsn),
@@ -65,14 +35,12 @@ def platform(tmp_path, postgres_dsn, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    server = subprocess.Popen([MM, "api", "--port", str(api_port)], env={**os.environ})
-    _wait(f"{sentinelnet}/_control")
-    _wait(f"{api}/health")
-    yield api, sentinelnet, postgres_dsn
-    server.terminate()
-    fake.terminate()
-    server.wait(timeout=20)
-    fake.wait(timeout=10)
+    fake = [sys.executable, "-m", "tests.fakes.sentinelnet", "--port", str(sn_port), "--api-key", API_KEY]
+    with (
+        serving([*fake, "--secret", SECRET], sn_port, "/_control"),
+        serving([MM, "api", "--port", str(api_port)], api_port, "/health", {**os.environ}),
+    ):
+        yield api, sentinelnet, postgres_dsn
 
 
 def _token(role: str, sub: str) -> dict:

@@ -10,34 +10,18 @@ A check whose external_id contains "decline" is declined; any other is approved 
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fakes.http import JsonHandler
 
 STATE = {"outage": False, "checks": {}, "requests": 0}
 LOCK = threading.Lock()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     api_key = ""
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
 
     def _guard(self) -> bool:
         with LOCK:

@@ -17,9 +17,11 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import httpx
+
+from tests.fakes.http import JsonHandler
 
 STATE = {"outage": False, "scans": {}, "deliveries": 0}
 LOCK = threading.Lock()
@@ -61,21 +63,8 @@ def _deliver(secret: bytes, scan: dict) -> None:
             pass
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     api_key, secret = "", b""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         with LOCK:
@@ -84,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        body = self._body()
         if self.path == "/_control":
             with LOCK:
                 STATE["outage"] = bool(body.get("outage"))

@@ -3,11 +3,7 @@ onboarding goes on, the payee stays held and nothing is paid; when it returns th
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,6 +12,7 @@ import pytest
 
 from mm_pipelines.identity.roles import Role
 from mm_pipelines.royalties import batches, kyc
+from tests.conftest import free_port, serving
 
 pytestmark = pytest.mark.integration
 API_KEY = "kyc-test-key"
@@ -59,23 +56,11 @@ def _creator(payee_id: str = "pe-onboard", **payee) -> dict:
 
 @pytest.fixture
 def kyc_vendor():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.kyc_provider", "--port", str(port), "--api-key", API_KEY],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/_control", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    port = free_port()
+    with serving(
+        [sys.executable, "-m", "tests.fakes.kyc_provider", "--port", str(port), "--api-key", API_KEY], port, "/_control"
+    ) as url:
+        yield url
 
 
 def _outage(url: str, on: bool) -> None:

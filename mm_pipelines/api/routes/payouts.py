@@ -64,11 +64,10 @@ def approve_batch(
     caller: Caller = allow(Role.FINANCE_APPROVER, second_factor=True),
     svc: Service = Depends(service),
 ) -> dict:
-    settings = batches.PayoutSettings.from_settings(svc.settings)
     try:
         with svc.transaction() as conn:
             status, count, needed = batches.approve(
-                conn, batch_id, caller.subject, settings, role=caller.role.value, via="api"
+                conn, batch_id, caller.subject, svc.payout_settings, role=caller.role.value, via="api"
             )
     except batches.BatchError as e:
         if str(e).startswith("no payout batch"):

@@ -196,11 +196,10 @@ def payouts_page(
 def approve_batch(
     batch_id: BatchId, caller: Caller = page(Role.FINANCE_APPROVER), svc: Service = Depends(service)
 ) -> RedirectResponse:
-    settings = batches.PayoutSettings.from_settings(svc.settings)
     try:
         with svc.transaction() as conn:
             status, count, needed = batches.approve(
-                conn, batch_id, caller.subject, settings, role=caller.role.value, via="ui"
+                conn, batch_id, caller.subject, svc.payout_settings, role=caller.role.value, via="ui"
             )
     except batches.BatchError as e:
         return _redirect("/ui/payouts", f"Not approved: {e}")
