@@ -2,6 +2,8 @@
 on loopback, with embedded Postgres and the embedded object store: p50/p95/p99 of create-asset, complete-upload
 (a small file, uploaded beforehand), SentinelNet webhook verdicts and the review-queue listing, each at rising
 request rates. Open loop: requests are sent on a fixed schedule, so queueing in the service shows in the latency.
+Beside the latencies, the CPU each request cost the service, Postgres and the load generator: where their sum
+approaches the machine's cores divided by the rate, the rate cannot be served, whatever the code waits on.
 
     python benchmarks/api.py [--rates 100,250,500] [--seconds 4] [--workers 2]
 
@@ -28,7 +30,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-console = Console(width=150)
+console = Console(width=190)
 GOAL_MS = 50.0
 DATA = b"A short caption for the benchmark.\n"
 
@@ -58,28 +60,83 @@ def _asset_body(i: int) -> dict:
     }
 
 
-async def _open_loop(make_request, count: int, rate: int) -> tuple[list[float], int, float]:
-    """Send `count` requests at `rate`/s on a fixed schedule; (latencies in ms, errors, achieved rate)."""
-    latencies, errors = [], 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+class _Connections:
+    """Keep-alive HTTP/1.1 connections to the service: request bytes out, status back. A few microseconds of Python per
+    request (httpx spent several milliseconds), so that the load generator leaves the cores to the service."""
 
-        async def one(i: int, due: float) -> None:
-            nonlocal errors
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            started = time.perf_counter()
+    def __init__(self, url: str, limit: int = 256) -> None:
+        address = url.removeprefix("http://")
+        self.host, port = address.split(":")
+        self.port = int(port)
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def raw(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def send(self, raw: bytes) -> int:
+        async with self.slots:
+            reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
             try:
-                response = await make_request(client, i)
-                if response.status_code >= 400:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append((time.perf_counter() - started) * 1000)
+                writer.write(raw)
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                length = head.partition(b"content-length:")[2].partition(b"\r\n")[0]
+                await reader.readexactly(int(length or 0))
+            except BaseException:
+                writer.close()
+                raise
+            if b"connection: close" in head:
+                writer.close()
+            else:
+                self.idle.append((reader, writer))
+            return int(head[9:12])
 
-        start = time.perf_counter() + 0.05
-        await asyncio.gather(*(one(i, start + i / rate) for i in range(count)))
-        elapsed = time.perf_counter() - start
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def _open_loop(url: str, make_request, count: int, rate: int) -> tuple[list[float], int, float]:
+    """Send `count` requests at `rate`/s on a fixed schedule; (latencies in ms from each request's scheduled time,
+    so that a late send counts against the service as it would for a client, errors, achieved rate)."""
+    connections = _Connections(url)
+    latencies, errors = [], 0
+
+    async def one(raw: bytes, due: float) -> None:
+        nonlocal errors
+        try:
+            if await connections.send(raw) >= 400:
+                errors += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+        latencies.append((time.perf_counter() - due) * 1000)
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(count):
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(connections.raw(*make_request(i)), due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    connections.close()
     return latencies, errors, count / elapsed
+
+
+def _cpu_seconds(root, children: bool = True) -> float:
+    """CPU time used so far by a process and its children (uvicorn workers, Postgres backends)."""
+    import psutil
+
+    total = 0.0
+    for process in [root, *(root.children(recursive=True) if children else [])]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -109,13 +166,14 @@ def main() -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        _run(url, rates, args.seconds, args.workers)
+        _run(url, rates, args.seconds, args.workers, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def _run(url: str, rates: list[int], seconds: float, workers: int) -> None:
+def _run(url: str, rates: list[int], seconds: float, workers: int, server_pid: int) -> None:
+    import psutil
     import psycopg
 
     from mm_pipelines.config import Settings
@@ -163,29 +221,34 @@ def _run(url: str, rates: list[int], seconds: float, workers: int) -> None:
             complete_upload(conn, objects, asset_id, 1, "bench", "Editor")
             scans.append(moderation.submit_scan(conn, asset_id, 1, moderation.SENTINELNET, "bench", "Editor"))
     console.print(f"prepared; {most:,} requests at the highest rate per operation")
+    pgdata = Path(settings.home) / "postgres"
+    postmaster = int((next(pgdata.rglob("postmaster.pid"))).read_text().split()[0])
+    service, postgres, generator = psutil.Process(server_pid), psutil.Process(postmaster), psutil.Process()
 
     queue = iter(range(10**9))
     completions, verdicts = iter(to_complete), iter(scans)
 
-    async def create(client, i):
-        return await client.post(f"{url}/assets", json=_asset_body(next(queue)), headers=editor)
+    json_type = {"Content-Type": "application/json"}
 
-    async def complete(client, i):
-        return await client.post(f"{url}/assets/{next(completions)}/versions/1/complete", headers=editor)
+    def create(i):
+        return "POST", "/assets", editor | json_type, json.dumps(_asset_body(next(queue))).encode()
 
-    async def verdict(client, i):
+    def complete(i):
+        return "POST", f"/assets/{next(completions)}/versions/1/complete", editor
+
+    def verdict(i):
         body = json.dumps({"delivery_id": f"bench-{i}-{time.time_ns()}", "scan_id": next(verdicts), "verdict": "pass"})
         raw = body.encode()
-        headers = {webhook.SIGNATURE_HEADER: webhook.signature_header(secret, raw)}
-        return await client.post(f"{url}/webhooks/sentinelnet", content=raw, headers=headers)
+        return "POST", "/webhooks/sentinelnet", {webhook.SIGNATURE_HEADER: webhook.signature_header(secret, raw)}, raw
 
-    async def listing(client, i):
-        return await client.get(f"{url}/moderation/queue", headers=moderator)
+    def listing(i):
+        return "GET", "/moderation/queue", moderator
 
     table = Table(
         title=f"Asset service on loopback, {workers} worker(s), {seconds:g} s per step (goal p95 < {GOAL_MS:g} ms)"
     )
-    for name in ("operation", "rate/s", "achieved/s", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "goal"):
+    columns = ("operation", "rate/s", "achieved/s", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "goal")
+    for name in (*columns, "CPU ms/request: service", "postgres", "load generator"):
         table.add_column(name, justify="left" if name in ("operation", "goal") else "right")
     for label, make in (
         ("create asset", create),
@@ -195,7 +258,10 @@ def _run(url: str, rates: list[int], seconds: float, workers: int) -> None:
     ):
         for rate in rates:
             count = int(rate * seconds)
-            latencies, errors, achieved = asyncio.run(_open_loop(make, count, rate))
+            cpu_before = [_cpu_seconds(service), _cpu_seconds(postgres), _cpu_seconds(generator, children=False)]
+            latencies, errors, achieved = asyncio.run(_open_loop(url, make, count, rate))
+            cpu_after = [_cpu_seconds(service), _cpu_seconds(postgres), _cpu_seconds(generator, children=False)]
+            cpu = [(after - before) * 1000 / count for before, after in zip(cpu_before, cpu_after, strict=True)]
             p50, p95, p99 = (_pct(latencies, q) for q in (50, 95, 99))
             met = "met" if p95 < GOAL_MS and errors == 0 else "missed"
             table.add_row(
@@ -208,8 +274,9 @@ def _run(url: str, rates: list[int], seconds: float, workers: int) -> None:
                 f"{p95:.1f}",
                 f"{p99:.1f}",
                 met,
+                *(f"{ms:.2f}" for ms in cpu),
             )
-            console.print(f"  {label} at {rate}/s: p95 {p95:.1f} ms")
+            console.print(f"  {label} at {rate}/s: p95 {p95:.1f} ms, CPU {sum(cpu):.2f} ms per request")
     console.print(table)
 
 

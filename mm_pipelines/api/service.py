@@ -11,6 +11,7 @@ from functools import cached_property
 
 from fastapi import Request
 
+from mm_pipelines.audit.chain import audited
 from mm_pipelines.config import Settings
 from mm_pipelines.identity.development import DevelopmentIssuer, OAuthError, local_secret
 from mm_pipelines.identity.login import LoginError
@@ -20,7 +21,7 @@ from mm_pipelines.moderation.service import BUILTIN, SENTINELNET, BuiltinScanner
 from mm_pipelines.platform import Platform
 from mm_pipelines.royalties.batches import PayoutSettings
 
-# Connections per worker process: uvicorn runs sync routes on a 40-thread pool, most of them waiting on the audit lock.
+# Connections per worker process: uvicorn runs sync routes on a 40-thread pool; a request holds one for its transaction.
 POOL_SIZE = 10
 
 
@@ -60,8 +61,9 @@ class Service:
 
     @contextmanager
     def transaction(self):
-        """One transaction on a pooled connection: committed when the block ends, rolled back if it raises."""
-        with self._pool().connection() as conn, conn.transaction():
+        """One transaction on a pooled connection: committed when the block ends, rolled back if it raises. Its audit
+        records are written with the commit (audit.chain.audited), so requests hold the chain's lock only briefly."""
+        with self._pool().connection() as conn, audited(conn):
             yield conn
 
     @cached_property

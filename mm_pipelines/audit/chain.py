@@ -1,23 +1,32 @@
 """Append to and verify the hash chain.
 
 Each record's SHA-256 covers its canonical form (who, in which role, did what to which object, when, the digests
-of the object before and after, and the previous record's hash), so an edited, deleted or reordered record breaks
-the chain from there on. Records written before roles existed (format 1) keep their original hash.
+of the object before and after) chained to the previous record's hash, so an edited, deleted or reordered record
+breaks the chain from there on. Records written before roles existed (format 1) and before the chain step moved
+into Postgres (format 2) keep their original hash.
+
+One writer at a time keeps the chain linear: an advisory lock held until the appending transaction ends. So that
+writers queue on that lock for as short a time as possible, a transaction opened with `audited` collects its
+records and writes them in the same round trip as its COMMIT (format 3: Postgres takes the previous hash and chains
+the record's digest to it), so the lock is held for one statement and the commit, never while Python runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 GENESIS = "0" * 64
 AUDIT_LOCK = 0x6D6D_6175  # "mmau": one writer at a time keeps the chain linear
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,8 @@ def record_hash(
     after: str | None = None,
 ) -> str:
     if fmt == 1:
-        body = [prev, actor, action, obj, details]
-    else:
+        return hashlib.sha256(canonical([prev, actor, action, obj, details])).hexdigest()
+    if fmt == 2:
         body = {
             "format": fmt,
             "prev": prev,
@@ -92,7 +101,50 @@ def record_hash(
             "before": before,
             "after": after,
         }
+        return hashlib.sha256(canonical(body)).hexdigest()
+    return chained(prev, content_digest(actor, action, obj, details, role=role, at=at, before=before, after=after))
+
+
+def content_digest(
+    actor: str,
+    action: str,
+    obj: str,
+    details: dict,
+    *,
+    role: str,
+    at: datetime,
+    before: str | None,
+    after: str | None,
+) -> str:
+    """SHA-256 of a format 3 record without its link: computed in Python, outside the lock."""
+    body = {
+        "format": FORMAT,
+        "at": _at_text(at),
+        "actor": actor,
+        "role": role,
+        "action": action,
+        "object": obj,
+        "details": details,
+        "before": before,
+        "after": after,
+    }
     return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def chained(prev: str, content: str) -> str:
+    """The format 3 link, exactly as `_INSERT` computes it in Postgres."""
+    return hashlib.sha256((prev + content).encode()).hexdigest()
+
+
+_INSERT = f"""
+    INSERT INTO audit_log (at, actor, role, action, subject, details, before_sha256, after_sha256,
+                           prev_hash, hash, format)
+    SELECT %s, %s, %s, %s, %s, %s, %s, %s,
+           prev.hash, encode(sha256(convert_to(prev.hash || %s, 'UTF8')), 'hex'), {FORMAT}
+    FROM (SELECT coalesce((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), '{GENESIS}') AS hash) AS prev"""
+
+# Connections inside `audited`: the records they have appended and not yet written.
+_pending: WeakKeyDictionary[psycopg.Connection, list[tuple]] = WeakKeyDictionary()
 
 
 def append(
@@ -105,26 +157,57 @@ def append(
     role: str = "",
     before: object = None,
     after: object = None,
-) -> str:
+) -> None:
     """Append a record chained to the previous one; call inside the transaction that makes the change, so that the
-    record exists exactly when the change does. `before`/`after` are the object's states (recorded as digests)."""
+    record exists exactly when the change does. `before`/`after` are the object's states (recorded as digests).
+
+    Inside `audited` the record is written with the commit; elsewhere now, holding the lock until the transaction
+    ends."""
     details = json.loads(json.dumps(details or {}, default=str))
     before_sha, after_sha = state_digest(before), state_digest(after)
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-    row = conn.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = row[0] if row else GENESIS
     # The time is Python's, not the column default's, so that the hash covers exactly what is stored.
     at = datetime.now(UTC)
-    digest = record_hash(
-        FORMAT, prev, actor, action, obj, details, role=role, at=at, before=before_sha, after=after_sha
-    )
-    conn.execute(
-        """INSERT INTO audit_log (at, actor, role, action, subject, details, before_sha256, after_sha256,
-                                  prev_hash, hash, format)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (at, actor, role, action, obj, Jsonb(details), before_sha, after_sha, prev, digest, FORMAT),
-    )
-    return digest
+    content = content_digest(actor, action, obj, details, role=role, at=at, before=before_sha, after=after_sha)
+    row = (at, actor, role, action, obj, Jsonb(details), before_sha, after_sha, content)
+    if (pending := _pending.get(conn)) is not None:
+        pending.append(row)
+    else:
+        _write(conn, [row])
+
+
+def _write(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))  # its own statement: the insert's snapshot
+    for row in rows:  # is taken after the lock is granted, so it sees the last record of the previous holder
+        conn.execute(_INSERT, row)
+
+
+@contextmanager
+def audited(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A transaction whose audit records are written in one round trip with its COMMIT; rolled back if it raises.
+
+    `conn` must be outside any transaction. A record appended in the block becomes visible (even to the block
+    itself) when the block ends. Inside, `conn.transaction()` makes a savepoint, as in any open transaction."""
+    idle = psycopg.pq.TransactionStatus.IDLE
+    if conn.info.transaction_status != idle:
+        raise RuntimeError("audited() needs a connection outside any transaction")
+    # BEGIN and COMMIT are sent as statements, so that COMMIT can travel in the pipeline with the records.
+    autocommit, conn.autocommit = conn.autocommit, True
+    _pending[conn] = pending = []
+    try:
+        conn.execute("BEGIN")
+        yield conn
+        with conn.pipeline():
+            if pending:
+                _write(conn, pending)
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != idle:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        del _pending[conn]
+        if not conn.closed:
+            conn.autocommit = autocommit
 
 
 COLUMNS = "seq, at, actor, role, action, subject, details, before_sha256, after_sha256, prev_hash, hash, format"

@@ -94,13 +94,13 @@ def _check_size(file: FileDeclaration, max_bytes: int) -> None:
 
 def _insert_version(conn, asset_id: str, version: int, file: FileDeclaration, actor: str) -> dict:
     key = f"assets/{asset_id}/v{version}/{object_name(file.filename)}"
-    conn.execute(
-        """INSERT INTO media_asset_versions (asset_id, version, filename, declared_size, declared_sha256,
-                                             declared_content_type, object_key, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-        (asset_id, version, file.filename, file.size, file.sha256, file.content_type, key, actor),
-    )
-    return version_row(conn, asset_id, version)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"""INSERT INTO media_asset_versions (asset_id, version, filename, declared_size, declared_sha256,
+                                                  declared_content_type, object_key, created_by)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {VERSION_COLUMNS}""",
+            (asset_id, version, file.filename, file.size, file.sha256, file.content_type, key, actor),
+        ).fetchone()
 
 
 def create_asset(conn: psycopg.Connection, draft: AssetCreate, actor: str, role: str, max_bytes: int) -> dict:
@@ -113,25 +113,25 @@ def create_asset(conn: psycopg.Connection, draft: AssetCreate, actor: str, role:
         raise Invalid(f"creator_id {draft.creator_id!r} is not a known creator: onboard the creator first")
     asset_id = f"ast_{uuid.uuid4().hex[:20]}"
     lic = draft.license
-    conn.execute(
-        """INSERT INTO media_assets (asset_id, title, description, creator_id, licensor, territories,
-                                     license_starts_on, license_ends_on, usage, legal_sensitive, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (
-            asset_id,
-            draft.title,
-            draft.description,
-            draft.creator_id,
-            lic.licensor,
-            lic.territories,
-            lic.starts_on,
-            lic.ends_on,
-            list(lic.usage),
-            draft.legal_sensitive,
-            actor,
-        ),
-    )
-    asset = asset_row(conn, asset_id)
+    with conn.cursor(row_factory=dict_row) as cur:
+        asset = cur.execute(
+            f"""INSERT INTO media_assets (asset_id, title, description, creator_id, licensor, territories,
+                                          license_starts_on, license_ends_on, usage, legal_sensitive, created_by)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {ASSET_COLUMNS}""",
+            (
+                asset_id,
+                draft.title,
+                draft.description,
+                draft.creator_id,
+                lic.licensor,
+                lic.territories,
+                lic.starts_on,
+                lic.ends_on,
+                list(lic.usage),
+                draft.legal_sensitive,
+                actor,
+            ),
+        ).fetchone()
     audit(
         conn, actor, "asset.create", asset_object(asset_id), {"title": draft.title}, role=role, after=audit_state(asset)
     )

@@ -228,26 +228,38 @@ def test_an_unreachable_server_is_one_line(tmp_path):
     )
 
 
-def test_audit_records_written_before_revision_0002_still_verify_beside_the_new_format(empty_dsn):
+def test_audit_records_of_earlier_formats_still_verify_beside_the_current_one(empty_dsn):
     import hashlib
     import json
+    from datetime import UTC, datetime
 
     from psycopg.types.json import Jsonb
 
     from mm_pipelines.audit import chain
 
+    def canonical(value) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
     upgrade(empty_dsn, PRE_MIGRATION_REVISION)
-    old = json.dumps([chain.GENESIS, "finance", "period.close", "2026-10", {}], sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(old.encode()).hexdigest()  # how revision 0001's code hashed a record
-    with psycopg.connect(empty_dsn) as conn:
+    v1 = hashlib.sha256(canonical([chain.GENESIS, "finance", "period.close", "2026-10", {}])).hexdigest()
+    with psycopg.connect(empty_dsn) as conn:  # as revision 0001's code hashed a record
         conn.execute(
             "INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
-            ("finance", "period.close", "2026-10", Jsonb({}), chain.GENESIS, digest),
+            ("finance", "period.close", "2026-10", Jsonb({}), chain.GENESIS, v1),
         )
     upgrade(empty_dsn)
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    body = {"format": 2, "prev": v1, "at": "2026-12-01T09:30:00.000000+00:00", "actor": "bob", "role": "Editor"}
+    body |= {"action": "asset.create", "object": "asset:a1", "details": {}, "before": None, "after": None}
+    v2 = hashlib.sha256(canonical(body)).hexdigest()  # as the code of revisions 0002 to 0005 hashed a record
     with psycopg.connect(empty_dsn) as conn:
+        conn.execute(
+            """INSERT INTO audit_log (at, actor, role, action, subject, details, prev_hash, hash, format)
+               VALUES (%s, 'bob', 'Editor', 'asset.create', 'asset:a1', '{}', %s, %s, 2)""",
+            (at, v1, v2),
+        )
         chain.append(conn, "alice", "payout.approval", "pb_1", {"via": "api"}, role="FinanceApprover")
-        assert chain.verify(conn) == (2, [])
-        assert [r.format for r in reversed(chain.records(conn))] == [1, 2]
+        assert chain.verify(conn) == (3, [])
+        assert [r.format for r in reversed(chain.records(conn))] == [1, 2, 3]
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE format = 1")
         assert "record 1: contents do not match" in chain.verify(conn)[1][0]
