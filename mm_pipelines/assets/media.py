@@ -17,6 +17,9 @@ def make_media_derivatives(
         row = version_row(conn, asset_id, version)
         done = artifacts.recorded_kinds(conn, asset_id, version)
     wanted = derivatives.kinds_for(row["sniffed_content_type"])
+    if row["moderation"] in artifacts.NO_DERIVATIVES:  # blocked since the sensor asked
+        context.log.info(f"{asset_id} v{version} is {row['moderation']}: no derivatives are made of it")
+        return
     if row["upload_status"] != "uploaded" or set(wanted) <= done:
         context.log.info(f"{asset_id} v{version} ({row['sniffed_content_type']}): nothing to make")
         return

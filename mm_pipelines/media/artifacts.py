@@ -19,18 +19,24 @@ def artifact_key(asset_id: str, version: int, kind: str, content_type: str) -> s
     return f"assets/{asset_id}/v{version}/derivatives/{kind}.{EXTENSIONS[content_type]}"
 
 
+NO_DERIVATIVES = ("blocked", "taken_down")  # moderation states whose content is not to be copied further
+
+
 def pending_versions(
     conn: psycopg.Connection, limit: int, prefixes: tuple[str, ...] = MEDIA_PREFIXES
 ) -> list[tuple[str, int]]:
-    """(asset_id, version) of uploaded images and videos without any derivative yet, oldest upload first."""
+    """(asset_id, version) of uploaded images and videos without any derivative yet, newest upload first.
+
+    Newest first, because a version whose run failed stays pending (its run key is used): oldest first, a hundred
+    such versions would take every place in the list and no new upload would get a thumbnail again."""
     patterns = [p.replace("%", r"\%").replace("_", r"\_") + "%" for p in prefixes]
     rows = conn.execute(
         """SELECT v.asset_id, v.version FROM media_asset_versions v
-           WHERE v.upload_status = 'uploaded' AND v.sniffed_content_type LIKE ANY(%s)
+           WHERE v.upload_status = 'uploaded' AND v.sniffed_content_type LIKE ANY(%s) AND v.moderation <> ALL(%s)
              AND NOT EXISTS (SELECT 1 FROM media_artifacts a WHERE a.asset_id = v.asset_id AND a.version = v.version)
-           ORDER BY v.completed_at, v.asset_id, v.version
+           ORDER BY v.completed_at DESC, v.asset_id, v.version
            LIMIT %s""",
-        (patterns, limit),
+        (patterns, list(NO_DERIVATIVES), limit),
     )
     return [(asset_id, version) for asset_id, version in rows]
 

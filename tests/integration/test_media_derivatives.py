@@ -23,8 +23,8 @@ def _png(size=(1600, 900)) -> bytes:
     return out.getvalue()
 
 
-def _uploaded(api, data: bytes, content_type: str) -> str:
-    created = api.create("erin", Role.EDITOR, data, content_type)
+def _uploaded(api, data: bytes, content_type: str, **fields) -> str:
+    created = api.create("erin", Role.EDITOR, data, content_type, **fields)
     assert created.status_code == 201, created.text
     body = created.json()
     assert api.put(body["upload"], data).status_code in (200, 204)
@@ -99,3 +99,27 @@ def test_a_text_upload_requests_no_run(mm_home, api):
     _uploaded(api, b"Spring collection, shot in Lisbon.\n", "text/plain")
     tick = _tick(build_definitions(), DagsterInstance.ephemeral())
     assert not tick.run_requests and tick.skip_message.startswith("No uploaded image")
+
+
+def test_newest_uploads_come_first_and_blocked_ones_get_no_derivatives(mm_home, api_factory):
+    from mm_pipelines.config import Settings
+    from mm_pipelines.definitions import build_definitions
+    from mm_pipelines.resources import build_resources
+
+    api = api_factory(MM_MODERATION_BLOCKED_TERMS="scamcoin")
+    older = _uploaded(api, _png((40, 30)), "image/png")
+    newer = _uploaded(api, _png((50, 30)), "image/png")
+    blocked = _uploaded(api, _png((60, 30)), "image/png", title="Buy SCAMCOIN now")
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        state = conn.execute("SELECT moderation FROM media_asset_versions WHERE asset_id = %s", (blocked,)).fetchone()
+        assert state == ("blocked",)
+        # An older version whose run failed stays pending; newest first, it cannot keep a new upload waiting.
+        assert pending_versions(conn, 1) == [(newer, 1)]
+        assert pending_versions(conn, 10) == [(newer, 1), (older, 1)]
+
+    job = build_definitions().resolve_job_def("media_derivatives_job")
+    config = {"ops": {"make_media_derivatives": {"config": {"asset_id": blocked, "version": 1}}}}
+    resources = build_resources(Settings.from_env())
+    assert job.execute_in_process(run_config=config, resources=resources, instance=DagsterInstance.ephemeral()).success
+    with psycopg.connect(api.settings.postgres_dsn) as conn:  # asked for before it was blocked: still nothing made
+        assert conn.execute("SELECT count(*) FROM media_artifacts").fetchone() == (0,)
