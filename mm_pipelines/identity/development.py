@@ -156,6 +156,7 @@ class DevelopmentIssuer:
             "redirect_uri": request.get("redirect_uri", ""),
             "challenge": request["code_challenge"],
             "nonce": request.get("nonce", ""),
+            "jti": uuid.uuid4().hex,  # two logins alike in every other way still get two codes, each usable once
         }
         return signed.sign(secret, "authorization-code", grant, int(time.time()) + CODE_TTL_S)
 
@@ -170,10 +171,25 @@ class DevelopmentIssuer:
             raise OAuthError("invalid_grant", "the code was issued to another client or redirect URI")
         if pkce_challenge(form.get("code_verifier", "")) != grant["challenge"]:
             raise OAuthError("invalid_grant", "the PKCE code_verifier does not match the code_challenge")
+        self._redeem(form["code"])
         roles = [Role(r) for r in grant["roles"]]
         access = self.issue(grant["sub"], roles, amr=grant["amr"])
         id_token = self.issue(grant["sub"], roles, amr=grant["amr"], extra={"nonce": grant["nonce"]})
         return {"access_token": access, "id_token": id_token, "token_type": "Bearer", "expires_in": 3600}
+
+    def _redeem(self, code: str) -> None:
+        """A code buys one token (RFC 6749 section 4.1.2): its digest is kept, beside the key ring and shared by
+        the service's worker processes, until the code would have expired anyway."""
+        path = self.path.with_name("redeemed-codes.json")
+        digest, now = hashlib.sha256(code.encode()).hexdigest(), int(time.time())
+        with FileLock(str(path) + ".lock"):
+            redeemed = {d: t for d, t in (json.loads(path.read_text()) if path.exists() else {}).items() if t > now}
+            if digest in redeemed:
+                raise OAuthError("invalid_grant", "the code was used already: sign in again")
+            redeemed[digest] = now + CODE_TTL_S
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(redeemed))
+            tmp.replace(path)
 
 
 class OAuthError(ValueError):

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mm_pipelines.config import ConfigError, Settings
-from mm_pipelines.identity.development import DevelopmentIssuer
+from mm_pipelines.identity.development import DevelopmentIssuer, local_secret
 from mm_pipelines.identity.roles import Role, parse_roles, role_named
 from mm_pipelines.identity.tokens import HttpKeySource, TokenError, TokenVerifier, claim_at
 
@@ -131,21 +131,49 @@ def test_roles_come_from_the_configured_claim_and_unknown_names_grant_nothing(tm
         role_named("Admin")
 
 
+PRODUCTION = {
+    "MM_ENVIRONMENT": "production",
+    "MM_OIDC_ISSUER": "https://login.example.com",
+    "MM_API_SIGNING_KEY": "k",
+    "MM_SENTINELNET_WEBHOOK_SECRET": "s",
+    "MM_PII_VAULT_URL": "https://vault.example.com:8200",
+    "MM_PII_VAULT_TOKEN": "hvs.t",
+    "MM_PII_DIGEST_KEY": "d",
+}
+
+
 def test_the_development_issuer_cannot_be_enabled_in_production_or_beside_a_real_issuer(tmp_path):
     with pytest.raises(ConfigError, match="needs MM_OIDC_ISSUER"):
         Settings.from_env({"MM_HOME": str(tmp_path), "MM_ENVIRONMENT": "production"})
-    production = Settings.from_env(
-        {
-            "MM_HOME": str(tmp_path),
-            "MM_ENVIRONMENT": "production",
-            "MM_OIDC_ISSUER": "https://login.example.com",
-            "MM_API_SIGNING_KEY": "k",
-            "MM_SENTINELNET_WEBHOOK_SECRET": "s",
-        }
-    )
+    production = Settings.from_env({"MM_HOME": str(tmp_path), **PRODUCTION})
     with pytest.raises(ConfigError, match="off in production"):
         DevelopmentIssuer(production)
+    with pytest.raises(ConfigError, match="no pii secret is generated in production"):
+        local_secret(production, "pii")
     with pytest.raises(ConfigError, match="MM_OIDC_ISSUER is set"):
         DevelopmentIssuer(Settings.from_env({"MM_HOME": str(tmp_path), "MM_OIDC_ISSUER": "https://login.example.com"}))
     with pytest.raises(ConfigError, match="MM_ENVIRONMENT='staging' is unknown"):
         Settings.from_env({"MM_HOME": str(tmp_path), "MM_ENVIRONMENT": "staging"})
+
+
+@pytest.mark.parametrize("missing", ["MM_PII_VAULT_URL", "MM_PII_VAULT_TOKEN", "MM_PII_DIGEST_KEY"])
+def test_production_keeps_payee_pii_in_vault_never_on_this_machine(tmp_path, missing):
+    env = {"MM_HOME": str(tmp_path), **{k: v for k, v in PRODUCTION.items() if k != missing}}
+    with pytest.raises(ConfigError, match=rf"^MM_ENVIRONMENT=production needs {missing}: .*a PII vault on its disk$"):
+        Settings.from_env(env)
+
+
+def test_an_authorization_code_buys_one_token_and_two_alike_logins_get_two_codes(issuer):
+    from mm_pipelines.identity.development import OAuthError, pkce_challenge
+
+    secret, verifier = b"s" * 32, "v" * 43
+    request = {"code_challenge_method": "S256", "code_challenge": pkce_challenge(verifier), "client_id": "ui"}
+    request["redirect_uri"] = "https://mm.example/ui/callback"
+    first, second = (issuer.authorization_code(secret, "mo", [Role.MODERATOR], ["otp"], request) for _ in range(2))
+    assert first != second
+    form = {"grant_type": "authorization_code", "client_id": "ui", "redirect_uri": request["redirect_uri"]}
+    form["code_verifier"] = verifier
+    assert issuer.exchange(secret, {**form, "code": first})["token_type"] == "Bearer"
+    with pytest.raises(OAuthError, match="the code was used already: sign in again"):
+        issuer.exchange(secret, {**form, "code": first})
+    assert issuer.exchange(secret, {**form, "code": second})["access_token"]
