@@ -85,19 +85,25 @@ def royalties_load(
     by: Actor = "",
 ) -> None:
     """Validate a catalog file whole and store it; contracts keep every version they had."""
+    from mm_pipelines.royalties import bank_details
     from mm_pipelines.royalties.contracts import CatalogError, parse_catalog
     from mm_pipelines.royalties.store import save_catalog
+    from mm_pipelines.stores.pii import PiiError
 
     if not file.exists():
         raise UserError(
             f"{file}: no such file", "give the path of a catalog YAML (see docs/examples/royalty_catalog.yml)"
         )
+    settings = Settings.from_env()
+    vault, digest_key = bank_details.vault(settings), bank_details.digest_key(settings)
     try:
         catalog = parse_catalog(file, file.read_text(encoding="utf-8"))
         with open_platform().metadata.connect() as conn:
-            counts = save_catalog(conn, catalog, str(file), by or _user())
+            counts = save_catalog(conn, catalog, str(file), by or _user(), vault=vault, digest_key=digest_key)
     except CatalogError as e:
         raise UserError(str(e), "fix that field and load the file again (nothing was stored)") from None
+    except PiiError as e:
+        raise UserError(str(e), "load the file again once the PII vault answers (nothing was stored)") from None
     table = Table(title=f"Loaded {file}")
     for key in counts:
         table.add_column(key, justify="right")
@@ -300,12 +306,20 @@ def _lifecycle(step):
     """Run a lifecycle step in one transaction; its errors are the user's to act on."""
     from mm_pipelines.royalties.batches import BatchError
     from mm_pipelines.royalties.payouts import PayoutError
+    from mm_pipelines.stores.pii import PiiError
 
     try:
         with open_platform().metadata.connect() as conn:
             return step(conn)
-    except (BatchError, PayoutError) as e:
+    except (BatchError, PayoutError, PiiError) as e:
         raise UserError(str(e)) from None
+
+
+def _vault():
+    """The PII vault the payees' bank details are read from (MM_PII_VAULT_URL, or the embedded one)."""
+    from mm_pipelines.royalties.bank_details import vault
+
+    return vault(Settings.from_env())
 
 
 @payouts_app.command("create")
@@ -314,7 +328,8 @@ def payouts_create(period: Annotated[str, typer.Argument(help="The period, YYYY-
     from mm_pipelines.royalties.batches import create_batches
 
     period = _period(period, posting=True)
-    ids, holds = _lifecycle(lambda conn: create_batches(conn, period, by or _user()))
+    vault = _vault()
+    ids, holds = _lifecycle(lambda conn: create_batches(conn, period, by or _user(), vault=vault))
     for bid in ids:
         err.print(f"draft batch {bid}")
     for h in holds:
@@ -397,8 +412,8 @@ def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], 
     from mm_pipelines.royalties.batches import export
 
     settings = _settings()
-    objects = open_platform().objects
-    keys = _lifecycle(lambda conn: export(conn, objects, batch, by or _user(), settings))
+    objects, vault = open_platform().objects, _vault()
+    keys = _lifecycle(lambda conn: export(conn, objects, batch, by or _user(), settings, vault=vault))
     for key in keys:
         err.print(f"wrote {key}")
 

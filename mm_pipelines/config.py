@@ -290,6 +290,18 @@ class Settings(BaseSettings):
         description="The KYC provider's API; default a development provider that verifies at once (not in production)",
     )
     kyc_api_key: SecretStr | None = Field(None, description="API key of the KYC provider (secret)")
+    pii_vault_url: Annotated[str | None, _url(("https", "http"))] = Field(
+        None,
+        description="HashiCorp Vault / OpenBao (KV version 2) holding payees' names and bank details; "
+        "default an encrypted folder under MM_HOME (not in production)",
+    )
+    pii_vault_token: SecretStr | None = Field(
+        None, description="Vault token that may create, update and read payees' PII (secret)"
+    )
+    pii_vault_mount: str = Field("secret", description="Path of the KV version 2 mount holding payees' PII")
+    pii_digest_key: SecretStr | None = Field(
+        None, description="HMAC key of the payees' PII digests (secret); default a key file under MM_HOME"
+    )
     webhook_replay_window_seconds: Annotated[
         float, _number(minimum=1, problem="is not a number of seconds (1 or more)")
     ] = Field(300.0, description="How old a webhook's timestamp may be before the delivery is refused")
@@ -354,13 +366,20 @@ class Settings(BaseSettings):
         if self.production:
             missing = [
                 type(self).env_name(f)
-                for f in ("oidc_issuer", "api_signing_key", "sentinelnet_webhook_secret")
+                for f in (
+                    "oidc_issuer",
+                    "api_signing_key",
+                    "sentinelnet_webhook_secret",
+                    "pii_vault_url",
+                    "pii_vault_token",
+                    "pii_digest_key",
+                )
                 if getattr(self, f) is None
             ]
             if missing:
                 raise ValueError(
                     f"MM_ENVIRONMENT=production needs {', '.join(missing)}: production never falls back to the "
-                    "development issuer or to keys generated on this machine"
+                    "development issuer, to keys generated on this machine or to a PII vault on its disk"
                 )
         embedded = {
             "clickhouse_url": f"chdb://{self.home / 'warehouse'}",

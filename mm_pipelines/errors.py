@@ -34,3 +34,9 @@ class Forbidden(DomainError):
 
 class Unauthorized(DomainError):
     status, title = 401, "Not authenticated"
+
+
+class Unavailable(DomainError):
+    """A service the request depends on (the PII vault) cannot be used now; the message says what to check."""
+
+    status, title = 503, "Service unavailable"

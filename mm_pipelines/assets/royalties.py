@@ -18,8 +18,9 @@ from dagster import (
 )
 
 from mm_pipelines.assets.partitions import MONTHLY_PARTITIONS, period_of
+from mm_pipelines.config import Settings
 from mm_pipelines.resources import ClickHouseResource, ObjectStoreResource, PostgresResource
-from mm_pipelines.royalties import batches, statement_run, store
+from mm_pipelines.royalties import bank_details, batches, statement_run, store
 from mm_pipelines.royalties import warehouse as royalty_warehouse
 from mm_pipelines.stores.warehouse_tables import ensure_tables
 
@@ -181,8 +182,9 @@ def _by_currency(statements, field: str) -> dict[str, str]:
 )
 def royalty_payout_batches(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
     period = period_of(context.partition_key)
+    vault = bank_details.vault(Settings.from_env())  # each line is drafted with the bank details the vault holds
     with postgres.get_db().connect() as conn:
-        ids, holds = batches.create_batches(conn, period, actor=f"dagster:{context.run_id}")
+        ids, holds = batches.create_batches(conn, period, actor=f"dagster:{context.run_id}", vault=vault)
         rows = conn.execute(
             "SELECT batch_id, currency, total, line_count, status FROM payout_batches "
             "WHERE period = %s ORDER BY batch_id",

@@ -17,10 +17,11 @@ import psycopg
 
 from mm_pipelines.audit.chain import append as audit
 from mm_pipelines.config import ConfigError, Settings
-from mm_pipelines.royalties import payouts
+from mm_pipelines.royalties import bank_details, payouts
 from mm_pipelines.royalties.money import CENT, add_months
 from mm_pipelines.royalties.store import period_status
 from mm_pipelines.stores.objects import ObjectStore
+from mm_pipelines.stores.pii import PiiVault
 
 EXPORT_PREFIX = "finance/payouts"
 CONFIRMATION_PREFIX = "finance/confirmations"
@@ -104,26 +105,30 @@ def hold_reason(kyc_status: str, payout_method: str) -> str | None:
     return None
 
 
-def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[list[str], list[Hold]]:
+def create_batches(
+    conn: psycopg.Connection, period: str, actor: str, *, vault: PiiVault
+) -> tuple[list[str], list[Hold]]:
     """Draft one batch per currency from what the period's statements pay (royalty_statement_totals), and record
-    what they hold: the holds of the period become exactly the statements' held amounts, so a hold returns once."""
+    what they hold: the holds of the period become exactly the statements' held amounts, so a hold returns once.
+    Each line records the version of the bank details it was drafted with (a retry keeps it), and that is what the
+    export pays, whatever the payee's details become afterwards."""
     given, actor = actor, _actor(actor)
     rows = conn.execute(
-        """SELECT t.payee_id, t.currency, t.paid, t.held, t.held_reason,
-                  p.name, p.iban, p.bic, p.kyc_status, p.payout_method
+        """SELECT t.payee_id, t.currency, t.paid, t.held, t.held_reason, p.pii_ref, p.kyc_status, p.payout_method
            FROM royalty_statement_totals t JOIN payees p USING (payee_id)
            WHERE t.period = %s AND (t.paid > 0 OR t.held > 0) ORDER BY t.payee_id""",
         (period,),
     ).fetchall()
-    drafted = {
-        lid
-        for (lid,) in conn.execute(
-            "SELECT line_id FROM payout_lines WHERE line_id LIKE %s AND status <> 'cancelled'", (f"{period}:%",)
-        )
-    }
+    drafted = dict(
+        conn.execute(
+            "SELECT line_id, pii_ref FROM payout_lines WHERE line_id LIKE %s AND status <> 'cancelled'",
+            (f"{period}:%",),
+        ).fetchall()
+    )
     lines: dict[str, list[payouts.PayoutLine]] = {}
+    refs: dict[str, str] = {}
     holds = []
-    for payee_id, currency, paid, held, held_reason, name, iban, bic, kyc, method in rows:
+    for payee_id, currency, paid, held, held_reason, pii_ref, kyc, method in rows:
         if held > 0:
             holds.append(Hold(payee_id, currency, held.quantize(CENT), held_reason))
             continue
@@ -133,17 +138,9 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
                 f"the {period} statement pays {payee_id}, who is now held ({reason}): "
                 f"run `mm royalties run {period}` again so the statement holds the payout"
             )
+        refs[line_id] = drafted.get(line_id) or pii_ref
         lines.setdefault(currency, []).append(
-            payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
-                line_id,
-                payee_id,
-                name,
-                iban,
-                bic or None,
-                paid.quantize(CENT),
-                currency,
-                f"Royalties {period} {payee_id}",
-            )
+            _line(line_id, payee_id, paid, currency, period, bank_details.resolve(vault, refs[line_id], payee_id))
         )
     _record_holds(conn, period, holds, actor, given)
     batch_ids = []
@@ -172,10 +169,10 @@ def create_batches(conn: psycopg.Connection, period: str, actor: str) -> tuple[l
                     f"{taken[0]} is already in batch {taken[1]}: a statement is paid once; cancel that batch first"
                 )
             with conn.cursor().copy(
-                "COPY payout_lines (line_id, batch_id, payee_id, amount, currency) FROM STDIN"
+                "COPY payout_lines (line_id, batch_id, payee_id, amount, currency, pii_ref) FROM STDIN"
             ) as copy:
                 for line in batch_lines:
-                    copy.write_row((line.line_id, bid, line.payee_id, line.amount, currency))
+                    copy.write_row((line.line_id, bid, line.payee_id, line.amount, currency, refs[line.line_id]))
             audit(
                 conn,
                 actor,
@@ -312,18 +309,31 @@ def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> 
     )
 
 
-def payout_lines(conn: psycopg.Connection, batch_id: str) -> list[payouts.PayoutLine]:
+def _line(
+    line_id: str, payee_id: str, amount: Decimal, currency: str, period: str, bank: bank_details.BankDetails
+) -> payouts.PayoutLine:
+    return payouts.PayoutLine(  # numeric keeps the scale it was given: make it cents
+        line_id,
+        payee_id,
+        bank.name,
+        bank.iban,
+        bank.bic or None,
+        Decimal(amount).quantize(CENT),
+        currency,
+        f"Royalties {period} {payee_id}",
+    )
+
+
+def payout_lines(conn: psycopg.Connection, batch_id: str, *, vault: PiiVault) -> list[payouts.PayoutLine]:
+    """The batch's lines with the bank details each was drafted with (its pii_ref), not the payee's current ones."""
     rows = conn.execute(
-        """SELECT l.line_id, l.payee_id, p.name, p.iban, p.bic, l.amount, l.currency, b.period
-           FROM payout_lines l JOIN payees p USING (payee_id) JOIN payout_batches b USING (batch_id)
-           WHERE l.batch_id = %s ORDER BY l.line_id""",
+        """SELECT l.line_id, l.payee_id, l.pii_ref, l.amount, l.currency, b.period
+           FROM payout_lines l JOIN payout_batches b USING (batch_id) WHERE l.batch_id = %s ORDER BY l.line_id""",
         (batch_id,),
     ).fetchall()
     return [
-        payouts.PayoutLine(
-            lid, pid, name, iban, bic or None, Decimal(amount).quantize(CENT), cur, f"Royalties {period} {pid}"
-        )
-        for lid, pid, name, iban, bic, amount, cur, period in rows
+        _line(lid, pid, amount, cur, period, bank_details.resolve(vault, ref, pid))
+        for lid, pid, ref, amount, cur, period in rows
     ]
 
 
@@ -375,6 +385,8 @@ def export(
     actor: str,
     settings: PayoutSettings,
     today: date | None = None,
+    *,
+    vault: PiiVault,
 ) -> list[str]:
     """Write the files, the manifest and its signature under finance/payouts/<batch>/; returns the keys.
     `today` (UTC by default) bounds the execution date of a first export."""
@@ -383,7 +395,7 @@ def export(
     if batch["status"] not in ("approved", "exported"):
         raise BatchError(f"batch {batch_id} is {batch['status']}: it needs its approvals before export")
     key = signing_key(settings)
-    lines = payout_lines(conn, batch_id)
+    lines = payout_lines(conn, batch_id, vault=vault)
     batch["execution_date"] = execution_date(batch, settings, today or datetime.now(UTC).date())
     files = export_files(batch, lines, settings)
     meta = {

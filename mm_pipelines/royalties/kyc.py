@@ -35,7 +35,8 @@ class KycProvider(Protocol):
     name: str
 
     def submit(self, payee_id: str, subject_ref: str) -> str:
-        """Start a check; the provider's reference."""
+        """Start a check of the person whose details the PII vault holds at `subject_ref` (the payee's pointer, never
+        the details themselves); the provider's reference."""
 
     def verdict(self, reference: str) -> Verdict: ...
 
@@ -64,17 +65,18 @@ def sync(conn: psycopg.Connection, provider: KycProvider, now: datetime | None =
     now = now or datetime.now(UTC)
     counts = {"submitted": 0, "verified": 0, "rejected": 0, "pending": 0, "retry": 0}
     due = conn.execute(
-        """SELECT payee_id, status, provider_reference, attempts FROM kyc_checks
-           WHERE (status = 'requested' AND next_attempt_at <= %s) OR status = 'submitted'
-           ORDER BY next_attempt_at, payee_id LIMIT %s""",
+        """SELECT k.payee_id, k.status, k.provider_reference, k.attempts, p.pii_ref
+           FROM kyc_checks k JOIN payees p USING (payee_id)
+           WHERE (k.status = 'requested' AND k.next_attempt_at <= %s) OR k.status = 'submitted'
+           ORDER BY k.next_attempt_at, k.payee_id LIMIT %s""",
         (now, limit),
     ).fetchall()
     conn.commit()
-    for payee_id, status, reference, attempts in due:
+    for payee_id, status, reference, attempts, pii_ref in due:
         with conn.transaction():
             try:
                 if status == "requested":
-                    reference = provider.submit(payee_id, f"payee:{payee_id}")
+                    reference = provider.submit(payee_id, pii_ref)
                     conn.execute(
                         """UPDATE kyc_checks SET status = 'submitted', provider_reference = %s, attempts = attempts + 1,
                                   last_error = NULL WHERE payee_id = %s""",

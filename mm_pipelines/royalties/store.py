@@ -1,8 +1,9 @@
 """Royalty records in the metadata DB (Postgres): catalog, periods, payout batches and the audit log.
 
-Postgres holds what people manage and approve; ClickHouse holds what is computed from it (snapshots, the
-ledger, statements). Every state change that Finance may be asked about writes a hash-chained audit record
-in the same transaction, so a record exists exactly when the change does.
+Postgres holds what people manage and approve (payees' bank details only as pointers into the PII vault,
+royalties.bank_details); ClickHouse holds what is computed from it (snapshots, the ledger, statements). Every
+state change that Finance may be asked about writes a hash-chained audit record in the same transaction, so a
+record exists exactly when the change does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from mm_pipelines.audit.chain import append as audit
+from mm_pipelines.royalties import bank_details
 from mm_pipelines.royalties.contracts import (
     Catalog,
     CatalogError,
@@ -21,6 +23,7 @@ from mm_pipelines.royalties.contracts import (
     contract_from_document,
     overlapping_contracts,
 )
+from mm_pipelines.stores.pii import PiiVault
 
 # --- catalog ----------------------------------------------------------------------------------------------
 
@@ -34,8 +37,19 @@ def stored_contracts(conn: psycopg.Connection) -> list[Contract]:
     return contracts
 
 
-def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor: str, role: str = "") -> dict[str, int]:
-    """Upsert everything in the catalog in one transaction; contracts keep every version they ever had."""
+def save_catalog(
+    conn: psycopg.Connection,
+    catalog: Catalog,
+    source: str,
+    actor: str,
+    role: str = "",
+    *,
+    vault: PiiVault,
+    digest_key: bytes,
+) -> dict[str, int]:
+    """Upsert everything in the catalog in one transaction; contracts keep every version they ever had. Payees' bank
+    details go to the vault first (a new version only where they changed), then their pointers to Postgres: a failed
+    transaction leaves an unused version, never a pointer to nothing."""
     replaced = {c.reference for c in catalog.contracts}
     others = [c for c in stored_contracts(conn) if c.reference not in replaced]
     problem = overlapping_contracts(others + catalog.contracts)
@@ -45,31 +59,42 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
             f"{source}: contract {b!r} overlaps stored contract {a!r} for {target} and payee {payee!r}: "
             "end one before the other starts"
         )
+    stored = {
+        pid: (ref, digest)
+        for pid, ref, digest in conn.execute(
+            "SELECT payee_id, pii_ref, pii_digest FROM payees WHERE payee_id = ANY(%s)",
+            ([p.payee_id for p in catalog.payees],),
+        )
+    }
+    pointers = bank_details.store_payees(vault, digest_key, catalog.payees, stored)
+    new_details = sum(1 for pid, p in pointers.items() if stored.get(pid, (None, None))[1] != p.pii_digest)
     with conn.cursor() as cur:  # executemany pipelines the statements: a 100k-payee catalog loads in seconds
         cur.executemany(
             "INSERT INTO creators VALUES (%s, %s) ON CONFLICT (creator_id) DO UPDATE SET name = EXCLUDED.name",
             [(c.creator_id, c.name) for c in catalog.creators],
         )
         cur.executemany(
-            """INSERT INTO payees VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (payee_id) DO UPDATE SET creator_id = EXCLUDED.creator_id, name = EXCLUDED.name,
-               kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence, """
-            """payout_method = EXCLUDED.payout_method,
-               currency = EXCLUDED.currency, iban = EXCLUDED.iban, bic = EXCLUDED.bic, threshold = EXCLUDED.threshold,
-               withholding_rate = EXCLUDED.withholding_rate""",
+            """INSERT INTO payees (payee_id, creator_id, kyc_status, kyc_evidence, payout_method, currency, threshold,
+                                   withholding_rate, pii_ref, bank_hint, pii_digest)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (payee_id) DO UPDATE SET creator_id = EXCLUDED.creator_id,
+               kyc_status = EXCLUDED.kyc_status, kyc_evidence = EXCLUDED.kyc_evidence,
+               payout_method = EXCLUDED.payout_method, currency = EXCLUDED.currency, threshold = EXCLUDED.threshold,
+               withholding_rate = EXCLUDED.withholding_rate, pii_ref = EXCLUDED.pii_ref,
+               bank_hint = EXCLUDED.bank_hint, pii_digest = EXCLUDED.pii_digest""",
             [
                 (
                     p.payee_id,
                     p.creator_id,
-                    p.name,
                     p.kyc_status,
                     p.kyc_evidence,
                     p.payout_method,
                     p.currency,
-                    p.iban,
-                    p.bic,
                     p.threshold,
                     p.withholding_rate,
+                    pointers[p.payee_id].pii_ref,
+                    pointers[p.payee_id].bank_hint,
+                    pointers[p.payee_id].pii_digest,
                 )
                 for p in catalog.payees
             ],
@@ -103,6 +128,7 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
         details={
             "creators": len(catalog.creators),
             "payees": len(catalog.payees),
+            "bank_details_versions": new_details,
             "contracts": len(catalog.contracts),
             "licenses": len(catalog.licenses),
             "contract_versions": {
@@ -113,6 +139,7 @@ def save_catalog(conn: psycopg.Connection, catalog: Catalog, source: str, actor:
     return {
         "creators": len(catalog.creators),
         "payees": len(catalog.payees),
+        "new bank details": new_details,
         "contracts": len(catalog.contracts),
         "new versions": len(changed),
         "licenses": len(catalog.licenses),

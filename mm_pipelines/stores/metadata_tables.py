@@ -57,20 +57,22 @@ creators = Table(
     Column("name", Text, nullable=False),
 )
 
+# A payee's legal name and bank details are kept only in the PII vault (stores.pii): here, the pointer to the version
+# in force, what a person may see of the account, and a keyed digest that tells a reload whether they changed.
 payees = Table(
     "payees",
     metadata,
     Column("payee_id", Text, primary_key=True),
     Column("creator_id", Text, ForeignKey("creators.creator_id"), nullable=False),
-    Column("name", Text, nullable=False),
     Column("kyc_status", Text, nullable=False),
     Column("kyc_evidence", Text, nullable=False),
     Column("payout_method", Text, nullable=False),
     Column("currency", Text, nullable=False),
-    Column("iban", Text, nullable=False),
-    Column("bic", Text, nullable=False),
     Column("threshold", Numeric, nullable=False),
     Column("withholding_rate", Numeric, nullable=False),
+    Column("pii_ref", Text, nullable=False),  # "payees/<payee_id>#<version>": {name, iban, bic}
+    Column("bank_hint", Text, nullable=False),  # country code and last four (DE…3000); empty for method manual
+    Column("pii_digest", Text, nullable=False),  # HMAC-SHA256 of the record (MM_PII_DIGEST_KEY)
 )
 
 contracts = Table(
@@ -179,6 +181,8 @@ payout_lines = Table(
     Column("paid_on", Date),
     Column("reason", Text, nullable=False, server_default=text("''")),
     Column("returned_period", Text),
+    # The version of the payee's bank details the line was drafted with: the export pays exactly those.
+    Column("pii_ref", Text),
     Index("payout_lines_live", "line_id", unique=True, postgresql_where=text("status <> 'cancelled'")),
 )
 

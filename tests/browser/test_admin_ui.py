@@ -219,5 +219,6 @@ def test_a_creator_admin_onboards_a_creator_and_sees_the_payee_verified(served, 
     form.send_keys(CATALOG)
     browser.find_element(By.CSS_SELECTOR, "form[action='/ui/creators'] button").click()
     _notice(browser, "Onboarded 1 creator(s); pe-ui: KYC verified")
-    assert "verified" in browser.find_element(By.ID, "creator-cr-ui").text
+    onboarded = browser.find_element(By.ID, "creator-cr-ui").text
+    assert "verified" in onboarded and "DE…3000" in onboarded and "DE89" not in onboarded  # the bank hint only
     _shot(browser, tmp_path, "8-creator-onboarded")

@@ -4,7 +4,8 @@ during an outage. Tests switch the outage on and off with POST /_control {"outag
 
     python -m tests.fakes.kyc_provider --port 18490 --api-key KEY
 
-A check whose external_id contains "decline" is declined; any other is approved on the second look.
+A check whose external_id contains "decline" is declined; any other is approved on the second look. GET /_control
+also lists the subjects the checks were asked about (pointers to the person's details, never the details).
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ class Handler(JsonHandler):
                 self._send(404, {"error": "not_found"})
             return
         body = self._body()
-        check = {"id": f"chk_{uuid.uuid4().hex[:16]}", "external_id": body.get("external_id", ""), "looks": 0}
+        check = {
+            "id": f"chk_{uuid.uuid4().hex[:16]}",
+            "external_id": body.get("external_id", ""),
+            "subject": body.get("subject", ""),
+            "looks": 0,
+        }
         with LOCK:
             STATE["checks"][check["id"]] = check
         self._send(202, {"id": check["id"], "status": "pending"})
@@ -55,7 +61,13 @@ class Handler(JsonHandler):
         if self.path == "/_control":
             with LOCK:
                 self._send(
-                    200, {"outage": STATE["outage"], "requests": STATE["requests"], "checks": len(STATE["checks"])}
+                    200,
+                    {
+                        "outage": STATE["outage"],
+                        "requests": STATE["requests"],
+                        "checks": len(STATE["checks"]),
+                        "subjects": sorted(c["subject"] for c in STATE["checks"].values()),
+                    },
                 )
             return
         if not self.path.startswith("/v1/checks/") or not self._guard():

@@ -160,3 +160,40 @@ def assert_refused(call, **kwargs) -> None:
         call(**kwargs)
     assert caught.value.response["Error"]["Code"] == "AccessDenied", caught.value.response["Error"]
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# --- a fake Vault (KV secrets engine version 2): the production PII vault --------------------------------------
+
+VAULT_TOKEN = "hvs.test-pii-token"
+
+
+@pytest.fixture
+def vault_kv():
+    """A fake Vault KV v2 server (a separate process) with one mount, `secret`; its base URL."""
+    import sys
+
+    from tests.conftest import free_port, serving
+
+    port = free_port()
+    command = [sys.executable, "-m", "tests.fakes.vault_kv", "--port", str(port), "--token", VAULT_TOKEN]
+    with serving(command, port, "/v1/sys/health") as url:
+        yield url
+
+
+def found_in_postgres(conn, values) -> list[str]:
+    """`table.column: value` for every text, JSON or array column of the database (the audit log's details too)
+    that holds any of `values`: personal data must reach Postgres only as pointers."""
+    columns = conn.execute(
+        """SELECT table_name, column_name FROM information_schema.columns
+           WHERE table_schema = current_schema()
+             AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')
+           ORDER BY table_name, column_name"""
+    ).fetchall()
+    assert columns, "no columns to look in"
+    found = []
+    for table, column in columns:
+        for value in values:
+            query = f'SELECT count(*) FROM "{table}" WHERE position(%s in "{column}"::text) > 0'
+            if conn.execute(query, (value,)).fetchone()[0]:
+                found.append(f"{table}.{column}: {value}")
+    return found

@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from mm_pipelines.api.ui_session import SESSION_COOKIE, session_cookie
 from mm_pipelines.identity.roles import Role
-from mm_pipelines.royalties import batches, kyc
+from mm_pipelines.royalties import bank_details, batches, kyc
+from mm_pipelines.stores.pii import VaultKvPiiVault
 from tests.conftest import free_port, serving
+from tests.integration.conftest import VAULT_TOKEN, found_in_postgres
 
 pytestmark = pytest.mark.integration
 API_KEY = "kyc-test-key"
@@ -76,7 +80,8 @@ def test_onboarding_during_a_kyc_outage_holds_the_payee_until_the_provider_verif
     assert (check["status"], check["attempts"]) == ("requested", 1)
     assert "503" in check["last_error"]
     detail = api.client.get("/creators/cr-onboard", headers=api.headers("vic", Role.FINANCE_VIEWER)).json()
-    assert detail["payees"][0]["kyc_status"] == "pending" and detail["payees"][0]["iban_last4"] == "3000"
+    assert detail["payees"][0]["kyc_status"] == "pending" and detail["payees"][0]["bank_hint"] == "DE…3000"
+    assert "name" not in detail["payees"][0] and "iban" not in str(detail)
     assert detail["contracts"] == ["CT-ONBOARD"]
 
     with psycopg.connect(api.settings.postgres_dsn) as conn:
@@ -87,7 +92,7 @@ def test_onboarding_during_a_kyc_outage_holds_the_payee_until_the_provider_verif
                VALUES ('2026-11', 'pe-onboard', 'EUR', 120, 120, 0, 0, '')"""
         )
         with pytest.raises(batches.BatchError, match=r"pe-onboard, who is now held \(KYC pending"):
-            batches.create_batches(conn, "2026-11", "finance-bot")
+            batches.create_batches(conn, "2026-11", "finance-bot", vault=bank_details.vault(api.settings))
         conn.rollback()
         provider = kyc.provider_for(api.settings)
         later = datetime.now(UTC) + timedelta(minutes=5)
@@ -103,6 +108,8 @@ def test_onboarding_during_a_kyc_outage_holds_the_payee_until_the_provider_verif
         actions = [a for (a,) in conn.execute("SELECT action FROM audit_log WHERE subject = 'payee:pe-onboard'")]
     assert status == "verified" and evidence.startswith("https://kyc.example/evidence/chk_")
     assert actions == ["kyc.requested", "kyc.submitted", "kyc.verified"]
+    # The provider is told where the person's details are (the pointer), never the details.
+    assert httpx.get(f"{kyc_vendor}/_control").json()["subjects"] == ["payees/pe-onboard#1"]
 
 
 def test_a_declined_check_leaves_the_payee_rejected(api_factory, kyc_vendor):
@@ -167,3 +174,45 @@ def test_the_kyc_sensor_starts_a_sync_when_checks_are_due_and_the_run_decides_th
         assert job.execute_in_process(instance=instance).success  # verified
     with psycopg.connect(api.settings.postgres_dsn) as conn:
         assert conn.execute("SELECT kyc_status FROM payees WHERE payee_id = 'pe-onboard'").fetchone() == ("verified",)
+
+
+def test_onboarding_keeps_payee_names_and_bank_details_in_vault_only(api_factory, kyc_vendor, vault_kv):
+    """The production path: a Vault (KV v2) holds what the request sent; Postgres, audit log included, holds none
+    of it; a second onboarding of the same details writes no new version; a vault that refuses stores nothing."""
+    api = api_factory(
+        MM_KYC_URL=kyc_vendor,
+        MM_KYC_API_KEY=API_KEY,
+        MM_PII_VAULT_URL=vault_kv,
+        MM_PII_VAULT_TOKEN=VAULT_TOKEN,
+        MM_PII_DIGEST_KEY="digest-key-for-tests",
+    )
+    body = _creator(
+        payout={"method": "sepa", "currency": "EUR", "iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}
+    )
+    admin = api.headers("cara", Role.CREATOR_ADMIN)
+    assert api.client.post("/catalog", json=body, headers=admin).status_code == 201
+    assert api.client.post("/catalog", json=body, headers=admin).json()["loaded"]["new bank details"] == 0
+    vault = VaultKvPiiVault(vault_kv, VAULT_TOKEN)
+    assert vault.get("payees/pe-onboard#1") == {
+        "name": "Payee Onboarded",
+        "iban": "DE89370400440532013000",
+        "bic": "COBADEFFXXX",
+    }
+    browser = TestClient(api.app, base_url="https://testserver")
+    token = api.issuer.issue("cara", [Role.CREATOR_ADMIN], amr=("pwd", "otp"))
+    browser.cookies = {SESSION_COOKIE: session_cookie(api.app.state.service.secret("upload"), token, 2**31)}
+    page = browser.get("/ui/creators")
+    assert page.status_code == 200 and "DE…3000" in page.text and "Payee Onboarded" not in page.text
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        assert conn.execute("SELECT pii_ref, bank_hint FROM payees").fetchall() == [("payees/pe-onboard#1", "DE…3000")]
+        assert found_in_postgres(conn, ["Payee Onboarded", "DE89370400440532013000", "COBADEFFXXX", "0532013000"]) == []
+
+    refused = api_factory(MM_PII_VAULT_URL=vault_kv, MM_PII_VAULT_TOKEN="hvs.revoked")
+    other = _creator("pe-refused")
+    other["creators"][0]["id"] = other["contracts"][0]["creator"] = "cr-refused"
+    other["contracts"][0]["reference"] = "CT-REFUSED"
+    answer = refused.client.post("/catalog", json=other, headers=refused.headers("cara", Role.CREATOR_ADMIN))
+    assert answer.status_code == 503
+    assert "nothing was onboarded" in answer.json()["detail"] and "MM_PII_VAULT_TOKEN" in answer.json()["detail"]
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM creators WHERE creator_id = 'cr-refused'").fetchone() == (0,)

@@ -263,3 +263,78 @@ def test_audit_records_of_earlier_formats_still_verify_beside_the_current_one(em
         assert [r.format for r in reversed(chain.records(conn))] == [1, 2, 3]
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE format = 1")
         assert "record 1: contents do not match" in chain.verify(conn)[1][0]
+
+
+def downgrade(dsn: str, target: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from mm_pipelines.stores.postgres import MIGRATIONS
+
+    with engine(dsn) as e, e.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.downgrade(config, target)
+
+
+ADA = ("pe-ada", "cr-1", "Ada Lovelace", "verified", "kyc://a", "sepa", "EUR", "DE89370400440532013000", "COBADEFFXXX")
+MANUAL = ("pe-man", "cr-1", "Manny Manual", "verified", "kyc://m", "manual", "EUR", "", "")
+
+
+def test_0006_moves_payee_bank_details_into_the_vault_and_its_downgrade_brings_them_back(
+    empty_dsn, postgres_server_dsn, tmp_path, monkeypatch
+):
+    from decimal import Decimal
+
+    from mm_pipelines.config import Settings
+    from mm_pipelines.royalties import bank_details
+    from mm_pipelines.stores.pii import digest
+
+    monkeypatch.setenv("MM_HOME", str(tmp_path / "mm"))  # the vault the migration moves the values into
+    upgrade(empty_dsn, "0005")
+    before = [(*ADA, Decimal("10"), Decimal("0.15")), (*MANUAL, Decimal(0), Decimal(0))]
+    with psycopg.connect(empty_dsn) as conn:
+        conn.execute("INSERT INTO creators VALUES ('cr-1', 'Ada')")
+        conn.cursor().executemany("INSERT INTO payees VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", before)
+        conn.execute("INSERT INTO kyc_checks (payee_id, status) VALUES ('pe-ada', 'verified')")
+        conn.execute(
+            "INSERT INTO payout_batches (batch_id, period, currency, total, line_count, status, created_by) "
+            "VALUES ('PB-1', '2026-10', 'EUR', 10, 1, 'draft', 'dagster')"
+        )
+        conn.execute(
+            "INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency) "
+            "VALUES ('2026-10:pe-ada:EUR', 'PB-1', 'pe-ada', 10, 'EUR')"
+        )
+    assert upgrade(empty_dsn) == ("0005", head_revision())
+    assert schema_differences(empty_dsn) == []
+    settings = Settings.from_env()
+    vault, key = bank_details.vault(settings), bank_details.digest_key(settings)
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("SELECT payee_id, pii_ref, bank_hint FROM payees ORDER BY payee_id").fetchall() == [
+            ("pe-ada", "payees/pe-ada#1", "DE…3000"),
+            ("pe-man", "payees/pe-man#1", ""),
+        ]
+        assert conn.execute("SELECT pii_ref FROM payout_lines").fetchall() == [("payees/pe-ada#1",)]
+        digests = dict(conn.execute("SELECT payee_id, pii_digest FROM payees"))
+        conn.execute("CHECKPOINT")  # what the table's files hold, not only what SQL shows: the old rows are gone too
+        files = conn.execute(
+            "SELECT pg_read_binary_file(pg_relation_filepath('payees')) || "
+            "pg_read_binary_file(pg_relation_filepath(reltoastrelid)) FROM pg_class WHERE relname = 'payees'"
+        ).fetchone()[0]
+    assert vault.get("payees/pe-ada#1") == {"name": ADA[2], "iban": ADA[7], "bic": ADA[8]}
+    assert vault.get("payees/pe-man#1") == {"name": MANUAL[2], "iban": "", "bic": ""}
+    assert digests["pe-ada"] == digest(key, "payees/pe-ada", vault.get("payees/pe-ada#1"))
+    for value in (b"Ada Lovelace", b"DE89370400440532013000", b"COBADEFFXXX", b"Manny Manual"):
+        assert value not in files
+
+    downgrade(empty_dsn, "0005")
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("SELECT * FROM payees ORDER BY payee_id").fetchall() == before  # columns in 0005's order
+        assert conn.execute("SELECT payee_id FROM kyc_checks").fetchall() == [("pe-ada",)]
+    at_0005 = fresh_database(postgres_server_dsn)
+    try:
+        upgrade(at_0005, "0005")
+        assert described(empty_dsn) == described(at_0005)
+    finally:
+        drop_database(postgres_server_dsn, at_0005)

@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mm_pipelines.audit import chain as audit_chain
+from mm_pipelines.config import Settings
 from mm_pipelines.platform import Platform
-from mm_pipelines.royalties import batches, payouts, store
+from mm_pipelines.royalties import bank_details, batches, payouts, store
 from mm_pipelines.royalties.contracts import parse_catalog
 from mm_pipelines.royalties.warehouse import load_sales_file
 from tests.conftest import dsn_url
+from tests.integration.conftest import found_in_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +86,23 @@ def royalty_env(mm_home, postgres_dsn, monkeypatch, tmp_path):
     return platform
 
 
+@pytest.fixture
+def vault(tmp_path):
+    """The embedded PII vault of the test's MM_HOME (tmp_path/mm, as mm_home and the `mm` runs below use)."""
+    return bank_details.vault(Settings.from_env({"MM_HOME": str(tmp_path / "mm")}))
+
+
 def load_catalog(platform, text: str, name: str = "catalog.yml"):
+    settings = Settings.from_env()
     with platform.metadata.connect() as conn:
-        store.save_catalog(conn, parse_catalog(Path(name), text), name, "rights-team")
+        store.save_catalog(
+            conn,
+            parse_catalog(Path(name), text),
+            name,
+            "rights-team",
+            vault=bank_details.vault(settings),
+            digest_key=bank_details.digest_key(settings),
+        )
 
 
 def load_sales(platform, tmp_path: Path, name: str, lines: list[str]):
@@ -201,7 +217,7 @@ def make_batchable(platform, tmp_path):
 
 
 def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and_audit(
-    royalty_env, tmp_path, monkeypatch, s3_store
+    royalty_env, tmp_path, monkeypatch, s3_store, vault
 ):
     platform = royalty_env
     private, public = payouts.generate_key_pair()
@@ -214,7 +230,9 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
     with platform.metadata.connect() as conn:
         (batch_id,) = [b for (b,) in conn.execute("SELECT batch_id FROM payout_batches")]
         creator = conn.execute("SELECT created_by FROM payout_batches").fetchone()[0]
-        again, holds = batches.create_batches(conn, "2026-10", "someone-else")  # a retry finds the same batch
+        again, holds = batches.create_batches(
+            conn, "2026-10", "someone-else", vault=vault
+        )  # a retry finds the same batch
         assert again == [batch_id] and [h.payee_id for h in holds] == ["pe-b"]
         total, lines = conn.execute("SELECT total, line_count FROM payout_batches").fetchone()
         paid_a = conn.execute("SELECT paid FROM royalty_statement_totals WHERE payee_id = 'pe-a'").fetchone()[0]
@@ -225,16 +243,16 @@ def test_payouts_from_statement_to_confirmation_with_approvals_signed_export_and
         with pytest.raises(batches.BatchError, match="already approved"):
             batches.approve(conn, batch_id, "fin-1", settings)
         with pytest.raises(batches.BatchError, match="needs its approvals"):
-            batches.export(conn, s3_store, batch_id, "fin-1", settings)
+            batches.export(conn, s3_store, batch_id, "fin-1", settings, vault=vault)
     with platform.metadata.connect() as conn:
         assert batches.approve(conn, batch_id, "fin-2", settings) == ("approved", 2, 2)
-        keys = batches.export(conn, s3_store, batch_id, "fin-2", settings)
+        keys = batches.export(conn, s3_store, batch_id, "fin-2", settings, vault=vault)
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(
         [payouts.CSV_NAME, payouts.PAIN001_NAME, payouts.MANIFEST_NAME, payouts.SIGNATURE_NAME]
     )
     first_export = {k: s3_store.get_bytes(k) for k in keys}
     with platform.metadata.connect() as conn:
-        batches.export(conn, s3_store, batch_id, "fin-2", settings)  # re-export: byte-identical files
+        batches.export(conn, s3_store, batch_id, "fin-2", settings, vault=vault)  # re-export: byte-identical files
     assert {k: s3_store.get_bytes(k) for k in keys} == first_export
     assert batches.verify(s3_store, batch_id, public) == []
     csv_key = f"{batches.EXPORT_PREFIX}/{batch_id}/{payouts.CSV_NAME}"
@@ -305,6 +323,68 @@ def post_confirmations_via_sensor(cursor: str | None = None) -> str | None:
         for request in result.run_requests or []:
             assert job.execute_in_process(instance=instance, run_config=request.run_config).success
     return result.cursor
+
+
+def mm_royalties_load(tmp_path: Path, text: str) -> None:
+    """`mm royalties load` as a user runs it (MM_HOME and the database from the test's environment)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "catalog.yml"
+    path.write_text(text)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mm"), "royalties", "load", str(path), "--by", "rights"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_bank_details_live_only_in_the_vault_and_an_export_pays_the_version_drafted(
+    royalty_env, tmp_path, monkeypatch, vault
+):
+    """After `mm royalties load` no payee name, IBAN or BIC is anywhere in Postgres; the export still pays the real
+    IBAN, and a batch drafted before a payee's bank details change pays the details it was drafted with."""
+    platform = royalty_env
+    private, public = payouts.generate_key_pair()
+    monkeypatch.setenv("MM_PAYOUT_SIGNING_KEY", private)
+    monkeypatch.setenv("MM_PAYOUT_DEBTOR_IBAN", "DE02120300000000202051")
+    catalog = CATALOG.replace("currency: USD, iban", "currency: EUR, iban").replace(
+        "iban: DE89370400440532013000}", "iban: DE89370400440532013000, bic: COBADEFFXXX}"
+    )
+    changed = catalog.replace("DE89370400440532013000, bic: COBADEFFXXX", "NL91ABNA0417164300, bic: ABNANL2A")
+    changed = changed.replace("name: Payee A", "name: Payee Anew")
+    pii = ["Payee A", "Payee B", "DE89370400440532013000", "COBADEFFXXX", "FR1420041010050500013M02606"]
+    mm_royalties_load(tmp_path, catalog)
+    load_sales(platform, tmp_path, "oct.csv", ["s1,0,2026-10-02T10:00:00Z,SKU-1,US,60,600.00,USD"])
+    run_period("2026-10")  # drafts the EUR batch with both payees' current details
+    mm_royalties_load(tmp_path, catalog)  # unchanged: the vault gets no new version
+    assert sorted(p.name for p in (vault.root / "payees" / "pe-a").iterdir()) == ["@1.enc"]
+    mm_royalties_load(tmp_path, changed)  # pe-a's account and name change after the draft
+    settings = batches.PayoutSettings.from_env()
+    with platform.metadata.connect() as conn:
+        [batch_id] = [b for (b,) in conn.execute("SELECT batch_id FROM payout_batches")]
+        assert conn.execute("SELECT payee_id, pii_ref, bank_hint FROM payees ORDER BY payee_id").fetchall() == [
+            ("pe-a", "payees/pe-a#2", "NL…4300"),
+            ("pe-b", "payees/pe-b#1", "FR…2606"),
+        ]
+        assert conn.execute("SELECT payee_id, pii_ref FROM payout_lines ORDER BY payee_id").fetchall() == [
+            ("pe-a", "payees/pe-a#1"),
+            ("pe-b", "payees/pe-b#1"),
+        ]
+        assert batches.create_batches(conn, "2026-10", "someone-else", vault=vault)[0] == [batch_id]  # a retry too
+        batches.approve(conn, batch_id, "fin-1", settings)
+        batches.export(conn, platform.objects, batch_id, "fin-1", settings, vault=vault)
+        assert found_in_postgres(conn, [*pii, "Payee Anew", "NL91ABNA0417164300", "ABNANL2A"]) == []
+        assert found_in_postgres(conn, ["payees/pe-a#1"]) == ["payout_lines.pii_ref: payees/pe-a#1"]  # it looks
+    exported = f"{batches.EXPORT_PREFIX}/{batch_id}/"
+    csv = platform.objects.get_bytes(exported + payouts.CSV_NAME).decode()
+    pain = platform.objects.get_bytes(exported + payouts.PAIN001_NAME).decode()
+    assert "2026-10:pe-a:EUR,pe-a,Payee A,DE89370400440532013000,COBADEFFXXX," in csv
+    assert "FR1420041010050500013M02606" in csv and "NL91" not in csv and "Anew" not in csv
+    assert "<IBAN>DE89370400440532013000</IBAN>" in pain and "COBADEFFXXX" in pain and "NL91" not in pain
+    assert batches.verify(platform.objects, batch_id, public) == []
 
 
 def test_expiring_licenses_start_their_workflow_once(royalty_env):
@@ -460,7 +540,7 @@ def line(sale_id: str, revision: int, sku: str, units: int, amount: int, day: st
     amounts=st.lists(st.integers(1, 10**7), min_size=1, max_size=6),
     attempts=st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=6),
 )
-def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts, attempts):
+def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, vault, amounts, attempts):
     """Hypothesis: however batch creation is retried, and even if statements change between retries, each payee's
     statement for a period is in at most one batch, and a batch pays exactly what the statements said when drafted."""
     import psycopg
@@ -476,7 +556,7 @@ def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts
             "creators",
         ):
             conn.execute(f"DELETE FROM {table}")
-        seed_statements(conn, {f"p{i}": str(Decimal(cents) / 100) for i, cents in enumerate(amounts)})
+        seed_statements(conn, vault, {f"p{i}": str(Decimal(cents) / 100) for i, cents in enumerate(amounts)})
         conn.commit()
         drafted = None
         for restate, who in attempts:
@@ -484,7 +564,7 @@ def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts
                 conn.execute("UPDATE royalty_statement_totals SET paid = paid + 1 WHERE payee_id = 'p0'")
             try:
                 with conn.transaction():
-                    ids, _ = batches.create_batches(conn, "2026-10", f"user-{who}")
+                    ids, _ = batches.create_batches(conn, "2026-10", f"user-{who}", vault=vault)
             except batches.BatchError as e:
                 assert drafted is not None and "already in batch" in str(e)
                 continue
@@ -495,14 +575,17 @@ def test_property_a_payee_is_never_paid_twice_for_a_period(postgres_dsn, amounts
         assert conn.execute("SELECT count(*), sum(total) FROM payout_batches").fetchone() == (1, drafted[1])
 
 
-def seed_statements(conn, amounts: dict[str, str]):
-    """Payees with verified KYC and their statement totals for 2026-10, straight into Postgres."""
+def seed_statements(conn, vault, amounts: dict[str, str]):
+    """Payees with verified KYC (bank details in the vault) and their statement totals for 2026-10, straight into
+    Postgres."""
     conn.execute("INSERT INTO creators VALUES ('cr', 'Creator') ON CONFLICT DO NOTHING")
     for payee, amount in amounts.items():
+        ref = vault.put(f"payees/{payee}", {"name": payee.upper(), "iban": "DE89370400440532013000", "bic": ""})
         conn.execute(
-            "INSERT INTO payees VALUES "
-            "(%s, 'cr', %s, 'verified', 'kyc://x', 'sepa', 'EUR', 'DE89370400440532013000', '', 0, 0)",
-            (payee, payee.upper()),
+            """INSERT INTO payees (payee_id, creator_id, kyc_status, kyc_evidence, payout_method, currency, threshold,
+                                   withholding_rate, pii_ref, bank_hint, pii_digest)
+               VALUES (%s, 'cr', 'verified', 'kyc://x', 'sepa', 'EUR', 0, 0, %s, 'DE…3000', '')""",
+            (payee, ref),
         )
         conn.execute(
             "INSERT INTO royalty_statement_totals "
@@ -512,22 +595,22 @@ def seed_statements(conn, amounts: dict[str, str]):
         )
 
 
-def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(postgres_dsn):
+def test_a_cancelled_batch_keeps_its_record_and_frees_its_lines_for_a_new_draft(postgres_dsn, vault):
     import psycopg
 
     settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_DUAL_APPROVAL_ABOVE": "1000"})
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
-        [first], _ = batches.create_batches(conn, "2026-10", "dagster")
+        seed_statements(conn, vault, {"p1": "10.00", "p2": "20.00"})
+        [first], _ = batches.create_batches(conn, "2026-10", "dagster", vault=vault)
         batches.approve(conn, first, "fin-1", settings_)
         with pytest.raises(batches.BatchError, match="--reason"):
             batches.cancel(conn, first, "fin-1", " ")
         batches.cancel(conn, first, "fin-1", "wrong debtor account")
         with pytest.raises(batches.BatchError, match="only a draft or approved"):
             batches.cancel(conn, first, "fin-1", "again")
-        [second], _ = batches.create_batches(conn, "2026-10", "dagster")  # same statements, a new batch
+        [second], _ = batches.create_batches(conn, "2026-10", "dagster", vault=vault)  # same statements, a new batch
         assert second != first and second.startswith("PB-2026-10r2-EUR-")
-        assert batches.create_batches(conn, "2026-10", "dagster")[0] == [second]  # and a retry finds it
+        assert batches.create_batches(conn, "2026-10", "dagster", vault=vault)[0] == [second]  # and a retry finds it
         assert conn.execute("SELECT batch_id, status FROM payout_batches ORDER BY created_at, batch_id").fetchall() == [
             (first, "cancelled"),
             (second, "draft"),
@@ -614,17 +697,17 @@ def test_a_held_payout_is_shown_as_held_withheld_once_and_paid_once_when_release
     ]
 
 
-def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postgres_dsn):
+def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postgres_dsn, vault):
     """A period with only held payees has no batch, so its statements may be recomputed: the holds must follow them,
     or a payee verified in between would be paid and also get the stale hold back next period."""
     import psycopg
 
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00"})
+        seed_statements(conn, vault, {"p1": "10.00"})
         conn.execute(
             "UPDATE royalty_statement_totals SET paid = 0, held = 10, held_reason = 'KYC pending' WHERE payee_id = 'p1'"
         )
-        assert batches.create_batches(conn, "2026-10", "dagster") == (
+        assert batches.create_batches(conn, "2026-10", "dagster", vault=vault) == (
             [],
             [batches.Hold("p1", "EUR", Decimal("10.00"), "KYC pending")],
         )
@@ -632,7 +715,7 @@ def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postg
         conn.execute(
             "UPDATE royalty_statement_totals SET paid = 10, held = 0, held_reason = '' WHERE payee_id = 'p1'"
         )  # recomputed
-        [batch], holds = batches.create_batches(conn, "2026-10", "dagster")
+        [batch], holds = batches.create_batches(conn, "2026-10", "dagster", vault=vault)
         assert holds == [] and batches.returned_amounts(conn, "2026-11") == {}
         assert conn.execute("SELECT payee_id, amount FROM payout_lines").fetchall() == [("p1", Decimal("10.00"))]
         released = conn.execute(
@@ -641,22 +724,22 @@ def test_holds_follow_the_statement_when_it_is_recomputed_before_any_batch(postg
         assert released["released"] == ["p1"] and released["payees"] == {}
 
 
-def test_a_statement_that_pays_a_payee_held_since_is_refused(postgres_dsn):
+def test_a_statement_that_pays_a_payee_held_since_is_refused(postgres_dsn, vault):
     import psycopg
 
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00"})
+        seed_statements(conn, vault, {"p1": "10.00"})
         conn.execute("UPDATE payees SET kyc_status = 'rejected'")
         with pytest.raises(
             batches.BatchError,
             match=r"^the 2026-10 statement pays p1, who is now held \(KYC rejected: .*\): "
             r"run `mm royalties run 2026-10` again so the statement holds the payout$",
         ):
-            batches.create_batches(conn, "2026-10", "dagster")
+            batches.create_batches(conn, "2026-10", "dagster", vault=vault)
         conn.execute("UPDATE payees SET kyc_status = 'verified'")
-        [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
+        [batch], _ = batches.create_batches(conn, "2026-10", "dagster", vault=vault)
         conn.execute("UPDATE payees SET kyc_status = 'rejected'")  # after drafting: a retry finds the same batch
-        assert batches.create_batches(conn, "2026-10", "dagster") == ([batch], [])
+        assert batches.create_batches(conn, "2026-10", "dagster", vault=vault) == ([batch], [])
 
 
 def full_width(name: str) -> str:
@@ -675,14 +758,14 @@ def full_width(name: str) -> str:
     ],
     ids=["Capital", "UPPER-trailing-space", "leading-space", "full-width", "full-width-ideographic-space", "nbsp"],
 )
-def test_four_eyes_compares_normalised_identities(postgres_dsn, spell):
+def test_four_eyes_compares_normalised_identities(postgres_dsn, vault, spell):
     """'carol' drafts: no spelling of carol approves it, and no spelling of dave is a second approver after dave."""
     import psycopg
 
     settings_ = batches.PayoutSettings.from_env({"MM_PAYOUT_DUAL_APPROVAL_ABOVE": "10"})
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
-        [batch], _ = batches.create_batches(conn, "2026-10", "carol")
+        seed_statements(conn, vault, {"p1": "10.00", "p2": "20.00"})
+        [batch], _ = batches.create_batches(conn, "2026-10", "carol", vault=vault)
         with pytest.raises(batches.BatchError, match=f"^carol created batch {batch} and cannot approve it"):
             batches.approve(conn, batch, spell("carol"), settings_)
         assert batches.approve(conn, batch, spell("dave"), settings_) == ("draft", 1, 2)
@@ -702,7 +785,7 @@ def test_four_eyes_compares_normalised_identities(postgres_dsn, spell):
             batches.cancel(conn, batch, " \u3000", "wrong account")
 
 
-def test_the_execution_date_is_fixed_by_the_first_export(postgres_dsn, tmp_path):
+def test_the_execution_date_is_fixed_by_the_first_export(postgres_dsn, vault, tmp_path):
     """An export on 1 December 2026 of an October batch asks for 1 December, not 5 November; re-exported later, the
     files stay byte-identical."""
     import psycopg
@@ -715,22 +798,22 @@ def test_the_execution_date_is_fixed_by_the_first_export(postgres_dsn, tmp_path)
         {"MM_PAYOUT_SIGNING_KEY": private, "MM_PAYOUT_DEBTOR_IBAN": "DE02120300000000202051"}
     )
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00"})
-        [batch], _ = batches.create_batches(conn, "2026-10", "dagster")
+        seed_statements(conn, vault, {"p1": "10.00"})
+        [batch], _ = batches.create_batches(conn, "2026-10", "dagster", vault=vault)
         batches.approve(conn, batch, "fin-1", settings_)
-        keys = batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 1))
+        keys = batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 1), vault=vault)
         first = {k: objects.get_bytes(k) for k in keys}
         assert (
             b"<ReqdExctnDt>2026-12-01</ReqdExctnDt>" in first[f"{batches.EXPORT_PREFIX}/{batch}/{payouts.PAIN001_NAME}"]
         )
         assert conn.execute("SELECT execution_date FROM payout_batches").fetchone() == (date(2026, 12, 1),)
-        batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 9))
+        batches.export(conn, objects, batch, "fin-1", settings_, today=date(2026, 12, 9), vault=vault)
         assert {k: objects.get_bytes(k) for k in keys} == first
         with pytest.raises(batches.BatchError, match="^MM_PAYOUT_DEBTOR_IBAN is not set"):
-            batches.export(conn, objects, batch, "fin-1", dataclasses.replace(settings_, debtor=None))
+            batches.export(conn, objects, batch, "fin-1", dataclasses.replace(settings_, debtor=None), vault=vault)
 
 
-def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(postgres_dsn, tmp_path):
+def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(postgres_dsn, vault, tmp_path):
     """`mm payouts list` piped at the default width: every id whole on one line, and the pasted id works."""
     import os
     import re
@@ -740,10 +823,14 @@ def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(p
     import psycopg
 
     with psycopg.connect(postgres_dsn) as conn:
-        seed_statements(conn, {"p1": "10.00", "p2": "20.00"})
-        [first], _ = batches.create_batches(conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666")
+        seed_statements(conn, vault, {"p1": "10.00", "p2": "20.00"})
+        [first], _ = batches.create_batches(
+            conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666", vault=vault
+        )
         batches.cancel(conn, first, "finance-controller", "wrong debtor account")
-        [second], _ = batches.create_batches(conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666")
+        [second], _ = batches.create_batches(
+            conn, "2026-10", "dagster:3f2a1b4c-1111-2222-3333-444455556666", vault=vault
+        )
     private, _ = payouts.generate_key_pair()
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
         "MM_HOME": str(tmp_path / "mm"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, Body, Depends
@@ -11,14 +12,22 @@ from fastapi import APIRouter, Body, Depends
 from mm_pipelines.api.auth import Caller, allow
 from mm_pipelines.api.params import CreatorId
 from mm_pipelines.api.service import Service, service
-from mm_pipelines.errors import Invalid, NotFound
+from mm_pipelines.config import Settings
+from mm_pipelines.errors import Invalid, NotFound, Unavailable
 from mm_pipelines.identity.roles import Role
-from mm_pipelines.royalties import kyc
+from mm_pipelines.royalties import bank_details, kyc
 from mm_pipelines.royalties.contracts import CatalogError, parse_catalog
 from mm_pipelines.royalties.store import save_catalog
+from mm_pipelines.stores.pii import PiiError, PiiVault
 
 router = APIRouter(tags=["creators"])
 DOCUMENT = Path("request body")
+
+
+@cache
+def pii(settings: Settings) -> tuple[PiiVault, bytes]:
+    """The PII vault and digest key, built once per process (the vault keeps its connections), not per request."""
+    return bank_details.vault(settings), bank_details.digest_key(settings)
 
 
 def _with_pending_kyc(document: dict) -> dict:
@@ -61,8 +70,20 @@ def onboard_catalog(svc: Service, caller: Caller, document: dict) -> dict:
     except CatalogError as e:
         raise Invalid(str(e)) from None
     provider = kyc.provider_for(svc.settings)
+    vault, digest_key = pii(svc.settings)
     with svc.transaction() as conn:
-        counts = save_catalog(conn, catalog, f"api:{caller.subject}", caller.subject, role=caller.role.value)
+        try:
+            counts = save_catalog(
+                conn,
+                catalog,
+                f"api:{caller.subject}",
+                caller.subject,
+                role=caller.role.value,
+                vault=vault,
+                digest_key=digest_key,
+            )
+        except PiiError as e:
+            raise Unavailable(f"the payees' bank details could not be stored (nothing was onboarded): {e}") from None
         for payee in catalog.payees:
             kyc.request_check(conn, payee.payee_id, caller.subject, caller.role.value)
     # The provider is asked now; when it is down the checks stay requested and the KYC sync retries them.
@@ -79,17 +100,19 @@ def onboard_catalog(svc: Service, caller: Caller, document: dict) -> dict:
 
 
 def creator_rows(conn) -> list[dict]:
-    """Every creator with its payees' KYC state, for the admin UI."""
+    """Every creator with its payees' KYC state and bank hint (never the details themselves), for the admin UI."""
     rows = conn.execute(
-        """SELECT c.creator_id, c.name, p.payee_id, p.kyc_status, k.status, k.last_error
+        """SELECT c.creator_id, c.name, p.payee_id, p.bank_hint, p.kyc_status, k.status, k.last_error
            FROM creators c LEFT JOIN payees p USING (creator_id) LEFT JOIN kyc_checks k USING (payee_id)
            ORDER BY c.creator_id, p.payee_id"""
     ).fetchall()
     creators: dict[str, dict] = {}
-    for creator_id, name, payee_id, kyc_status, check, error in rows:
+    for creator_id, name, payee_id, hint, kyc_status, check, error in rows:
         entry = creators.setdefault(creator_id, {"creator_id": creator_id, "name": name, "payees": []})
         if payee_id:
-            entry["payees"].append({"payee_id": payee_id, "kyc_status": kyc_status, "check": check, "error": error})
+            entry["payees"].append(
+                {"payee_id": payee_id, "bank_hint": hint, "kyc_status": kyc_status, "check": check, "error": error}
+            )
     return list(creators.values())
 
 
@@ -104,13 +127,13 @@ def creator_detail(
         if creator is None:
             raise NotFound(f"no creator {creator_id!r}: onboard it with POST /catalog")
         payees = conn.execute(
-            """SELECT payee_id, name, payout_method, currency, right(iban, 4), kyc_status, kyc_evidence
+            """SELECT payee_id, payout_method, currency, bank_hint, kyc_status, kyc_evidence
                FROM payees WHERE creator_id = %s ORDER BY payee_id""",
             (creator_id,),
         ).fetchall()
         contracts = [r for (r,) in conn.execute("SELECT reference FROM contracts WHERE creator_id = %s", (creator_id,))]
         states = kyc.checks(conn, [p[0] for p in payees])
-    keys = ("payee_id", "name", "payout_method", "currency", "iban_last4", "kyc_status", "kyc_evidence")
+    keys = ("payee_id", "payout_method", "currency", "bank_hint", "kyc_status", "kyc_evidence")
     return {
         "creator_id": creator[0],
         "name": creator[1],
