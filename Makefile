@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt | sha256sum | cut -c1-12)
 
 .PHONY: setup constraints demo dev test test-unit lint services-start services-stop kafka-start kafka-stop s3-start s3-stop \
-        postgres-start postgres-stop bench docs clean oidc-start oidc-stop versitygw-start versitygw-stop
+        postgres-start postgres-stop bench docs clean oidc-start oidc-stop versitygw-start versitygw-stop helm-install
 
 setup: $(STAMP)
 
@@ -29,7 +29,7 @@ dev: setup             ## the Dagster UI on the embedded platform
 docs: setup            ## dbt docs for analysts
 	$(BIN)/mm docs
 
-test: setup            ## start Kafka, S3 and PostgreSQL, run the whole suite, stop them
+test: setup            ## start Kafka, S3 and PostgreSQL (and build helm), run the whole suite, stop them
 	scripts/test.sh
 
 lint: setup            ## ruff (lint + format check) and sqlfluff over the dbt models; `scripts/lint.sh --fix` applies fixes
@@ -50,6 +50,8 @@ oidc-start: ; scripts/services/oidc.sh start
 oidc-stop: ; scripts/services/oidc.sh stop
 versitygw-start: ; scripts/services/versitygw.sh start
 versitygw-stop: ; scripts/services/versitygw.sh stop
+helm-install:          ## build helm from the Go module proxy (once, cached) for the chart tests in tests/deploy
+	scripts/services/helm.sh install
 s3-start: ; scripts/services/s3.sh start
 s3-stop: ; scripts/services/s3.sh stop
 postgres-start: setup ; $(BIN)/python scripts/services/postgres.py start

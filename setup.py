@@ -79,6 +79,8 @@ setup(
             "schemathesis==4.32.5",
             # The admin UI's browser tests drive Debian's chromium through its chromedriver.
             "selenium==4.50.0",
+            # Offline Kubernetes API schemas that the rendered Helm manifests are validated against (tests/deploy).
+            "kubernetes-validate==1.37.0",
         ],
     },
     entry_points={

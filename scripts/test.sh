@@ -16,7 +16,7 @@ trap stop_services EXIT
 # Lint and format first: seconds, and a failure there needs no services to explain it.
 scripts/lint.sh
 
-# First runs fetch Kafka and the OIDC provider from Maven Central, build the S3 servers and install chromium;
+# First runs fetch Kafka and the OIDC provider from Maven Central, build the S3 servers and helm, install chromium;
 # meanwhile a throwaway virtualenv with an empty pip cache proves constraints.txt installs on a machine that has
 # nothing left over.
 scripts/services/kafka.sh install &
@@ -29,6 +29,8 @@ scripts/services/browser.sh install &
 browser_install=$!
 scripts/services/versitygw.sh install &
 versitygw_install=$!
+scripts/services/helm.sh install &
+helm_install=$!
 .venv/bin/python scripts/constraints.py resolve &
 resolve=$!
 wait "$kafka_install"
@@ -36,6 +38,7 @@ wait "$s3_install"
 wait "$oidc_install"
 wait "$browser_install"
 wait "$versitygw_install"
+wait "$helm_install"
 wait "$resolve"
 
 scripts/services/kafka.sh start
@@ -51,6 +54,8 @@ export MM_TEST_S3_SECRET_KEY="${S3_SECRET_KEY:-mmtest-secret}"
 export MM_TEST_LOCK_S3_ENDPOINT="http://127.0.0.1:${VERSITYGW_PORT:-18334}"
 export MM_TEST_LOCK_S3_ACCESS_KEY="${VERSITYGW_ACCESS_KEY:-mmlock}"
 export MM_TEST_LOCK_S3_SECRET_KEY="${VERSITYGW_SECRET_KEY:-mmlock-secret}"
+MM_TEST_HELM="$(scripts/services/helm.sh path)"
+export MM_TEST_HELM
 export MM_TEST_OIDC_ISSUER="http://127.0.0.1:${OIDC_PORT:-18480}/mm"
 MM_TEST_POSTGRES_DSN="$(.venv/bin/python scripts/services/postgres.py dsn)"
 export MM_TEST_POSTGRES_DSN
