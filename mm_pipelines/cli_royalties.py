@@ -138,11 +138,26 @@ def sales_load(
 def royalties_run(period: Annotated[str, typer.Argument(help="The period, YYYY-MM.")]) -> None:
     """Snapshot the contracts, post the period's ledger, compute its statements and draft its payout batches."""
     period = _period(period, posting=True)
+    if not _royalty_inputs_staged() and not run_job(None, _royalty_inputs()):
+        raise UserError("Staging the sales and FX rates failed", "see the step errors above, fix them and run again")
     if not run_job("royalties_job", partition_key=f"{period}-01"):
         raise UserError(
             f"The royalties run for {period} failed", "see the step errors above; `mm dev` shows the run's logs"
         )
     _print_statements(period)
+
+
+def _royalty_inputs():
+    from dagster import AssetKey, AssetSelection
+
+    return AssetSelection.assets(AssetKey(["staging", "stg_sales"]), AssetKey(["reference", "fx_rates"]))
+
+
+def _royalty_inputs_staged() -> bool:
+    """A royalties-only platform (no ad events, `mm materialize` never run) has not built what the ledger reads:
+    the first `mm royalties run` builds it."""
+    with open_platform().warehouse.session() as s:
+        return all(s.scalar(f"EXISTS TABLE {t}") for t in ("staging.stg_sales", "reference.fx_rates"))
 
 
 @royalties_app.command("close")

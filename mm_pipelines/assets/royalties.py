@@ -84,17 +84,10 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
         with warehouse.session(context.log.info) as s:
             ensure_tables(s)
             rates = store.record_period_rates(conn, period, royalty_warehouse.month_rates(s, period))
-            sale_currencies = {
-                c
-                for (c,) in s.query_rows(
-                    "SELECT DISTINCT toString(currency) FROM raw.sales "
-                    "WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}",
-                    {"p": period},
-                )
-            }
+            sales, credits = royalty_warehouse.period_sale_currencies(s, period)
         rules = royalty_warehouse.rule_rows(period, contracts)
-        payee_currencies = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM payees")}
-        needed = set(rules.column("currency").to_pylist()) | payee_currencies | sale_currencies
+        payees = dict(conn.execute("SELECT payee_id, currency FROM payees").fetchall())
+        needed = royalty_warehouse.currencies_to_convert(rules, payees, sales, credits)
         missing = sorted(needed - set(rates))
         if missing:
             raise RoyaltyRunError(

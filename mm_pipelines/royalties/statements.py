@@ -108,6 +108,8 @@ def period_statement(
 ) -> Statement:
     """One payee's statement for one month; lines in the order of `accounts`."""
     _check_inputs(period, payee, accounts)
+    for currency in rates:  # every rate given must be valid, the ones this statement does not convert with too
+        _rate(rates, currency, period)
     with localcontext() as ctx:
         ctx.prec = 40  # every intermediate sum of cents stays exact; only round_money rounds
         unpaid = [_account_line(period, payee, *account, rates) for account in accounts]
@@ -203,7 +205,9 @@ def _account_line(
     earnings = round_money(
         sum(
             (
-                convert(amount, _rate(rates, currency, period), _rate(rates, payee.currency, period))
+                amount
+                if currency == payee.currency  # no conversion, so no rate needed
+                else convert(amount, _rate(rates, currency, period), _rate(rates, payee.currency, period))
                 for currency, amount in sorted(activity.earnings.items())
             ),
             ZERO,

@@ -314,6 +314,44 @@ def write_snapshot(
         )
 
 
+def currencies_to_convert(
+    rules: pa.Table,
+    payee_currencies: dict[str, str],
+    sale_currencies: set[tuple[str, str]],
+    credit_currencies: set[tuple[str, str]],
+) -> set[str]:
+    """The currencies a period converts between, so the ones that need an FX rate: a sale's (by SKU) or an
+    attributed credit's (by asset) into its rule's contract currency, and a contract's into its payee's. One
+    currency throughout needs no rate at all."""
+    sold = {"sku": sale_currencies, "asset": credit_currencies}
+    pairs = set()
+    for kind, target, currency, payee in zip(
+        *(rules.column(c).to_pylist() for c in ("target_kind", "target_id", "currency", "payee_id")), strict=True
+    ):
+        pairs |= {(c, currency) for t, c in sold.get(kind, ()) if t == target}
+        if payee in payee_currencies:
+            pairs.add((currency, payee_currencies[payee]))
+    return {c for a, b in pairs if a != b for c in (a, b)}
+
+
+def period_sale_currencies(session: Session, period: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(SKU, currency) of the sales and (asset, currency) of the attributed credits up to the period's end; no
+    credits where attribution never ran."""
+    sales = session.query_rows(
+        "SELECT DISTINCT toString(sku), toString(currency) FROM raw.sales "
+        "WHERE formatDateTime(sold_at, '%Y-%m') <= {p:String}",
+        {"p": period},
+    )
+    credits = []
+    if session.scalar("EXISTS TABLE marts.attribution_credits"):
+        credits = session.query_rows(
+            "SELECT DISTINCT toString(asset_id), toString(currency) FROM marts.attribution_credits "
+            "WHERE formatDateTime(converted_at, '%Y-%m') <= {p:String}",
+            {"p": period},
+        )
+    return {tuple(r) for r in sales}, {tuple(r) for r in credits}
+
+
 def month_rates(session: Session, period: str) -> dict[str, Decimal]:
     """Finance's recorded rates for the period's month (seed reference.fx_rates), if the seed is built."""
     if not session.scalar("EXISTS TABLE reference.fx_rates"):

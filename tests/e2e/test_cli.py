@@ -480,3 +480,45 @@ def test_materialize_warns_on_freshness_and_fails_on_an_error_check(mm, tmp_path
         and "emails_in_user_id" in failed.stderr
     )
     assert "Materializing 'staging/stg_events' failed" in failed.stderr
+
+
+ROYALTIES_ONLY_CATALOG = """
+creators:
+  - id: cr-1
+    name: Creator One
+    payees:
+      - id: pe-a
+        name: Payee A
+        kyc: {status: verified, evidence: "kyc://case/a"}
+        payout: {method: sepa, currency: EUR, iban: DE89370400440532013000}
+contracts:
+  - reference: CT-1
+    creator: cr-1
+    currency: EUR
+    effective_from: 2025-01-01
+    expires_on: 2025-12-31
+    payees: [{payee: pe-a, share: 100}]
+    rules:
+      - id: book
+        sku: SKU-1
+        tiers: {by: units, steps: [{from: 0, rate_percent: 10}]}
+"""
+
+
+def test_a_royalties_only_platform_runs_a_period_without_ad_events_or_fx_rates(mm, tmp_path):
+    """No ad events, no `mm materialize`, one currency and a month the FX seed does not cover: the first
+    `mm royalties run` stages the sales itself, asks for no rate (nothing is converted) and needs no attribution."""
+    catalog, sales = tmp_path / "catalog.yml", tmp_path / "sales.csv"
+    catalog.write_text(ROYALTIES_ONLY_CATALOG)
+    sales.write_text(
+        "sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
+        "s1,0,2025-03-03T10:00:00Z,SKU-1,DE,3,300.00,EUR\n"
+    )
+    mm("royalties", "load", str(catalog), "--by", "rights")
+    mm("royalties", "sales", "load", str(sales))
+    out = mm("royalties", "run", "2025-03").stdout
+    assert "Royalty statements 2025-03" in out and "draft" in out
+    [totals] = sql_json(mm, "SELECT toString(sum(royalty_amount)) AS royalty FROM marts.royalty_ledger")
+    assert Decimal(totals["royalty"]) == Decimal(30)
+    credits = "SELECT count() AS n FROM system.tables WHERE database = 'marts' AND name = 'attribution_credits'"
+    assert sql_json(mm, credits) == [{"n": 0}]  # attribution never ran

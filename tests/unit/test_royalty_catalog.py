@@ -33,7 +33,14 @@ from mm_pipelines.royalties.contracts import (
     overlapping_contracts,
     parse_catalog,
 )
-from mm_pipelines.royalties.warehouse import SALES_COLUMNS, SalesFileError, parse_sales_csv, period_bounds, rule_rows
+from mm_pipelines.royalties.warehouse import (
+    SALES_COLUMNS,
+    SalesFileError,
+    currencies_to_convert,
+    parse_sales_csv,
+    period_bounds,
+    rule_rows,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -1291,3 +1298,13 @@ def test_parse_sales_line_numbers_after_a_quoted_multi_line_field():
     assert text.splitlines().index(bad) + 1 == 4
     with pytest.raises(SalesFileError, match=rf"^{re.escape(str(SALES))}:4: field 'currency' "):
         parse_sales_csv(SALES, text)
+
+
+def test_only_currencies_a_period_converts_between_need_an_fx_rate():
+    rules = rule_rows("2026-06", parse().contracts)  # CT-ADA-2026 in USD (SKU-BOOK-1, asset-0037), CT-CY-2026 in EUR
+    as_catalog = {"pe-ada": "EUR", "pe-bob": "EUR", "pe-cy": "EUR"}
+    assert currencies_to_convert(rules, as_catalog, set(), set()) == {"USD", "EUR"}  # a USD contract pays in EUR
+    same = {**as_catalog, "pe-ada": "USD", "pe-bob": "USD"}
+    assert currencies_to_convert(rules, same, {("SKU-BOOK-1", "USD"), ("SKU-ALBUM-1", "EUR")}, set()) == set()
+    assert currencies_to_convert(rules, same, {("SKU-ALBUM-1", "GBP"), ("SKU-OTHER", "JPY")}, set()) == {"GBP", "EUR"}
+    assert currencies_to_convert(rules, same, set(), {("asset-0037", "EUR"), ("asset-9", "JPY")}) == {"EUR", "USD"}

@@ -12,6 +12,18 @@
     'target_id', 'base', 'attribution_model', 'rate_basis', 'tier_start', 'tier_rate', 'deduction_per_unit', 'currency',
     'territories', 'effective_from', 'effective_to'] -%}
 {%- set line = ['sale_id', 'revision', 'sold_at', 'territory', 'units', 'sale_amount', 'sale_currency'] + terms %}
+{#- Royalties run with or without ad events: attributed revenue is one optional source of earnings. Once credits were
+    posted, a missing credits table is an error, never "no credits" (which would reverse every one of them). -#}
+{%- set credits = load_relation(ref('attribution_credits')) %}
+{%- if credits is none and execute and is_incremental() %}
+    {%- set posted_credits = run_query(
+        "select count() from " ~ this ~ " where target_kind = 'asset'").columns[0].values()[0] %}
+    {%- if posted_credits > 0 %}
+        {{ exceptions.raise_compiler_error(
+            "marts.attribution_credits is missing, yet the ledger holds " ~ posted_credits
+            ~ " lines of attributed revenue: rebuild attribution (mm materialize) before posting royalties") }}
+    {%- endif %}
+{%- endif %}
 
 -- A ClickHouse result column keeps its qualifier (`p.sale_id`) unless aliased: the self-aliases name the columns.
 -- noqa: disable=AL09
@@ -75,6 +87,7 @@ desired as (
     where
         toDate(s.sold_at) between r.effective_from and r.effective_to
         and (has(r.territories, 'WW') or has(r.territories, toString(s.territory)))
+    {%- if credits is not none %}
 
     union all
 
@@ -91,6 +104,7 @@ desired as (
     where
         c.converted_at < (select period_end.t from period_end)
         and c.conversion_date between r.effective_from and r.effective_to
+    {%- endif %}
 ),
 
 posted as (
