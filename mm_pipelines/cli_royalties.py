@@ -421,6 +421,20 @@ def payouts_cancel(
     err.print(f"batch {batch} cancelled; re-run `mm royalties run PERIOD` or `mm payouts create PERIOD` to draft again")
 
 
+@payouts_app.command("recall")
+def payouts_recall(
+    batch: Annotated[str, typer.Argument(help="The batch id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    by: Actor = "",
+) -> None:
+    """Recall an exported batch before its execution date; its lines return to the balance in the next open period."""
+    from mm_pipelines.royalties.batches import recall
+
+    settings = _settings()
+    back = _lifecycle(lambda conn: recall(conn, batch, by or _user(), reason, settings))
+    err.print(f"batch {batch} recalled: tell the bank not to execute it; its lines return to the balance in {back}")
+
+
 @payouts_app.command("export")
 def payouts_export(batch: Annotated[str, typer.Argument(help="The batch id.")], by: Actor = "") -> None:
     """Write the approved batch's CSV, pain.001 (EUR) and signed manifest under finance/payouts/<batch>/."""

@@ -309,6 +309,72 @@ def cancel(conn: psycopg.Connection, batch_id: str, actor: str, reason: str) -> 
     )
 
 
+def recall(
+    conn: psycopg.Connection,
+    batch_id: str,
+    actor: str,
+    reason: str,
+    settings: PayoutSettings,
+    today: date | None = None,
+    *,
+    role: str = "",
+    via: str = "cli",
+) -> str:
+    """Take an exported batch back before the bank executes it; the period its lines return to the balance in.
+
+    The lines return once, in the first open period after the batch's, as a failed payout does (already net of
+    withholding, so nothing is withheld again). After the execution date, or once Finance confirmed any line, the
+    money may have left: only confirmations settle the batch then."""
+    if via not in ("api", "ui") and settings.approvals_through_api_only:
+        raise BatchError(
+            "in production a recall binds to an authenticated FinanceApprover: recall through the API "
+            f"(POST /payouts/batches/{batch_id}/recall)"
+        )
+    if not reason.strip():
+        raise BatchError("say why the batch is recalled (--reason): it goes into the audit log")
+    given, actor = actor, _actor(actor)
+    batch = conn.execute(
+        "SELECT status, period, total, execution_date FROM payout_batches WHERE batch_id = %s FOR UPDATE",
+        (batch_id,),
+    ).fetchone()
+    if batch is None:
+        raise BatchError(f"no payout batch {batch_id!r}: list them with `mm payouts list`")
+    status, period, total, executes = batch
+    if status != "exported":
+        raise BatchError(
+            f"batch {batch_id} is {status}: only an exported batch can be recalled"
+            + ("; a draft or approved one is cancelled (mm payouts cancel)" if status in ("draft", "approved") else "")
+        )
+    today = today or datetime.now(UTC).date()
+    if executes is not None and today >= executes:
+        raise BatchError(
+            f"batch {batch_id} executes on {executes.isoformat()}, so it can no longer be recalled: "
+            "Finance's confirmation settles it (failed lines return to the balance)"
+        )
+    confirmed = conn.execute(
+        "SELECT count(*) FROM payout_lines WHERE batch_id = %s AND status <> 'pending'", (batch_id,)
+    ).fetchone()[0]
+    if confirmed:
+        raise BatchError(
+            f"Finance already confirmed {confirmed} line(s) of batch {batch_id}: it is settled by confirmations"
+        )
+    back = returned_period(conn, period)
+    lines = conn.execute(
+        "UPDATE payout_lines SET status = 'recalled', reason = %s, returned_period = %s WHERE batch_id = %s",
+        (reason, back, batch_id),
+    ).rowcount
+    conn.execute("UPDATE payout_batches SET status = 'recalled' WHERE batch_id = %s", (batch_id,))
+    audit(
+        conn,
+        actor,
+        "payout.batch_recalled",
+        batch_id,
+        {"reason": reason, "total": total, "lines": lines, "returned_period": back, "via": via, **_as_given(given)},
+        role=role,
+    )
+    return back
+
+
 def _line(
     line_id: str, payee_id: str, amount: Decimal, currency: str, period: str, bank: bank_details.BankDetails
 ) -> payouts.PayoutLine:
@@ -393,7 +459,10 @@ def export(
     given, actor = actor, _actor(actor)
     batch = batch_row(conn, batch_id)
     if batch["status"] not in ("approved", "exported"):
-        raise BatchError(f"batch {batch_id} is {batch['status']}: it needs its approvals before export")
+        raise BatchError(
+            f"batch {batch_id} is {batch['status']}: "
+            + ("it needs its approvals before export" if batch["status"] == "draft" else "it is never exported again")
+        )
     key = signing_key(settings)
     lines = payout_lines(conn, batch_id, vault=vault)
     batch["execution_date"] = execution_date(batch, settings, today or datetime.now(UTC).date())
@@ -511,10 +580,11 @@ def post_confirmation(conn: psycopg.Connection, file_key: str, data: bytes, acto
 
 
 def returned_amounts(conn: psycopg.Connection, period: str) -> dict[tuple[str, str], Decimal]:
-    """(payee, currency) → failed payouts and holds that return to the balance in this period."""
+    """(payee, currency) → failed or recalled payouts and holds that return to the balance in this period."""
     out: dict[tuple[str, str], Decimal] = {}
     for payee, currency, amount in conn.execute(
-        """SELECT payee_id, currency, amount FROM payout_lines WHERE status = 'failed' AND returned_period = %s
+        """SELECT payee_id, currency, amount FROM payout_lines
+           WHERE status IN ('failed', 'recalled') AND returned_period = %s
            UNION ALL SELECT payee_id, currency, amount FROM payout_holds WHERE returned_period = %s""",
         (period, period),
     ):

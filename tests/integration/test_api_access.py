@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from decimal import Decimal
 
 import jwt
 import psycopg
@@ -55,6 +56,7 @@ ACCESS = {
     ("GET", "/payouts/batches"): {FV, FA},
     ("GET", "/payouts/batches/{batch_id}"): {FV, FA},
     ("POST", "/payouts/batches/{batch_id}/approvals"): {FA},
+    ("POST", "/payouts/batches/{batch_id}/recall"): {FA},
     ("POST", "/webhooks/sentinelnet"): PUBLIC,
     ("GET", "/dev-issuer/authorize"): PUBLIC,
     ("POST", "/dev-issuer/authorize"): PUBLIC,
@@ -227,3 +229,77 @@ def test_production_accepts_payout_approvals_only_through_the_api(api):
         with pytest.raises(batches.BatchError, match="approve through the API"):
             batches.approve(conn, batch_id, "alice", settings)
         assert batches.approve(conn, batch_id, "alice", settings, role="FinanceApprover", via="api")[0] == "approved"
+
+
+def _exported_batch(api, total: str, executes: str) -> str:
+    """An exported 2026-11 batch of one pending line, to be executed on `executes`."""
+    batch_id = _draft_batch(api, total)
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        conn.execute(
+            "UPDATE payout_batches SET status = 'exported', execution_date = %s WHERE batch_id = %s",
+            (executes, batch_id),
+        )
+        conn.execute(
+            """INSERT INTO payout_lines (line_id, batch_id, payee_id, amount, currency)
+               VALUES (%s, %s, 'pe-r', %s, 'EUR')""",
+            (f"2026-11:pe-r:{batch_id}", batch_id, total),
+        )
+    return batch_id
+
+
+def test_a_finance_approver_recalls_an_exported_batch_before_its_execution_date_once(api):
+    batch_id = _exported_batch(api, "120.00", "2099-01-05")
+    url = f"/payouts/batches/{batch_id}/recall"
+    assert api.client.post(url, json={"reason": "wrong IBAN"}, headers=api.headers("vic", FV)).status_code == 403
+    single = api.client.post(url, json={"reason": "wrong IBAN"}, headers=api.headers("alice", FA, amr=("pwd",)))
+    assert single.status_code == 403 and "second factor" in single.json()["detail"]
+    assert api.client.post(url, json={"reason": ""}, headers=api.headers("alice", FA)).status_code == 422
+    recalled = api.client.post(url, json={"reason": "wrong IBAN"}, headers=api.headers("alice", FA))
+    assert recalled.status_code == 200, recalled.text
+    assert recalled.json() == {"batch_id": batch_id, "status": "recalled", "returned_period": "2026-12"}
+    again = api.client.post(url, json={"reason": "twice"}, headers=api.headers("alice", FA))
+    assert again.status_code == 409 and f"batch {batch_id} is recalled" in again.json()["detail"]
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        assert conn.execute(
+            "SELECT status, returned_period FROM payout_lines WHERE batch_id = %s", (batch_id,)
+        ).fetchall() == [("recalled", "2026-12")]
+        assert batches.returned_amounts(conn, "2026-12") == {("pe-r", "EUR"): Decimal("120.00")}
+        audit = conn.execute(
+            "SELECT actor, role, details->>'reason', details->>'via' FROM audit_log "
+            "WHERE action = 'payout.batch_recalled'"
+        ).fetchall()
+    assert audit == [("alice", "FinanceApprover", "wrong IBAN", "api")]
+    missing = api.client.post(
+        "/payouts/batches/pb_missing/recall", json={"reason": "x"}, headers=api.headers("alice", FA)
+    )
+    assert missing.status_code == 404
+
+
+def test_a_batch_past_its_execution_date_or_partly_confirmed_cannot_be_recalled(api):
+    executed = _exported_batch(api, "80.00", "2026-01-05")
+    late = api.client.post(f"/payouts/batches/{executed}/recall", json={"reason": "late"}, headers=api.headers("a", FA))
+    assert (
+        late.status_code == 409 and "executes on 2026-01-05, so it can no longer be recalled" in late.json()["detail"]
+    )
+    confirmed = _exported_batch(api, "81.00", "2099-01-05")
+    with psycopg.connect(api.settings.postgres_dsn) as conn:
+        conn.execute("UPDATE payout_lines SET status = 'paid' WHERE batch_id = %s", (confirmed,))
+    paid = api.client.post(f"/payouts/batches/{confirmed}/recall", json={"reason": "x"}, headers=api.headers("a", FA))
+    assert paid.status_code == 409 and "already confirmed 1 line(s)" in paid.json()["detail"]
+    draft = _draft_batch(api, "82.00")
+    refused = api.client.post(f"/payouts/batches/{draft}/recall", json={"reason": "x"}, headers=api.headers("a", FA))
+    assert refused.status_code == 409 and "a draft or approved one is cancelled" in refused.json()["detail"]
+    settings = batches.PayoutSettings(
+        dual_approval_above=api.settings.payout_dual_approval_above,
+        debtor=None,
+        signing_key=None,
+        verify_key=None,
+        execution_day=5,
+        approvals_through_api_only=True,
+    )
+    pending = _exported_batch(api, "83.00", "2099-01-05")
+    with (
+        psycopg.connect(api.settings.postgres_dsn) as conn,
+        pytest.raises(batches.BatchError, match="recall through the API"),
+    ):
+        batches.recall(conn, pending, "alice", "typed on a laptop", settings)

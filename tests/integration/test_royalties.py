@@ -856,3 +856,55 @@ def test_payouts_list_shows_whole_batch_ids_that_paste_into_approve_and_export(p
     assert exported.returncode == 0 and f"wrote finance/payouts/{second}/pain.001.xml" in exported.stderr, (
         exported.stderr
     )
+
+
+def test_a_recalled_batch_returns_its_lines_to_the_balance_once_and_is_never_exported_again(
+    royalty_env, tmp_path, monkeypatch, vault
+):
+    from datetime import date
+
+    platform = royalty_env
+    private, _ = payouts.generate_key_pair()
+    monkeypatch.setenv("MM_PAYOUT_SIGNING_KEY", private)
+    monkeypatch.setenv("MM_PAYOUT_DEBTOR_IBAN", "DE02120300000000202051")
+    make_batchable(platform, tmp_path)
+    settings = batches.PayoutSettings.from_env()
+    with platform.metadata.connect() as conn:
+        (batch_id,) = [b for (b,) in conn.execute("SELECT batch_id FROM payout_batches")]
+        for approver in ("fin-1", "fin-2"):
+            if batches.batch_row(conn, batch_id)["status"] == "draft":
+                batches.approve(conn, batch_id, approver, settings)
+        batches.export(conn, platform.objects, batch_id, "fin-1", settings, today=date(2026, 11, 2), vault=vault)
+        paid_a = conn.execute("SELECT amount FROM payout_lines WHERE payee_id = 'pe-a'").fetchone()[0]
+        with pytest.raises(batches.BatchError, match="executes on 2026-11-05, so it can no longer be recalled"):
+            batches.recall(conn, batch_id, "fin-2", "too late", settings, today=date(2026, 11, 5))
+        assert batches.recall(conn, batch_id, "fin-2", "wrong debtor account", settings, today=date(2026, 11, 4)) == (
+            "2026-11"
+        )
+    with platform.metadata.connect() as conn:
+        with pytest.raises(batches.BatchError, match="is recalled: only an exported batch can be recalled"):
+            batches.recall(conn, batch_id, "fin-2", "again", settings, today=date(2026, 11, 4))
+        with pytest.raises(batches.BatchError, match="is recalled: it is never exported again"):
+            batches.export(conn, platform.objects, batch_id, "fin-1", settings, vault=vault)
+    run_period("2026-11")
+    returned = dict(
+        platform.warehouse.query_rows(
+            "SELECT account_id, toString(returned) FROM royalty.statement_lines "
+            "WHERE period = '2026-11' AND payee_id = 'pe-a'"
+        )
+    )
+    assert Decimal(returned["pe-a:payments"]) == paid_a > 0
+    with platform.metadata.connect() as conn:
+        # November's batch pays the recalled amount (and nothing more: no November sales), once.
+        november = conn.execute(
+            "SELECT amount FROM payout_lines l JOIN payout_batches b USING (batch_id) "
+            "WHERE b.period = '2026-11' AND l.payee_id = 'pe-a'"
+        ).fetchall()
+        assert november == [(paid_a,)]
+        actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
+        assert actions.count("payout.batch_recalled") == 1 and audit_chain.verify(conn)[1] == []
+    run_period("2026-11")  # a re-run returns nothing twice
+    with platform.metadata.connect() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM payout_lines l JOIN payout_batches b USING (batch_id) WHERE b.period = '2026-11'"
+        ).fetchone() == (1,)

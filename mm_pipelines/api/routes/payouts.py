@@ -1,11 +1,13 @@
 """Payout batches for Finance: FinanceViewer and FinanceApprover see them; a FinanceApprover, signed in with a
-second factor, approves one (four eyes: never the batch's creator, two distinct approvers above the threshold)."""
+second factor, approves one (four eyes: never the batch's creator, two distinct approvers above the threshold) and
+recalls an exported one before its execution date."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
 
 from mm_pipelines.api.auth import Caller, allow
 from mm_pipelines.api.params import BatchId
@@ -74,3 +76,27 @@ def approve_batch(
             raise NotFound(str(e)) from None
         raise Conflict(str(e)) from None
     return {"batch_id": batch_id, "status": status, "approvals": count, "approvals_needed": needed}
+
+
+class Recall(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="Why the batch is recalled (audited)")
+
+
+@router.post("/payouts/batches/{batch_id}/recall")
+def recall_batch(
+    batch_id: BatchId,
+    body: Recall,
+    caller: Caller = allow(Role.FINANCE_APPROVER, second_factor=True),
+    svc: Service = Depends(service),
+) -> dict:
+    """Take an exported batch back before its execution date; its lines return to the balance once."""
+    try:
+        with svc.transaction() as conn:
+            back = batches.recall(
+                conn, batch_id, caller.subject, body.reason, svc.payout_settings, role=caller.role.value, via="api"
+            )
+    except batches.BatchError as e:
+        if str(e).startswith("no payout batch"):
+            raise NotFound(str(e)) from None
+        raise Conflict(str(e)) from None
+    return {"batch_id": batch_id, "status": "recalled", "returned_period": back}
