@@ -42,6 +42,8 @@ events_app = typer.Typer(help="Generate and load canonical events.", no_args_is_
 app.add_typer(events_app, name="events")
 spend_app = typer.Typer(help="Ad spend reports.", no_args_is_help=True)
 app.add_typer(spend_app, name="spend")
+fx_app = typer.Typer(help="FX rates (Finance's rate files).", no_args_is_help=True)
+app.add_typer(fx_app, name="fx")
 attribution_app = typer.Typer(help="Multi-touch attribution.", no_args_is_help=True)
 app.add_typer(attribution_app, name="attribution")
 app.add_typer(royalties_app, name="royalties")
@@ -567,6 +569,39 @@ def _load_demo_spend(settings: Settings, seed: int, events: int, days: tuple[dat
     with Warehouse(settings.clickhouse_url).session() as s:
         _, rows = load_spend_file(s, path, open_object_store(settings.object_store_url))
     err.print(f"[green]✓[/green] ad spend {path} ({rows:,} rows)")
+
+
+@fx_app.command("load")
+def fx_load(
+    file: Annotated[
+        Path, typer.Argument(help="The ECB's reference rates CSV (Date,USD,JPY,…) or a CSV date,currency,rate.")
+    ],
+) -> None:
+    """Load daily FX rates into raw.fx_rates; each month's rate is the mean of its days (a later file wins a day)."""
+    from mm_pipelines.events.fx_rates import FxFileError, load_fx_file, months_in_effect
+
+    if not file.exists():
+        raise UserError(f"{file}: no such file", "give the path of an FX rates CSV")
+    settings = Settings.from_env()
+    platform = open_platform()
+    try:
+        with platform.warehouse.session() as s:
+            load_id, parsed = load_fx_file(s, file, settings.reporting_currency, platform.objects)
+            months = months_in_effect(s, load_id)
+    except FxFileError as e:
+        raise UserError(str(e), "fix that line of the file and load it again (nothing was loaded)") from None
+    if months:
+        table = Table(title=f"Monthly rates to {settings.reporting_currency} now in effect")
+        for name in ("month", "currency", "rate", "days"):
+            table.add_column(name, justify="right" if name in ("rate", "days") else "left")
+        for row in months:
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
+    skipped = f"; left out {', '.join(parsed.skipped_currencies)}" if parsed.skipped_currencies else ""
+    err.print(
+        f"Loaded {len(parsed.rates):,} daily rates ({parsed.format}) from {file} (load {load_id[:12]}){skipped}. "
+        "Days built before keep the rate they were built with: rebuild them with mm materialize --from … --to …"
+    )
 
 
 @spend_app.command("load")

@@ -150,14 +150,15 @@ def royalties_run(period: Annotated[str, typer.Argument(help="The period, YYYY-M
 def _royalty_inputs():
     from dagster import AssetKey, AssetSelection
 
-    return AssetSelection.assets(AssetKey(["staging", "stg_sales"]), AssetKey(["reference", "fx_rates"]))
+    keys = (["staging", "stg_sales"], ["staging", "stg_fx_rates"], ["reference", "fx_rates"])
+    return AssetSelection.assets(*(AssetKey(k) for k in keys))
 
 
 def _royalty_inputs_staged() -> bool:
     """A royalties-only platform (no ad events, `mm materialize` never run) has not built what the ledger reads:
     the first `mm royalties run` builds it."""
     with open_platform().warehouse.session() as s:
-        return all(s.scalar(f"EXISTS TABLE {t}") for t in ("staging.stg_sales", "reference.fx_rates"))
+        return all(s.scalar(f"EXISTS TABLE {t}") for t in ("staging.stg_sales", "staging.stg_fx_rates"))
 
 
 @royalties_app.command("close")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from mm_pipelines.config import dbt_project_dir
-from mm_pipelines.events import archive, spend
+from mm_pipelines.events import archive, fx_rates, spend
 from mm_pipelines.resources.dbt import mm_dbt_executable
 from mm_pipelines.royalties import warehouse as royalty_warehouse
 from mm_pipelines.stores.clickhouse import Session, Warehouse
@@ -37,6 +37,7 @@ class ArchivedData:
 ARCHIVED = (
     ArchivedData("dead letters and ingested ranges", ("dead letters", "ranges"), archive.restore_ingestion),
     ArchivedData("spend reports", ("spend reports",), spend.restore_spend),
+    ArchivedData("FX rate files", ("fx rate files",), fx_rates.restore_fx),
     ArchivedData(
         "sales reports, royalty ledger and statements",
         ("sales reports", "ledger lines"),

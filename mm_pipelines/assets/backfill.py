@@ -57,6 +57,21 @@ def _stage_archive(store, first, last, lookback_days: int, scratch: Path) -> Pat
     return scratch / "archive"
 
 
+def _month_rates_csv(warehouse, scratch: Path) -> Path:
+    """The rates dbt converts with (staging.stg_fx_rates: loaded files, else the seed) for Spark, in the seed's
+    columns; the seed itself until stg_fx_rates is built."""
+    with warehouse.session() as s:
+        if not s.scalar("EXISTS TABLE staging.stg_fx_rates"):
+            return dbt_project_dir() / "seeds" / "fx_rates.csv"
+        rows = s.query_rows(
+            "SELECT currency, toString(month), toString(rate_to_reporting) FROM staging.stg_fx_rates "
+            "ORDER BY currency, month"
+        )
+    path = scratch / "fx_rates.csv"
+    path.write_text("currency,month,rate_to_reporting\n" + "".join(f"{c},{m},{r}\n" for c, m, r in rows))
+    return path
+
+
 @asset(
     key=BACKFILL_KEY,
     group_name="backfill",
@@ -89,7 +104,7 @@ def attribution_spark_backfill(
         timings["stage_archive_s"] = time.perf_counter() - t
         t = time.perf_counter()
         rows = run_backfill(
-            archive, dbt_project_dir() / "seeds" / "fx_rates.csv", settings, first, last, scratch / "out"
+            archive, _month_rates_csv(clickhouse.get_warehouse(), scratch), settings, first, last, scratch / "out"
         )
         timings["spark_s"] = time.perf_counter() - t
         t = time.perf_counter()

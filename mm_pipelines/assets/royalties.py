@@ -92,7 +92,8 @@ def royalty_rules_snapshot(context: AssetExecutionContext, postgres: PostgresRes
         if missing:
             raise RoyaltyRunError(
                 f"no FX rate recorded for {period} in {', '.join(missing)}: "
-                "add the month's rate to dbt_project/seeds/fx_rates.csv and run `mm materialize`"
+                "load Finance's rates for the month with `mm fx load FILE` (the ECB's reference rates CSV, "
+                "or date,currency,rate)"
             )
         with warehouse.session(context.log.info) as s:
             royalty_warehouse.write_snapshot(s, period, rules, periods, rates)

@@ -353,11 +353,11 @@ def period_sale_currencies(session: Session, period: str) -> tuple[set[tuple[str
 
 
 def month_rates(session: Session, period: str) -> dict[str, Decimal]:
-    """Finance's recorded rates for the period's month (seed reference.fx_rates), if the seed is built."""
-    if not session.scalar("EXISTS TABLE reference.fx_rates"):
+    """The period's month's rates (staging.stg_fx_rates: loaded by `mm fx load`, else the seed's), once built."""
+    if not session.scalar("EXISTS TABLE staging.stg_fx_rates"):
         return {}
     rows = session.query_rows(
-        "SELECT currency, toString(rate_to_reporting) FROM reference.fx_rates WHERE month = toDate({m:String})",
+        "SELECT currency, toString(rate_to_reporting) FROM staging.stg_fx_rates WHERE month = toDate({m:String})",
         {"m": f"{period}-01"},
     )
     return {c: Decimal(r) for c, r in rows}

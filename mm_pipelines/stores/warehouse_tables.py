@@ -132,6 +132,26 @@ TABLES = (
         SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
         ),
     ),
+    # Daily FX rates from Finance's files; a later file's rate for a day and currency wins (stg_fx_rates).
+    Table(
+        "raw.fx_rates",
+        "events.fx_rates (mm fx load: ECB reference rates or date,currency,rate)",
+        (
+            f"""
+        CREATE TABLE IF NOT EXISTS raw.fx_rates (
+            rate_date Date,
+            currency LowCardinality(String),
+            rate_to_reporting Decimal(38, 10),
+            source String,
+            load_id String,
+            file String,
+            line UInt64,
+            loaded_at DateTime64(3, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (currency, rate_date, loaded_at)
+        SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        ),
+    ),
     # A corrected line comes back with the same sale_id and a higher revision.
     Table(
         "raw.sales",

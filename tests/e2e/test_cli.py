@@ -522,3 +522,37 @@ def test_a_royalties_only_platform_runs_a_period_without_ad_events_or_fx_rates(m
     assert Decimal(totals["royalty"]) == Decimal(30)
     credits = "SELECT count() AS n FROM system.tables WHERE database = 'marts' AND name = 'attribution_credits'"
     assert sql_json(mm, credits) == [{"n": 0}]  # attribution never ran
+
+
+def test_finance_loads_the_ecb_rates_a_period_needs_and_the_statement_converts_with_them(mm, tmp_path):
+    """A USD contract paying a EUR payee in a month the seed does not cover: the run names what is missing, the
+    ECB's file supplies it (the month's mean of its days), and the ledger line records the rate it used."""
+    catalog, sales, ecb = tmp_path / "catalog.yml", tmp_path / "sales.csv", tmp_path / "eurofxref-hist.csv"
+    catalog.write_text(ROYALTIES_ONLY_CATALOG.replace("    currency: EUR\n", "    currency: USD\n"))
+    sales.write_text(
+        "sale_id,revision,sold_at,sku,territory,units,net_amount,currency\n"
+        "s1,0,2025-03-03T10:00:00Z,SKU-1,DE,3,300.00,USD\n"
+    )
+    mm("royalties", "load", str(catalog), "--by", "rights")
+    mm("royalties", "sales", "load", str(sales))
+    refused = mm("royalties", "run", "2025-03", check=False)
+    assert refused.returncode != 0
+    assert "no FX rate recorded for 2025-03 in EUR, USD: load Finance's rates" in refused.stdout + refused.stderr
+    ecb.write_text("Date,USD,JPY,GBP,\n2025-03-31,1.0815,161.05,0.8350,\n2025-03-28,1.0790,163.17,0.8353,\n")
+    loaded = mm("fx", "load", str(ecb))
+    assert "Loaded 8 daily rates (ecb)" in loaded.stderr and "1.08025" in loaded.stdout
+    mm("fx", "load", str(ecb))  # a second load of the same file adds nothing
+    assert sql_json(mm, "SELECT count() AS n FROM raw.fx_rates") == [{"n": 8}]
+    mm("royalties", "run", "2025-03")
+    [line] = sql_json(
+        mm, "SELECT toString(fx_rate) AS fx, toString(royalty_amount) AS royalty FROM marts.royalty_ledger"
+    )
+    assert Decimal(line["fx"]) == 1 and Decimal(line["royalty"]) == Decimal(30)  # USD sales, USD contract
+    [statement] = sql_json(
+        mm, "SELECT toString(earnings) AS earnings FROM royalty.statement_lines WHERE payee_id = 'pe-a'"
+    )
+    assert Decimal(statement["earnings"]) == Decimal("27.77")  # 30 USD / 1.08025 USD per EUR, to the cent
+    bad = tmp_path / "rates.csv"
+    bad.write_text("date,currency,rate\n2025-04-01,EUR,-1\n")
+    refused = mm("fx", "load", str(bad), check=False)
+    assert refused.returncode != 0 and f"{bad}:2: field 'rate' must be a positive decimal number" in refused.stderr

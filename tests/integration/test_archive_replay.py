@@ -41,9 +41,14 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
     mm("spend", "load", str(spend))
     spend.write_text("date,channel,campaign_id,amount,currency\n2026-10-02,email,email-cmp-00,12.50,USD\n")  # restated
     mm("spend", "load", str(spend))
+    fx = tmp_path / "fx.csv"  # Finance's October EUR rate replaces the seed's, in every conversion
+    fx.write_text("date,currency,rate\n2026-10-01,EUR,1.2000\n2026-10-02,EUR,1.1000\n")
+    mm("fx", "load", str(fx))
     mm("materialize")
     platform = Platform.from_env()
     assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")
+    october_eur = "SELECT rate_to_reporting FROM staging.stg_fx_rates WHERE currency = 'EUR' AND month = '2026-10-01'"
+    assert platform.warehouse.query_rows(october_eur) == [(Decimal("1.15"),)]
     before = sorted(platform.warehouse.query_rows(MART_CHECKSUM))
     assert all(n > 0 for n, _ in before)
     raw_before = platform.warehouse.query_rows(
@@ -68,6 +73,7 @@ def test_disaster_recovery_drill_reproduces_the_marts(mm_home, tmp_path):
     mm("materialize")
     assert sorted(platform.warehouse.query_rows(MART_CHECKSUM)) == before
     assert platform.warehouse.query_rows("SELECT spend FROM staging.stg_ad_spend")[0][0] == Decimal("12.50")
+    assert platform.warehouse.query_rows(october_eur) == [(Decimal("1.15"),)]  # the rate file was restored
     # Ingestion resumes where it stood: nothing is ingested twice after the drill.
     mm("materialize", "raw/events")
     assert platform.warehouse.query_rows("SELECT count() FROM raw.events")[0][0] == len(events)

@@ -187,7 +187,7 @@ def test_partitions_are_idempotent_and_day_by_day_equals_one_range_and_a_full_re
     first, last = days_of(events)
     run(
         "raw/events staging/stg_events staging/stg_ad_spend intermediate/int_conversions intermediate/int_touchpoints "
-        "reference/fx_rates reference/attribution_lookback_windows",
+        "reference/fx_rates staging/stg_fx_rates reference/attribution_lookback_windows",
         first,
         last,
         instance,

@@ -15,6 +15,6 @@ select
         )
     ) as revenue_cents
 from {{ ref('stg_events') }} as e
-left join {{ ref('fx_rates') }} as r
+left join {{ ref('stg_fx_rates') }} as r
     on e.currency = r.currency and r.month = toStartOfMonth(e.event_date)
 where e.event_type = 'conversion' and {{ in_partition_range('e.event_date') }}

@@ -12,7 +12,7 @@ rates as (
         currency,
         month,
         rate_to_reporting
-    from {{ ref('fx_rates') }}
+    from {{ ref('stg_fx_rates') }}
 ),
 
 converted as (

@@ -237,7 +237,7 @@ converted as (
             {{ dec.format(
                 "round(toDecimal256(throwIf(fs.rate_to_reporting = 0 or fc.rate_to_reporting = 0, "
                 ~ "'a sale or contract currency has no FX rate recorded for " ~ period
-                ~ ": add it to reference.fx_rates')"
+                ~ ": load it with mm fx load')"
                 ~ " + fs.rate_to_reporting, 20) / toDecimal256(fc.rate_to_reporting, 20), 10)"
             ) }}
         ) as fx_rate,

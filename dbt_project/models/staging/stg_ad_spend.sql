@@ -21,5 +21,5 @@ select
         as spend,
     r.month != toDate(0) as converted
 from latest as s
-left join {{ ref('fx_rates') }} as r
+left join {{ ref('stg_fx_rates') }} as r
     on s.currency = r.currency and r.month = toStartOfMonth(s.spend_date)
