@@ -323,12 +323,15 @@ def currencies_to_convert(
     """The currencies a period converts between, so the ones that need an FX rate: a sale's (by SKU) or an
     attributed credit's (by asset) into its rule's contract currency, and a contract's into its payee's. One
     currency throughout needs no rate at all."""
-    sold = {"sku": sale_currencies, "asset": credit_currencies}
+    sold: dict[tuple[str, str], set[str]] = {}  # (kind, target) → currencies: one lookup per rule row
+    for kind, found in (("sku", sale_currencies), ("asset", credit_currencies)):
+        for target, c in found:
+            sold.setdefault((kind, target), set()).add(c)
     pairs = set()
     for kind, target, currency, payee in zip(
         *(rules.column(c).to_pylist() for c in ("target_kind", "target_id", "currency", "payee_id")), strict=True
     ):
-        pairs |= {(c, currency) for t, c in sold.get(kind, ()) if t == target}
+        pairs |= {(c, currency) for c in sold.get((kind, target), ())}
         if payee in payee_currencies:
             pairs.add((currency, payee_currencies[payee]))
     return {c for a, b in pairs if a != b for c in (a, b)}
