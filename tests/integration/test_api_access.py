@@ -215,9 +215,9 @@ def test_payout_approval_binds_to_the_authenticated_approver_with_four_eyes_and_
     assert missing.status_code == 404
 
 
-def test_production_accepts_payout_approvals_only_through_the_api(api):
-    batch_id = _draft_batch(api, "50.00")
-    settings = batches.PayoutSettings(
+def _production_payouts(api) -> batches.PayoutSettings:
+    """Payout settings as production has them: approvals and recalls only through the API."""
+    return batches.PayoutSettings(
         dual_approval_above=api.settings.payout_dual_approval_above,
         debtor=None,
         signing_key=None,
@@ -225,6 +225,11 @@ def test_production_accepts_payout_approvals_only_through_the_api(api):
         execution_day=5,
         approvals_through_api_only=True,
     )
+
+
+def test_production_accepts_payout_approvals_only_through_the_api(api):
+    batch_id = _draft_batch(api, "50.00")
+    settings = _production_payouts(api)
     with psycopg.connect(api.settings.postgres_dsn) as conn:
         with pytest.raises(batches.BatchError, match="approve through the API"):
             batches.approve(conn, batch_id, "alice", settings)
@@ -289,14 +294,7 @@ def test_a_batch_past_its_execution_date_or_partly_confirmed_cannot_be_recalled(
     draft = _draft_batch(api, "82.00")
     refused = api.client.post(f"/payouts/batches/{draft}/recall", json={"reason": "x"}, headers=api.headers("a", FA))
     assert refused.status_code == 409 and "a draft or approved one is cancelled" in refused.json()["detail"]
-    settings = batches.PayoutSettings(
-        dual_approval_above=api.settings.payout_dual_approval_above,
-        debtor=None,
-        signing_key=None,
-        verify_key=None,
-        execution_day=5,
-        approvals_through_api_only=True,
-    )
+    settings = _production_payouts(api)
     pending = _exported_batch(api, "83.00", "2099-01-05")
     with (
         psycopg.connect(api.settings.postgres_dsn) as conn,
