@@ -4,6 +4,7 @@ recalls an exported one before its execution date."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from decimal import Decimal
 
 from fastapi import APIRouter, Depends
@@ -60,21 +61,27 @@ def batch_detail(batch_id: BatchId, caller: Caller = allow(*VIEWERS), svc: Servi
     return {**found[0], "payout_lines": lines}
 
 
+@contextmanager
+def _batch_problems():
+    """A lifecycle step's BatchError as a problem document: 404 for an unknown batch, 409 for any other refusal."""
+    try:
+        yield
+    except batches.BatchError as e:
+        if str(e).startswith("no payout batch"):
+            raise NotFound(str(e)) from None
+        raise Conflict(str(e)) from None
+
+
 @router.post("/payouts/batches/{batch_id}/approvals", status_code=201)
 def approve_batch(
     batch_id: BatchId,
     caller: Caller = allow(Role.FINANCE_APPROVER, second_factor=True),
     svc: Service = Depends(service),
 ) -> dict:
-    try:
-        with svc.transaction() as conn:
-            status, count, needed = batches.approve(
-                conn, batch_id, caller.subject, svc.payout_settings, role=caller.role.value, via="api"
-            )
-    except batches.BatchError as e:
-        if str(e).startswith("no payout batch"):
-            raise NotFound(str(e)) from None
-        raise Conflict(str(e)) from None
+    with _batch_problems(), svc.transaction() as conn:
+        status, count, needed = batches.approve(
+            conn, batch_id, caller.subject, svc.payout_settings, role=caller.role.value, via="api"
+        )
     return {"batch_id": batch_id, "status": status, "approvals": count, "approvals_needed": needed}
 
 
@@ -90,13 +97,8 @@ def recall_batch(
     svc: Service = Depends(service),
 ) -> dict:
     """Take an exported batch back before its execution date; its lines return to the balance once."""
-    try:
-        with svc.transaction() as conn:
-            back = batches.recall(
-                conn, batch_id, caller.subject, body.reason, svc.payout_settings, role=caller.role.value, via="api"
-            )
-    except batches.BatchError as e:
-        if str(e).startswith("no payout batch"):
-            raise NotFound(str(e)) from None
-        raise Conflict(str(e)) from None
+    with _batch_problems(), svc.transaction() as conn:
+        back = batches.recall(
+            conn, batch_id, caller.subject, body.reason, svc.payout_settings, role=caller.role.value, via="api"
+        )
     return {"batch_id": batch_id, "status": "recalled", "returned_period": back}
